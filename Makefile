@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine with only Python 3.11 and pip:
+#   make run   - set up, then export and verify the default models into exported/
+#   make test  - set up, then lint and run the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run export verify test lint clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/edge-echo export --out exported
+	$(BIN)/edge-echo verify exported
+
+lint: $(STAMP)
+	$(BIN)/ruff check edge_echo tests benchmarks
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,217 @@
+"""The edge-echo command line: parses options, calls the library, renders results.
+
+No training, conversion or comparison happens here. Exit codes: 0 ok,
+1 verification failed, 2 usage or artifact error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EdgeEchoError
+from .specs import DEFAULT_LENGTH, DEFAULT_SEED
+from .verify import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Export the Keras LSTM echo models to TFLite and ONNX, and prove they still echo.",
+)
+# Off a terminal rich assumes 80 columns, which folds the tables in CI logs.
+out_console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 1, 2, 130
+
+
+@contextlib.contextmanager
+def user_errors():
+    """One line on stderr and a meaningful exit code instead of a traceback."""
+    try:
+        yield
+    except EdgeEchoError as exc:
+        err_console.print(f"edge-echo: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("edge-echo: interrupted; nothing was changed", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _version(value: bool):
+    if value:
+        from .versions import versions
+
+        out_console.print(f"edge-echo {versions(('edge-echo',))['edge-echo']}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """edge-echo: take the Keras LSTM echo models to the edge and prove they behave the same."""
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the export into "
+                                      "(replaced whole, atomically).")] = Path("exported"),
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help="Models to export: one-to-one, many-to-one, many-to-many "
+        "(repeat or comma-separate). Default: all three.")] = None,
+    length: Annotated[int, typer.Option(
+        help="Sequence length (1-128); the LSTM has as many units.")] = DEFAULT_LENGTH,
+    seed: Annotated[int, typer.Option(help="Random seed for weights and reference inputs.",
+                                      min=0, max=2**31 - 1)] = DEFAULT_SEED,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Override the seed configuration's epochs (for quick runs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+) -> None:
+    """Train the echo models and write .keras, .tflite, .onnx, reference data and manifest.json."""
+    with user_errors():
+        from .export import export as run_export
+        from .specs import check_epochs, check_length, parse_model_names
+
+        names = parse_model_names(models)
+        check_length(length)
+        check_epochs(epochs)
+        with _progress(quiet) as report:
+            result = run_export(out, names, length=length, seed=seed, epochs=epochs,
+                                progress=report)
+        if not quiet:
+            _render_export(result)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    if quiet:
+        yield lambda model, stage: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("importing TensorFlow")
+
+        def report(model: str, stage: str) -> None:
+            progress.update(task, description=f"{model}: {stage}" if model else stage)
+
+        yield report
+
+
+def _render_export(result) -> None:
+    table = Table(title=f"edge-echo export -> {result.directory}")
+    for col in ("model", "params", "final loss", "train s", "keras echo", ".keras", ".tflite",
+                ".onnx", "tflite ops", "onnx ops"):
+        table.add_column(col, justify="left" if col in ("model", "keras echo") else "right",
+                         no_wrap=True)
+    for m in result.models:
+        arts = m.entry["artifacts"]
+        table.add_row(
+            m.spec.name, str(m.spec.param_count), f"{m.final_loss:.3g}", f"{m.train_seconds:.2f}",
+            ("" if m.echo_passed else "[red]") + " ".join(m.keras_echo),
+            *(_size(arts[k]["size"]) for k in ("keras", "tflite", "onnx")),
+            *(str(sum(arts[k]["operators"].values())) for k in ("tflite", "onnx")),
+        )
+    out_console.print(table)
+    for m in result.models:
+        if not m.echo_passed:
+            err_console.print(f"warning: {m.spec.name} did not learn the echo at this seed "
+                              f"(Keras prints {' '.join(m.keras_echo)}); verify will fail it. "
+                              "Try another --seed or more --epochs.", markup=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+@app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Export directory to verify.")] = Path("exported"),
+    no_keras: Annotated[bool, typer.Option(
+        "--no-keras", help="Device mode: compare with the Keras outputs stored at export; "
+        "TensorFlow is not imported.")] = False,
+    samples: Annotated[int, typer.Option(
+        help="Fresh random sequences, fed at batch sizes 1, 7 and 64.")] = DEFAULT_SAMPLES,
+    seed: Annotated[int, typer.Option(help="Seed of the fresh random sequences.",
+                                      min=0, max=2**31 - 1)] = DEFAULT_VERIFY_SEED,
+    atol: Annotated[Optional[float], typer.Option(
+        help="Absolute tolerance (default: the manifest's, else 1e-5).")] = None,
+    rtol: Annotated[Optional[float], typer.Option(
+        help="Relative tolerance (default: the manifest's, else 1e-4).")] = None,
+    json_file: Annotated[Optional[Path], typer.Option(
+        "--json", help="Write the full report (inputs, tolerances, every figure) here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+) -> None:
+    """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
+    with user_errors():
+        from .verify import verify as run_verify
+
+        report = run_verify(directory, keras=not no_keras, samples=samples, seed=seed,
+                            atol=atol, rtol=rtol)
+        if json_file is not None:
+            _write_json(json_file, report.to_dict())
+        _render_verify(report, quiet)
+        if not report.passed:
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EdgeEchoError(f"{path}: cannot write the report ({exc.strerror})") from None
+
+
+def _render_verify(report, quiet: bool) -> None:
+    if not quiet:
+        table = Table(title=f"edge-echo verify {report.directory}")
+        for col in ("model", "runtime", "max abs err", "max rel err", "echo", "verdict"):
+            table.add_column(col, justify="right" if "err" in col else "left", no_wrap=True)
+        for r in report.results:
+            echo = " ".join(r.echo.printed) if r.echo else "-"
+            table.add_row(
+                r.model, r.runtime + (" (looped)" if r.looped else ""), f"{r.max_abs:.2e}",
+                f"{r.max_rel:.2e}", ("[green]" if r.echo and r.echo.passed else "[red]") + echo,
+                "[green]pass" if r.passed else "[red]FAIL",
+            )
+        out_console.print(table)
+        for note in report.notes:
+            out_console.print(f"note: {note}", markup=False, highlight=False)
+    for r in report.results:
+        for line in r.failures():
+            err_console.print(f"FAIL {line}", markup=False, highlight=False, soft_wrap=True)
+    failed = sum(not r.passed for r in report.results)
+    total = len(report.results)
+    models = len({r.model for r in report.results})
+    runtimes = len({r.runtime for r in report.results})
+    if failed:
+        err_console.print(f"verdict: FAIL ({failed} of {total} model x runtime checks failed)",
+                          markup=False)
+    elif not quiet:
+        out_console.print(f"verdict: PASS ({models} models x {runtimes} runtimes, "
+                          f"sha256 of {len(report.files_checked)} files checked)", markup=False)
+
+
+def run() -> None:
+    app(prog_name="edge-echo")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,101 @@
+"""Tolerance semantics, per-output comparison and the echo check.
+
+An element passes if |actual - expected| <= atol + rtol * |expected|
+(numpy.isclose's rule, as Polygraphy and Optimum state it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+    def __post_init__(self):
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise UsageError(f"--{name} must be a finite number >= 0, got {value}")
+
+
+# float32 defaults: a few ulps of accumulated rounding over a short LSTM.
+DEFAULT_TOLERANCE = Tolerance(atol=1e-5, rtol=1e-4)
+
+
+@dataclass
+class Comparison:
+    output: str
+    passed: bool
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...]
+    worst_actual: float
+    worst_expected: float
+    # The smallest atol that would have let every element pass at this rtol.
+    min_atol: float
+    elements: int
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(output: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> Comparison:
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        return Comparison(output, False, float("inf"), float("inf"), (), float("nan"),
+                          float("nan"), float("inf"), int(expected.size),
+                          error=f"shape {list(actual.shape)} != expected {list(expected.shape)}")
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    diff = np.abs(a - e)
+    finite = np.isfinite(a)
+    # NaN or inf from a runtime is always a failure, never a quiet NaN comparison.
+    diff = np.where(finite, diff, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(e))
+    excess = diff - tol.rtol * np.abs(e)
+    worst = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.size else ()
+    min_atol = float(max(0.0, excess.max())) if excess.size else 0.0
+    passed = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(e)))
+    return Comparison(
+        output=output,
+        passed=passed,
+        max_abs=float(diff.max()) if diff.size else 0.0,
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        worst_index=tuple(int(i) for i in worst),
+        worst_actual=float(a[worst]) if excess.size else float("nan"),
+        worst_expected=float(e[worst]) if excess.size else float("nan"),
+        min_atol=min_atol,
+        elements=int(e.size),
+    )
+
+
+@dataclass
+class EchoCheck:
+    passed: bool
+    printed: list[str]
+    expected: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def echo_check(prediction: np.ndarray, sequence: np.ndarray) -> EchoCheck:
+    """The notebook's check: the prediction printed as '%.1f' reads back the sequence.
+
+    Rounded values are compared as numbers, so -0.0 (a prediction just below
+    zero) equals 0.0.
+    """
+    pred = np.round(np.asarray(prediction, dtype=np.float64).ravel(), 1)
+    want = np.round(np.asarray(sequence, dtype=np.float64).ravel(), 1)
+    passed = pred.shape == want.shape and bool(np.all(pred == want))
+    return EchoCheck(passed, [f"{v:.1f}" for v in pred], [f"{v:.1f}" for v in want])

@@ -1,0 +1,44 @@
+"""Keras LSTM -> TFLite with builtin ops only, stateless, dynamic batch.
+
+Measured routes with TF 2.21 / Keras 3 (see issue 2 and the manifest's
+"conversion" note):
+- from_keras_model, or any route keeping the LSTM's while loop with a dynamic
+  batch, fails (tf.TensorListReserve needs a static element_shape);
+- a SavedModel or a trackable object keeps resource variables as
+  VAR_HANDLE/READ_VARIABLE, which LiteRT then reads uninitialised (NaN);
+- the fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its state in variable tensors
+  between invokes, so a device app that does not call reset_all_variables()
+  gets drifting outputs.
+So the model is cloned with unroll=True (same weights, no loop), its variables
+are frozen into constants, and the frozen function is converted: plain
+builtin ops, a batch that resizes, and no state carried between invokes.
+"""
+
+from __future__ import annotations
+
+from ..specs import INPUT_NAME, EchoSpec
+from ..tfenv import import_tensorflow
+
+ROUTE = "unrolled-frozen"
+ROUTE_NOTE = (
+    "LSTM(unroll=True) clone with the trained weights, variables frozen to "
+    "constants, TFLITE_BUILTINS only: stateless, dynamic batch"
+)
+
+
+def to_tflite(model, spec: EchoSpec) -> bytes:
+    tf = import_tensorflow()
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    from ..train import build_model
+
+    unrolled = build_model(spec, unroll=True)
+    unrolled.set_weights(model.get_weights())
+    signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
+    function = tf.function(lambda x: unrolled(x, training=False), input_signature=[signature])
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()

@@ -1,0 +1,242 @@
+"""spec -> train -> convert -> describe -> manifest, written atomically.
+
+Everything is built in a staging directory beside the target and swapped in
+at the end (fsutil.replace_dir), so a failed or interrupted export leaves the
+previous export as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import fsutil, manifest, refdata
+from .artifacts import describe_onnx, describe_tflite
+from .compare import DEFAULT_TOLERANCE, echo_check
+from .errors import ArtifactError
+from .runners import RUNTIMES
+from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
+from .versions import versions
+
+README = "README.md"
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class ModelExport:
+    spec: EchoSpec
+    final_loss: float
+    train_seconds: float
+    keras_echo: list[str]
+    echo_passed: bool
+    entry: dict = field(repr=False)
+
+
+@dataclass
+class ExportResult:
+    directory: Path
+    models: list[ModelExport]
+    manifest: dict
+
+
+def export(
+    out: Path,
+    models: list[str],
+    length: int = DEFAULT_LENGTH,
+    seed: int = DEFAULT_SEED,
+    epochs: int | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    specs = [get_spec(name, length, epochs) for name in models]
+    out = Path(out)
+    check_target(out)
+    report = progress or (lambda model, stage: None)
+    try:
+        staged = fsutil.staging_dir(out)
+    except OSError as exc:
+        raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
+    try:
+        tools = versions()
+        results = [_export_model(spec, seed, staged, tools, report) for spec in specs]
+        doc = {
+            "schema_version": manifest.SCHEMA_VERSION,
+            "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
+            "versions": tools,
+            "seed": seed,
+            "length": length,
+            "models": {r.spec.name: r.entry for r in results},
+        }
+        (staged / manifest.FILENAME).write_text(manifest.dumps(doc), encoding="utf-8")
+        (staged / README).write_text(render_readme(doc), encoding="utf-8")
+        report("", "replacing the export directory")
+        fsutil.replace_dir(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return ExportResult(out, results, doc)
+
+
+def check_target(out: Path) -> None:
+    """Refuse to replace anything that is not an earlier export of ours."""
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"{out}: exists and is not a directory; choose another --out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        old = manifest.load(out)
+        ours = manifest.listed_files(old) | {manifest.FILENAME, README}
+    except ArtifactError:
+        raise ArtifactError(
+            f"{out}: holds files but no readable edge-echo manifest; refusing to replace it "
+            "(choose another --out or empty it)"
+        ) from None
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if foreign:
+        raise ArtifactError(
+            f"{out}: holds files edge-echo did not write ({', '.join(foreign[:5])}); "
+            "move them or choose another --out"
+        )
+
+
+def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress) -> ModelExport:
+    from .convert.onnx import OPSET, to_onnx
+    from .convert.tflite import ROUTE, ROUTE_NOTE, to_tflite
+    from .train import train
+
+    report(spec.name, f"training {spec.epochs} epochs")
+    trained = train(spec, seed)
+    model = trained.model
+    io = {
+        "inputs": [{"name": INPUT_NAME, "shape": [None, *spec.input_shape], "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": [None, *spec.output_shape], "dtype": "float32"}],
+    }
+
+    report(spec.name, "saving .keras")
+    keras_path = out / f"{spec.name}.keras"
+    model.save(keras_path)
+    keras_entry = manifest.file_entry(
+        keras_path, format="keras", **io,
+        layers=[type(layer).__name__ for layer in model.layers[1:]],
+        producer={k: tools[k] for k in ("keras", "tensorflow")},
+    )
+
+    report(spec.name, "converting to TFLite")
+    tflite_path = out / f"{spec.name}.tflite"
+    tflite_path.write_bytes(to_tflite(model, spec))
+    described = describe_tflite(tflite_path)
+    if described["custom_operators"]:
+        raise ArtifactError(
+            f"{spec.name}: TFLite conversion produced custom ops {described['custom_operators']}"
+        )
+    tflite_entry = manifest.file_entry(
+        tflite_path, format="tflite", **described,
+        conversion={"route": ROUTE, "note": ROUTE_NOTE, "stateful": False},
+        producer={k: tools[k] for k in ("tensorflow",)},
+    )
+
+    report(spec.name, "converting to ONNX")
+    onnx_path = out / f"{spec.name}.onnx"
+    onnx_path.write_bytes(to_onnx(model, spec))
+    onnx_entry = manifest.file_entry(
+        onnx_path, format="onnx", **describe_onnx(onnx_path), target_opset=OPSET,
+        producer={k: tools[k] for k in ("tf2onnx", "onnx", "tensorflow")},
+    )
+
+    report(spec.name, "computing reference outputs")
+    seed_x, _ = spec.training_data()
+    random_x = refdata.random_inputs(spec.input_shape, refdata.SAMPLES, seed)
+    arrays = {
+        refdata.SEED_X: seed_x,
+        refdata.SEED_Y: model(seed_x, training=False).numpy(),
+        refdata.RANDOM_X: random_x,
+        refdata.RANDOM_Y: model(random_x, training=False).numpy(),
+    }
+    ref_path = out / f"{spec.name}.reference.npz"
+    refdata.save(ref_path, arrays)
+    ref_entry = manifest.file_entry(
+        ref_path, format="npz",
+        arrays={k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in arrays.items()},
+        random_inputs={"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
+    )
+
+    echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
+    entry = {
+        "spec": spec.describe(),
+        "seed": seed,
+        "training": {
+            "final_loss": trained.final_loss,
+            "loop": "one compiled tf.range loop; the same Adam steps on the same full batch as fit",
+            "keras_echo": echo.printed,
+        },
+        **io,
+        "tolerances": {rt: vars(DEFAULT_TOLERANCE).copy() for rt in RUNTIMES},
+        "artifacts": {"keras": keras_entry, "tflite": tflite_entry, "onnx": onnx_entry,
+                      "reference": ref_entry},
+    }
+    return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry)
+
+
+def render_readme(doc: dict) -> str:
+    from .convert.onnx import OPSET
+
+    rows = []
+    for name, m in doc["models"].items():
+        arts = m["artifacts"]
+        shape_in = "x".join("N" if d is None else str(d) for d in m["inputs"][0]["shape"])
+        shape_out = "x".join("N" if d is None else str(d) for d in m["outputs"][0]["shape"])
+        rows.append(
+            f"| {name} | {m['spec']['param_count']} | {shape_in} | {shape_out} | "
+            f"{arts['keras']['size']:,} | {arts['tflite']['size']:,} | {arts['onnx']['size']:,} |"
+        )
+    v = doc["versions"]
+    n = doc["length"]
+    seq = ", ".join(f"{i / n:.6g}" for i in range(n))
+    return f"""# edge-echo export
+
+Written by `edge-echo export` (edge-echo {v['edge-echo']}); do not edit by hand:
+the next export replaces this directory whole. `manifest.json` lists every
+file with its size, sha256, input and output names, shapes, dtypes, operators
+and the tool versions that produced it; `edge-echo verify DIR` checks them.
+
+| model | params | input | output | .keras bytes | .tflite bytes | .onnx bytes |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+N is the batch: every file takes any batch size. Inputs are float32 named
+`{INPUT_NAME}`, outputs float32 named `{OUTPUT_NAME}` (in TFLite files: input
+tensor 0 and output tensor 0).
+
+## Files, per model NAME
+
+- `NAME.tflite`: TensorFlow Lite (LiteRT) model, builtin operators only (no
+  Flex delegate needed), stateless: set the input, invoke, read the output.
+  The LSTM is unrolled over the {doc['length']} time steps.
+- `NAME.onnx`: ONNX model (opset {OPSET}) with a native `LSTM` node and a dynamic batch.
+- `NAME.keras`: the trained Keras 3 model (needs TensorFlow).
+- `NAME.reference.npz`: the seed input, {refdata.SAMPLES} seeded random inputs in [0, 1]
+  and the Keras outputs on both (`seed_x`, `seed_y`, `random_x`, `random_y`),
+  so the files can be verified where TensorFlow is absent.
+
+## Loading without TensorFlow
+
+```python
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+it = Interpreter(model_path="many-to-one.tflite")
+x = np.array([{seq}], np.float32).reshape(1, {n}, 1)
+it.resize_tensor_input(it.get_input_details()[0]["index"], x.shape)
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]["index"], x)
+it.invoke()
+print(it.get_tensor(it.get_output_details()[0]["index"]))
+
+import onnxruntime as ort
+session = ort.InferenceSession("many-to-one.onnx")
+print(session.run(["{OUTPUT_NAME}"], {{"{INPUT_NAME}": x}})[0])
+```
+
+Check the files before shipping them: `edge-echo verify DIR --no-keras`
+(no TensorFlow needed).
+"""

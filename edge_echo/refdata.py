@@ -1,0 +1,49 @@
+"""Reference data (inputs and the Keras outputs on them) stored beside the models.
+
+It lets verify run where TensorFlow is absent. Written as an .npz whose zip
+entries carry a fixed timestamp, so the same export gives the same bytes;
+read with allow_pickle=False, so an untrusted file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError
+
+SAMPLES = 256
+# Keys of the archive: the seed input, the random inputs, and Keras on both.
+SEED_X, SEED_Y, RANDOM_X, RANDOM_Y = "seed_x", "seed_y", "random_x", "random_y"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def random_inputs(input_shape: tuple[int, ...], samples: int, seed: int,
+                  low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=(samples, *input_shape)).astype(np.float32)
+
+
+def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key in sorted(arrays):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def load(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as exc:
+        raise ArtifactError(f"{path.name}: unreadable reference data ({exc})") from None
+    missing = {SEED_X, SEED_Y, RANDOM_X, RANDOM_Y} - set(arrays)
+    if missing:
+        raise ArtifactError(f"{path.name}: reference data lacks {', '.join(sorted(missing))}")
+    return arrays

@@ -1,0 +1,149 @@
+"""One runner per runtime behind one interface, after Polygraphy's runners.
+
+A runner is built from a model file and the logical input/output names of the
+manifest, is activated once (load, allocate), and maps a feed of named arrays
+to named outputs. Adding a runtime is adding one class here and one line in
+RUNNERS. Runtimes are imported in activate(), so merely importing this module
+pulls in neither TensorFlow nor a native runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError
+
+
+class Runner:
+    runtime = "?"
+
+    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1):
+        self.path = Path(path)
+        self.input_names = list(inputs)
+        self.output_names = list(outputs)
+        self.threads = threads
+        # The batch size the model file fixes, or None where it resizes.
+        self.fixed_batch: int | None = None
+        self.looped = False
+
+    def __enter__(self):
+        try:
+            self.activate()
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{self.path.name}: {self.runtime} cannot load it ({reason})") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.deactivate()
+
+    def activate(self) -> None:
+        raise NotImplementedError
+
+    def deactivate(self) -> None:
+        pass
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [np.ascontiguousarray(feed[name], dtype=np.float32) for name in self.input_names]
+        batch = arrays[0].shape[0]
+        if self.fixed_batch is None or batch == self.fixed_batch:
+            outs = self._run(arrays)
+        else:
+            # A file with a fixed batch of 1 gets one sample at a time.
+            self.looped = True
+            pieces = [self._run([a[i:i + 1] for a in arrays]) for i in range(batch)]
+            outs = [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
+        return dict(zip(self.output_names, outs, strict=True))
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class KerasRunner(Runner):
+    runtime = "keras"
+
+    def activate(self) -> None:
+        from .tfenv import import_tensorflow
+
+        tf = import_tensorflow()
+        import keras
+
+        # safe_mode refuses Lambda layers and other deserialised code.
+        model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        specs = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        # One traced graph for every batch size: eager calls cost milliseconds each.
+        self.call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
+                                                  training=False), input_signature=specs)
+
+    def _run(self, arrays):
+        outs = self.call(*arrays)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [np.asarray(o) for o in outs]
+
+
+class OnnxRunner(Runner):
+    runtime = "onnxruntime"
+
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        inputs = self.session.get_inputs()
+        self._in = [i.name for i in inputs]
+        self._out = [o.name for o in self.session.get_outputs()]
+        first = inputs[0].shape[0]
+        self.fixed_batch = first if isinstance(first, int) else None
+
+    def _run(self, arrays):
+        return self.session.run(self._out, dict(zip(self._in, arrays, strict=True)))
+
+
+class LiteRTRunner(Runner):
+    runtime = "litert"
+
+    def activate(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        from .tfenv import native_stderr_silenced
+
+        with native_stderr_silenced():
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        signature = self._in[0]["shape_signature"]
+        self.fixed_batch = None if signature[0] < 0 else int(signature[0])
+        with native_stderr_silenced():
+            self.interpreter.allocate_tensors()
+        self._shapes = [tuple(d["shape"]) for d in self._in]
+
+    def _run(self, arrays):
+        from .tfenv import native_stderr_silenced
+
+        it = self.interpreter
+        shapes = [a.shape for a in arrays]
+        if shapes != self._shapes:
+            for detail, shape in zip(self._in, shapes, strict=True):
+                it.resize_tensor_input(detail["index"], shape)
+            with native_stderr_silenced():
+                it.allocate_tensors()
+            self._shapes = shapes
+        for detail, array in zip(self._in, arrays, strict=True):
+            it.set_tensor(detail["index"], array)
+        it.invoke()
+        return [it.get_tensor(d["index"]).copy() for d in self._out]
+
+
+RUNNERS: dict[str, type[Runner]] = {
+    cls.runtime: cls for cls in (KerasRunner, OnnxRunner, LiteRTRunner)
+}
+RUNTIMES = tuple(RUNNERS)

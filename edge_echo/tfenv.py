@@ -1,0 +1,51 @@
+"""The one place TensorFlow is imported, quietly and deterministically.
+
+Only export-time code and the Keras runner call this; verify --no-keras and
+the runtime paths never do, so they run where TensorFlow is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Hide what native libraries print straight to fd 2 (absl and XNNPACK banners).
+
+    Python exceptions still propagate; only the C-level chatter is dropped.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow():
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with native_stderr_silenced():
+        import tensorflow as tf
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def seed_everything(seed: int) -> None:
+    tf = import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,240 @@
+"""Integrity check, then every runtime against the Keras reference, one report.
+
+After Polygraphy's comparator: the same inputs go through every runner, and
+each output is compared with the reference by compare.compare. The reference
+is the Keras output stored at export (seed input and stored random inputs)
+and, when Keras runs here, the live Keras output on fresh random inputs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import manifest as manifest_mod
+from . import refdata
+from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
+from .errors import UsageError
+from .manifest import ARTIFACT_OF_RUNTIME
+from .runners import RUNNERS, Runner
+from .versions import versions
+
+BATCH_SIZES = (1, 7, 64)
+DEFAULT_SAMPLES = 256
+DEFAULT_VERIFY_SEED = 7
+MAX_SAMPLES = 100_000
+
+
+@dataclass
+class Check:
+    inputs: str
+    batch: int
+    samples: int
+    comparisons: list[Comparison]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+
+@dataclass
+class RuntimeResult:
+    model: str
+    runtime: str
+    file: str
+    tolerance: Tolerance
+    checks: list[Check] = field(default_factory=list)
+    echo: EchoCheck | None = None
+    looped: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks) and (self.echo is None or self.echo.passed)
+
+    @property
+    def max_abs(self) -> float:
+        return max((c.max_abs for ch in self.checks for c in ch.comparisons), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((c.max_rel for ch in self.checks for c in ch.comparisons), default=0.0)
+
+    def failures(self) -> list[str]:
+        lines = []
+        for check in self.checks:
+            for c in check.comparisons:
+                if c.passed:
+                    continue
+                where = f"{self.model} / {self.runtime}: output '{c.output}' on {check.inputs}"
+                if c.error:
+                    lines.append(f"{where} (batch {check.batch}): {c.error}")
+                    continue
+                lines.append(
+                    f"{where} (batch {check.batch}): worst element {list(c.worst_index)} "
+                    f"got {c.worst_actual:.7g}, expected {c.worst_expected:.7g} "
+                    f"(|diff| {c.max_abs:.3g}); needs atol >= {c.min_atol:.3g} at rtol "
+                    f"{self.tolerance.rtol:g}, have atol {self.tolerance.atol:g}"
+                )
+        if self.echo is not None and not self.echo.passed:
+            lines.append(
+                f"{self.model} / {self.runtime}: echo check failed: printed "
+                f"{' '.join(self.echo.printed)}, expected {' '.join(self.echo.expected)}"
+            )
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "runtime": self.runtime,
+            "file": self.file,
+            "passed": self.passed,
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "tolerance": asdict(self.tolerance),
+            "looped": self.looped,
+            "echo": self.echo.to_dict() if self.echo else None,
+            "checks": [
+                {"inputs": c.inputs, "batch": c.batch, "samples": c.samples, "passed": c.passed,
+                 "comparisons": [x.to_dict() for x in c.comparisons]}
+                for c in self.checks
+            ],
+            "failures": self.failures(),
+        }
+
+
+@dataclass
+class Report:
+    directory: str
+    keras: bool
+    samples: int
+    seed: int
+    batch_sizes: tuple[int, ...]
+    results: list[RuntimeResult]
+    notes: list[str]
+    files_checked: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "directory": self.directory,
+            "passed": self.passed,
+            "keras": self.keras,
+            "inputs": {
+                "seed": "the seed sequence of each model (echo check)",
+                "reference": f"random inputs stored at export, at batch sizes {list(self.batch_sizes)}",
+                "random": (f"{self.samples} fresh uniform [0, 1] inputs, seed {self.seed}, at batch "
+                           f"sizes {list(self.batch_sizes)}" if self.keras else "skipped: needs Keras"),
+            },
+            "default_tolerance": asdict(DEFAULT_TOLERANCE),
+            "integrity": {"sha256_checked": self.files_checked},
+            "notes": self.notes,
+            "versions": versions(),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def check_samples(samples: int) -> int:
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"--samples must be between 1 and {MAX_SAMPLES}, got {samples}")
+    return samples
+
+
+def tolerance_for(entry: dict, runtime: str, atol: float | None, rtol: float | None) -> Tolerance:
+    stored = entry.get("tolerances", {}).get(runtime, {})
+    base = Tolerance(float(stored.get("atol", DEFAULT_TOLERANCE.atol)),
+                     float(stored.get("rtol", DEFAULT_TOLERANCE.rtol)))
+    return Tolerance(base.atol if atol is None else atol, base.rtol if rtol is None else rtol)
+
+
+def verify(
+    directory: Path,
+    keras: bool = True,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = DEFAULT_VERIFY_SEED,
+    atol: float | None = None,
+    rtol: float | None = None,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    threads: int = 1,
+) -> Report:
+    check_samples(samples)
+    if atol is not None or rtol is not None:
+        Tolerance(atol or 0.0, rtol or 0.0)  # validates the overrides before any work
+    if keras and not _tensorflow_available():
+        raise UsageError("TensorFlow is not installed here; add --no-keras to verify against "
+                         "the Keras outputs stored at export")
+    directory = Path(directory)
+    doc = manifest_mod.load(directory)
+    files_checked = manifest_mod.check_integrity(directory, doc)
+
+    runtimes = [rt for rt in RUNNERS if keras or rt != "keras"]
+    results: list[RuntimeResult] = []
+    notes: list[str] = []
+    for name, entry in doc["models"].items():
+        arts = entry["artifacts"]
+        ref = refdata.load(manifest_mod.artifact_path(directory, arts["reference"]))
+        in_names = [i["name"] for i in entry["inputs"]]
+        out_names = [o["name"] for o in entry["outputs"]]
+        # The echo models' seed input is the sequence itself: the echo reads it back.
+        sequence = ref[refdata.SEED_X].ravel()
+        sets = [("seed", ref[refdata.SEED_X], ref[refdata.SEED_Y], (len(ref[refdata.SEED_X]),))]
+        sets.append(("reference", ref[refdata.RANDOM_X], ref[refdata.RANDOM_Y], batch_sizes))
+        fresh = None
+        if keras:
+            fresh = refdata.random_inputs(tuple(entry["inputs"][0]["shape"][1:]), samples, seed)
+
+        runners: dict[str, Runner] = {}
+        try:
+            for rt in runtimes:
+                art = arts[ARTIFACT_OF_RUNTIME[rt]]
+                runner = RUNNERS[rt](manifest_mod.artifact_path(directory, art), in_names,
+                                     out_names, threads=threads)
+                runners[rt] = runner.__enter__()
+            if fresh is not None:
+                expected = runners["keras"].infer({in_names[0]: fresh})[out_names[0]]
+                model_sets = sets + [("random", fresh, expected, batch_sizes)]
+            else:
+                model_sets = sets
+            for rt, runner in runners.items():
+                result = RuntimeResult(name, rt, runner.path.name,
+                                       tolerance_for(entry, rt, atol, rtol))
+                for label, x, y, batches in model_sets:
+                    if rt == "keras" and label == "random":
+                        continue  # Keras is the reference there
+                    for batch in batches:
+                        got = _run_batched(runner, in_names[0], x, batch)
+                        result.checks.append(Check(label, batch, len(x), [
+                            compare(o, got[o], y, result.tolerance) for o in out_names
+                        ]))
+                seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
+                result.echo = echo_check(seed_out, sequence)
+                result.looped = runner.looped
+                if runner.looped:
+                    notes.append(f"{name} / {rt}: the file has a fixed batch of "
+                                 f"{runner.fixed_batch}; batches were fed one sample at a time")
+                results.append(result)
+        finally:
+            for runner in runners.values():
+                runner.__exit__(None, None, None)
+    if not keras:
+        notes.append("--no-keras: compared with the Keras outputs stored at export; "
+                     "fresh random inputs skipped (they need a live Keras reference)")
+    return Report(str(directory), keras, samples, seed, tuple(batch_sizes), results, notes,
+                  files_checked)
+
+
+def _tensorflow_available() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _run_batched(runner: Runner, input_name: str, x: np.ndarray, batch: int) -> dict:
+    pieces = [runner.infer({input_name: x[i:i + batch]}) for i in range(0, len(x), batch)]
+    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}

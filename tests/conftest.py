@@ -1,0 +1,72 @@
+"""Shared fixtures: one real export of the three seed models per test session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_echo import manifest
+from edge_echo.export import export
+from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """The default export, trained with the full seed epochs; tests must not modify it."""
+    out = tmp_path_factory.mktemp("session") / "exported"
+    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED)
+    return out
+
+
+@pytest.fixture
+def export_copy(exported, tmp_path) -> Path:
+    """A private copy of the session export that a test may alter."""
+    target = tmp_path / "copy"
+    shutil.copytree(exported, target)
+    return target
+
+
+def read_manifest(directory: Path) -> dict:
+    return json.loads((directory / manifest.FILENAME).read_text())
+
+
+def rehash(directory: Path, file_name: str) -> None:
+    """Update the manifest after a deliberate change, so integrity passes and the comparison is tested."""
+    doc = read_manifest(directory)
+    for model in doc["models"].values():
+        for art in model["artifacts"].values():
+            if art["file"] == file_name:
+                path = directory / file_name
+                art["size"] = path.stat().st_size
+                art["sha256"] = manifest.sha256_file(path)
+    (directory / manifest.FILENAME).write_text(manifest.dumps(doc))
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {p.name: manifest.sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def cli():
+    from edge_echo.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def run_module(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
+    """Run `python -m edge_echo ARGS` in a fresh interpreter, after an optional prelude."""
+    code = (f"{prelude}\nimport sys\nfrom edge_echo.cli import run\n"
+            f"sys.argv = ['edge-echo', *{list(map(str, args))!r}]\nrun()\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
