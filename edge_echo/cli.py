@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -113,9 +114,10 @@ def _progress(quiet: bool):
 
 
 def _render_export(result) -> None:
-    table = Table(title=f"edge-echo export -> {result.directory}")
-    for col in ("model", "params", "final loss", "train s", "keras echo", ".keras", ".tflite",
-                ".onnx", "tflite ops", "onnx ops"):
+    table = Table(title=f"edge-echo export -> {result.directory}", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for col in ("model", "params", "loss", "train s", "keras echo", "KiB .keras", ".tflite",
+                ".onnx", "ops tflite", "onnx"):
         table.add_column(col, justify="left" if col in ("model", "keras echo") else "right",
                          no_wrap=True)
     for m in result.models:
@@ -123,7 +125,7 @@ def _render_export(result) -> None:
         table.add_row(
             m.spec.name, str(m.spec.param_count), f"{m.final_loss:.3g}", f"{m.train_seconds:.2f}",
             ("" if m.echo_passed else "[red]") + " ".join(m.keras_echo),
-            *(_size(arts[k]["size"]) for k in ("keras", "tflite", "onnx")),
+            *(f"{arts[k]['size'] / 1024:.1f}" for k in ("keras", "tflite", "onnx")),
             *(str(sum(arts[k]["operators"].values())) for k in ("tflite", "onnx")),
         )
     out_console.print(table)
@@ -132,10 +134,6 @@ def _render_export(result) -> None:
             err_console.print(f"warning: {m.spec.name} did not learn the echo at this seed "
                               f"(Keras prints {' '.join(m.keras_echo)}); verify will fail it. "
                               "Try another --seed or more --epochs.", markup=False)
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024:.1f} KiB"
 
 
 @app.command()
@@ -181,7 +179,8 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _render_verify(report, quiet: bool) -> None:
     if not quiet:
-        table = Table(title=f"edge-echo verify {report.directory}")
+        table = Table(title=f"edge-echo verify {report.directory}", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
         for col in ("model", "runtime", "max abs err", "max rel err", "echo", "verdict"):
             table.add_column(col, justify="right" if "err" in col else "left", no_wrap=True)
         for r in report.results:
