@@ -18,6 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from .bench import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
 from .errors import EdgeEchoError
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED
 from .verify import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
@@ -181,13 +182,15 @@ def _render_verify(report, quiet: bool) -> None:
     if not quiet:
         table = Table(title=f"edge-echo verify {report.directory}", box=box.SIMPLE_HEAD,
                   pad_edge=False)
-        for col in ("model", "runtime", "max abs err", "max rel err", "echo", "verdict"):
-            table.add_column(col, justify="right" if "err" in col else "left", no_wrap=True)
+        for col in ("model", "runtime", "max abs err", "max rel err", "echo", "p50 µs", "verdict"):
+            table.add_column(col, justify="right" if col in ("max abs err", "max rel err", "p50 µs")
+                             else "left", no_wrap=True)
         for r in report.results:
             echo = " ".join(r.echo.printed) if r.echo else "-"
             table.add_row(
                 r.model, r.runtime + (" (looped)" if r.looped else ""), f"{r.max_abs:.2e}",
                 f"{r.max_rel:.2e}", ("[green]" if r.echo and r.echo.passed else "[red]") + echo,
+                "-" if r.p50_us is None else f"{r.p50_us:.1f}",
                 "[green]pass" if r.passed else "[red]FAIL",
             )
         out_console.print(table)
@@ -206,6 +209,72 @@ def _render_verify(report, quiet: bool) -> None:
     elif not quiet:
         out_console.print(f"verdict: PASS ({models} models x {runtimes} runtimes, "
                           f"sha256 of {len(report.files_checked)} files checked)", markup=False)
+
+
+@app.command()
+def bench(
+    directory: Annotated[Path, typer.Argument(help="Export directory to benchmark.")] = Path("exported"),
+    runtime: Annotated[Optional[list[str]], typer.Option(
+        "--runtime", "-r", help="Runtimes to time: keras-predict, keras, onnxruntime, litert "
+        "(repeat or comma-separate). Default: all.")] = None,
+    runs: Annotated[int, typer.Option(help="Timed single-sequence calls per runtime.")] = DEFAULT_RUNS,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = DEFAULT_WARMUP,
+    predict_runs: Annotated[int, typer.Option(
+        help="Timed calls for keras-predict, which costs tens of ms each.")] = DEFAULT_PREDICT_RUNS,
+    batch: Annotated[int, typer.Option(help="Batch size for the throughput figure.")] = DEFAULT_BATCH,
+    threads: Annotated[int, typer.Option(
+        help="Threads for every runtime (ORT intra-op, LiteRT, TF pools).")] = 1,
+    json_file: Annotated[Optional[Path], typer.Option(
+        "--json", help="Write every figure, the settings, CPU and versions here.")] = None,
+    plot_file: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Write a PNG: per model, p50 bars with p99 whiskers, model and floor.")] = None,
+) -> None:
+    """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor."""
+    with user_errors():
+        from .bench import bench as run_bench
+        from .bench import plot
+
+        runtimes = [v.strip() for item in runtime or [] for v in item.split(",") if v.strip()]
+        with _progress(False) as report_progress:
+            report_progress("", "timing runtimes and their floors")
+            report = run_bench(directory, tuple(runtimes) or None, runs=runs, warmup=warmup,
+                               predict_runs=predict_runs, batch=batch, threads=threads)
+        if json_file is not None:
+            _write_json(json_file, report.to_dict())
+        if plot_file is not None:
+            try:
+                plot(report, plot_file)
+            except OSError as exc:
+                raise EdgeEchoError(f"{plot_file}: cannot write the plot ({exc.strerror})") from None
+        _render_bench(report)
+
+
+def _render_bench(report) -> None:
+    s = report.settings
+    table = Table(title=f"edge-echo bench {report.directory} (µs, batch 1, {s['threads']['requested']} "
+                  f"thread(s), {s['runs']} runs)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "runtime", "first", "p50", "p90", "p99", "std", "floor p50", "x floor",
+                "x predict", f"seq/s @{s['batch']}"):
+        table.add_column(col, justify="left" if col in ("model", "runtime") else "right",
+                         no_wrap=True)
+    for r in report.rows:
+        t = r.timing
+        table.add_row(
+            r.model, r.runtime, *(_us(v) for v in (t.first_us, t.p50_us, t.p90_us, t.p99_us,
+                                                   t.std_us, r.floor.p50_us)),
+            f"{r.floor_ratio:.2f}",
+            "-" if r.speedup_vs_predict is None else f"{r.speedup_vs_predict:,.0f}",
+            f"{t.sequences_per_s:,.0f}",
+        )
+    out_console.print(table)
+    out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
+
+
+def _us(value: float) -> str:
+    """Microseconds, compact: 12.3, 456, 45.2k."""
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def run() -> None:

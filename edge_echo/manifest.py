@@ -15,8 +15,6 @@ from .errors import ArtifactError
 
 SCHEMA_VERSION = 1
 FILENAME = "manifest.json"
-# Which artifact each runtime loads.
-ARTIFACT_OF_RUNTIME = {"keras": "keras", "onnxruntime": "onnx", "litert": "tflite"}
 
 
 def sha256_file(path: Path) -> str:

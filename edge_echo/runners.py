@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError
+from .tfenv import native_stderr_silenced
 
 
 class Runner:
     runtime = "?"
+    # The manifest artifact this runtime loads.
+    artifact = "?"
 
     def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1):
         self.path = Path(path)
@@ -64,7 +67,10 @@ class Runner:
 
 
 class KerasRunner(Runner):
+    """Keras through one traced tf.function: the fastest way Keras itself offers."""
+
     runtime = "keras"
+    artifact = "keras"
 
     def activate(self) -> None:
         from .tfenv import import_tensorflow
@@ -73,7 +79,7 @@ class KerasRunner(Runner):
         import keras
 
         # safe_mode refuses Lambda layers and other deserialised code.
-        model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        self.model = model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
         specs = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
         # One traced graph for every batch size: eager calls cost milliseconds each.
         self.call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
@@ -85,8 +91,19 @@ class KerasRunner(Runner):
         return [np.asarray(o) for o in outs]
 
 
+class KerasPredictRunner(KerasRunner):
+    """Keras model.predict, the call the seed notebook makes: a baseline, not a deployment."""
+
+    runtime = "keras-predict"
+
+    def _run(self, arrays):
+        outs = self.model.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
+        return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+
+
 class OnnxRunner(Runner):
     runtime = "onnxruntime"
+    artifact = "onnx"
 
     def activate(self) -> None:
         import onnxruntime as ort
@@ -110,11 +127,10 @@ class OnnxRunner(Runner):
 
 class LiteRTRunner(Runner):
     runtime = "litert"
+    artifact = "tflite"
 
     def activate(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
-
-        from .tfenv import native_stderr_silenced
 
         with native_stderr_silenced():
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
@@ -127,8 +143,6 @@ class LiteRTRunner(Runner):
         self._shapes = [tuple(d["shape"]) for d in self._in]
 
     def _run(self, arrays):
-        from .tfenv import native_stderr_silenced
-
         it = self.interpreter
         shapes = [a.shape for a in arrays]
         if shapes != self._shapes:
@@ -143,7 +157,9 @@ class LiteRTRunner(Runner):
         return [it.get_tensor(d["index"]).copy() for d in self._out]
 
 
+# The runtimes verify compares; bench adds keras-predict as the baseline.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls for cls in (KerasRunner, OnnxRunner, LiteRTRunner)
 }
 RUNTIMES = tuple(RUNNERS)
+BENCH_RUNNERS: dict[str, type[Runner]] = {KerasPredictRunner.runtime: KerasPredictRunner, **RUNNERS}

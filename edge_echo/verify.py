@@ -16,9 +16,9 @@ import numpy as np
 
 from . import manifest as manifest_mod
 from . import refdata
+from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
 from .errors import UsageError
-from .manifest import ARTIFACT_OF_RUNTIME
 from .runners import RUNNERS, Runner
 from .versions import versions
 
@@ -49,6 +49,8 @@ class RuntimeResult:
     checks: list[Check] = field(default_factory=list)
     echo: EchoCheck | None = None
     looped: bool = False
+    # Median latency of one sequence (batch 1), timed as bench times it.
+    p50_us: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -95,6 +97,7 @@ class RuntimeResult:
             "max_rel": self.max_rel,
             "tolerance": asdict(self.tolerance),
             "looped": self.looped,
+            "p50_us": self.p50_us,
             "echo": self.echo.to_dict() if self.echo else None,
             "checks": [
                 {"inputs": c.inputs, "batch": c.batch, "samples": c.samples, "passed": c.passed,
@@ -161,6 +164,7 @@ def verify(
     rtol: float | None = None,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     threads: int = 1,
+    latency_runs: int = 100,
 ) -> Report:
     check_samples(samples)
     if atol is not None or rtol is not None:
@@ -191,7 +195,7 @@ def verify(
         runners: dict[str, Runner] = {}
         try:
             for rt in runtimes:
-                art = arts[ARTIFACT_OF_RUNTIME[rt]]
+                art = arts[RUNNERS[rt].artifact]
                 runner = RUNNERS[rt](manifest_mod.artifact_path(directory, art), in_names,
                                      out_names, threads=threads)
                 runners[rt] = runner.__enter__()
@@ -213,6 +217,10 @@ def verify(
                         ]))
                 seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                 result.echo = echo_check(seed_out, sequence)
+                if latency_runs:
+                    one = ref[refdata.RANDOM_X][:1]
+                    result.p50_us = time_runner(runner, in_names[0], one, one, latency_runs,
+                                                warmup=10).p50_us
                 result.looped = runner.looped
                 if runner.looped:
                     notes.append(f"{name} / {rt}: the file has a fixed batch of "

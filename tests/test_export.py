@@ -80,6 +80,9 @@ def test_onnx_checks_and_has_a_native_lstm(exported, name):
     onnx.checker.check_model(model, full_check=True)
     ops = {n.op_type for n in model.graph.node}
     assert "LSTM" in ops and "Loop" not in ops
+    # The zero initial state is the LSTM's default, not a Shape/Expand chain per call.
+    lstm = next(n for n in model.graph.node if n.op_type == "LSTM")
+    assert list(lstm.input[5:7]) in ([], ["", ""]) and "Expand" not in ops
     assert [i.name for i in model.graph.input] == ["x"]
     assert [o.name for o in model.graph.output] == ["y"]
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
@@ -90,7 +93,7 @@ def test_onnx_checks_and_has_a_native_lstm(exported, name):
 def test_each_artifact_runs_in_its_runtime(exported, runtime):
     doc = read_manifest(exported)
     for model in doc["models"].values():
-        art = model["artifacts"][manifest.ARTIFACT_OF_RUNTIME[runtime]]
+        art = model["artifacts"][RUNNERS[runtime].artifact]
         ref = refdata.load(exported / model["artifacts"]["reference"]["file"])
         with RUNNERS[runtime](exported / art["file"], ["x"], ["y"]) as runner:
             first = runner.infer({"x": ref["seed_x"]})["y"]

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -8,6 +9,13 @@ from conftest import rehash, run_module
 from edge_echo.compare import DEFAULT_TOLERANCE, compare, echo_check
 from edge_echo.runners import RUNTIMES
 from edge_echo.specs import MODEL_NAMES
+
+
+def test_committed_export_verifies_without_tensorflow(cli):
+    """exported/ is what device-app developers take from the repository."""
+    committed = Path(__file__).resolve().parents[1] / "exported"
+    result = cli("verify", committed, "--no-keras", "--quiet")
+    assert result.exit_code == 0, result.output
 
 
 def test_passes_on_a_fresh_export(exported, cli, tmp_path):

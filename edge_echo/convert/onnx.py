@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..specs import INPUT_NAME, OUTPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
+from .onnx_simplify import simplify
 
 # tf2onnx 1.17 accepts opsets up to 18.
 OPSET = 18
@@ -20,13 +21,27 @@ def to_onnx(model, spec: EchoSpec) -> bytes:
     tf = import_tensorflow()
     import tf2onnx
 
+    from ..train import build_model
+
+    if spec.time_distributed:
+        folded = build_model(spec, export_form=True)
+        folded.set_weights(model.get_weights())
+        model = folded
+
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
     function = tf.function(lambda x: model(x, training=False), input_signature=[signature])
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
     _rename_output(proto, OUTPUT_NAME)
-    for value in [*proto.graph.input, *proto.graph.output]:
-        batch = value.type.tensor_type.shape.dim[0]
-        batch.dim_param = BATCH_DIM
+    simplify(proto)
+    # The spec knows every dimension but the batch; tf2onnx can lose the time
+    # dimension through the folded Dense's reshapes.
+    for value, shape in ((proto.graph.input[0], spec.input_shape),
+                         (proto.graph.output[0], spec.output_shape)):
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        dims.add().dim_param = BATCH_DIM
+        for size in shape:
+            dims.add().dim_value = size
     proto.graph.name = spec.name
     return proto.SerializeToString(deterministic=True)
 

@@ -34,7 +34,7 @@ def to_tflite(model, spec: EchoSpec) -> bytes:
 
     from ..train import build_model
 
-    unrolled = build_model(spec, unroll=True)
+    unrolled = build_model(spec, unroll=True, export_form=True)
     unrolled.set_weights(model.get_weights())
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
     function = tf.function(lambda x: unrolled(x, training=False), input_signature=[signature])

@@ -1,0 +1,95 @@
+"""Remove what tf2onnx emits around a native LSTM node that ONNX already provides.
+
+Keras builds the LSTM's zero initial state from the input's shape
+(Shape, Cast, Slice, Concat, Expand, Unsqueeze): ONNX's LSTM takes missing
+initial_h/initial_c as zeros. And for a last-step output Keras slices the
+full sequence (Squeeze, Slice, Squeeze), where the LSTM's own Y_h output is
+that last step. In ONNX Runtime each removed node is a kernel call per
+inference, which at these sizes is most of the latency. verify compares the
+simplified graph with Keras like any other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def simplify(proto) -> list[str]:
+    """Rewrite proto in place; return a note per rewrite made."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    notes: list[str] = []
+
+    def is_zero_state(name: str) -> bool:
+        node = producer.get(name)
+        if node is None or node.op_type != "Unsqueeze":
+            return False
+        expand = producer.get(node.input[0])
+        return (expand is not None and expand.op_type == "Expand"
+                and expand.input[0] in consts and not np.any(consts[expand.input[0]]))
+
+    for lstm in [n for n in graph.node if n.op_type == "LSTM"]:
+        for slot in (5, 6):
+            if len(lstm.input) > slot and lstm.input[slot] and is_zero_state(lstm.input[slot]):
+                lstm.input[slot] = ""
+                notes.append(f"{lstm.name or 'LSTM'}: zero initial state left to the LSTM default")
+        replaced = _last_step_to_y_h(graph, lstm, consts, helper)
+        if replaced:
+            notes.append(f"{lstm.name or 'LSTM'}: last step read from Y_h")
+    _prune(graph)
+    return notes
+
+
+def _last_step_to_y_h(graph, lstm, consts, helper) -> bool:
+    """Squeeze(Y, 1) -> Slice(-1:, axis 0) -> Squeeze(0)  ==  Squeeze(Y_h, 0)."""
+    users = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    chain = users.get(lstm.output[0], [])
+    if len(chain) != 1 or chain[0].op_type != "Squeeze":
+        return False
+    squeeze = chain[0]
+    nxt = users.get(squeeze.output[0], [])
+    if len(nxt) != 1 or nxt[0].op_type != "Slice":
+        return False
+    sl = nxt[0]
+    starts, ends, axes = (consts.get(n) for n in sl.input[1:4]) if len(sl.input) >= 4 else (None,) * 3
+    if starts is None or ends is None or axes is None:
+        return False
+    if list(starts) != [-1] or list(axes) != [0] or int(ends[0]) < 2**31 - 1:
+        return False
+    if len(sl.input) > 4 and sl.input[4] and list(consts.get(sl.input[4], [1])) != [1]:
+        return False
+    last = users.get(sl.output[0], [])
+    if len(last) != 1 or last[0].op_type != "Squeeze" or list(consts.get(last[0].input[1], [])) != [0]:
+        return False
+    final = last[0]
+    if len(lstm.output) < 2 or not lstm.output[1]:
+        return False
+    axes_name = final.input[1]
+    replacement = helper.make_node("Squeeze", [lstm.output[1], axes_name], list(final.output),
+                                   name=f"{final.name}_from_Y_h")
+    index = list(graph.node).index(final)
+    graph.node.remove(final)
+    graph.node.insert(index, replacement)
+    return True
+
+
+def _prune(graph) -> None:
+    """Drop nodes and initializers no graph output depends on."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    del graph.node[:]
+    graph.node.extend(keep)
+    unused = [t for t in graph.initializer if t.name not in needed]
+    for t in unused:
+        graph.initializer.remove(t)
