@@ -50,7 +50,12 @@ def fsync_dir(path: Path) -> None:
 def staging_dir(target: Path) -> Path:
     """A fresh directory beside target, on the same filesystem so the swap is a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    # mkdtemp makes it private (0700); the export should get the mode mkdir would give.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staged, 0o777 & ~umask)
+    return staged
 
 
 def replace_dir(staged: Path, target: Path) -> None:
