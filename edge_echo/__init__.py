@@ -5,6 +5,7 @@ The public API, importable without loading TensorFlow:
     from edge_echo import export, verify
     export("exported", ["many-to-one"])
     report = verify("exported", keras=False)
+    timings = bench("exported", runtimes=("onnxruntime", "litert"))
 """
 
 from __future__ import annotations
@@ -23,4 +24,10 @@ def verify(directory="exported", **options):
     return _verify(directory, **options)
 
 
-__all__ = ["export", "verify"]
+def bench(directory="exported", **options):
+    from .bench import bench as _bench
+
+    return _bench(directory, **options)
+
+
+__all__ = ["bench", "export", "verify"]
