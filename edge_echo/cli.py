@@ -80,6 +80,9 @@ def export(
                                       min=0, max=2**31 - 1)] = DEFAULT_SEED,
     epochs: Annotated[Optional[int], typer.Option(
         help="Override the seed configuration's epochs (for quick runs).")] = None,
+    retrain: Annotated[bool, typer.Option(
+        help="Train even when the previous export in --out has weights for the same spec, "
+        "seed and versions.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Train the echo models and write .keras, .tflite, .onnx, reference data and manifest.json."""
@@ -92,7 +95,7 @@ def export(
         check_epochs(epochs)
         with _progress(quiet) as report:
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
-                                progress=report)
+                                progress=report, retrain=retrain)
         if not quiet:
             _render_export(result)
 
@@ -117,14 +120,15 @@ def _progress(quiet: bool):
 def _render_export(result) -> None:
     table = Table(title=f"edge-echo export -> {result.directory}", box=box.SIMPLE_HEAD,
                   pad_edge=False)
-    for col in ("model", "params", "loss", "train s", "keras echo", "KiB .keras", ".tflite",
+    for col in ("model", "params", "loss", "weights", "keras echo", "KiB .keras", ".tflite",
                 ".onnx", "ops tflite", "onnx"):
         table.add_column(col, justify="left" if col in ("model", "keras echo") else "right",
                          no_wrap=True)
     for m in result.models:
         arts = m.entry["artifacts"]
         table.add_row(
-            m.spec.name, str(m.spec.param_count), f"{m.final_loss:.3g}", f"{m.train_seconds:.2f}",
+            m.spec.name, str(m.spec.param_count), f"{m.final_loss:.3g}",
+            "reused" if m.reused else f"trained {m.train_seconds:.1f}s",
             ("" if m.echo_passed else "[red]") + " ".join(m.keras_echo),
             *(f"{arts[k]['size'] / 1024:.1f}" for k in ("keras", "tflite", "onnx")),
             *(str(sum(arts[k]["operators"].values())) for k in ("tflite", "onnx")),

@@ -7,6 +7,8 @@ previous export as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
+from .tfenv import import_tensorflow
 from .versions import versions
 
 README = "README.md"
@@ -32,6 +35,8 @@ class ModelExport:
     keras_echo: list[str]
     echo_passed: bool
     entry: dict = field(repr=False)
+    # True when the weights came from the previous export (same cache key).
+    reused: bool = False
 
 
 @dataclass
@@ -48,10 +53,11 @@ def export(
     seed: int = DEFAULT_SEED,
     epochs: int | None = None,
     progress: Progress | None = None,
+    retrain: bool = False,
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs) for name in models]
     out = Path(out)
-    check_target(out)
+    previous = check_target(out)
     report = progress or (lambda model, stage: None)
     try:
         staged = fsutil.staging_dir(out)
@@ -59,7 +65,11 @@ def export(
         raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
     try:
         tools = versions()
-        results = [_export_model(spec, seed, staged, tools, report) for spec in specs]
+        results = []
+        for spec in specs:
+            key = cache_key(spec, seed, tools)
+            cached = None if retrain else _cached_keras(out, previous, spec.name, key)
+            results.append(_export_model(spec, seed, staged, tools, report, key, cached))
         doc = {
             "schema_version": manifest.SCHEMA_VERSION,
             "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
@@ -78,12 +88,12 @@ def export(
     return ExportResult(out, results, doc)
 
 
-def check_target(out: Path) -> None:
-    """Refuse to replace anything that is not an earlier export of ours."""
+def check_target(out: Path) -> dict | None:
+    """Refuse to replace anything that is not an earlier export of ours; return its manifest."""
     if out.exists() and not out.is_dir():
         raise ArtifactError(f"{out}: exists and is not a directory; choose another --out")
     if not out.is_dir() or not any(out.iterdir()):
-        return
+        return None
     try:
         old = manifest.load(out)
         ours = manifest.listed_files(old) | {manifest.FILENAME, README}
@@ -98,24 +108,58 @@ def check_target(out: Path) -> None:
             f"{out}: holds files edge-echo did not write ({', '.join(foreign[:5])}); "
             "move them or choose another --out"
         )
+    return old
 
 
-def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress) -> ModelExport:
+def cache_key(spec: EchoSpec, seed: int, tools: dict) -> str:
+    """What determines the trained weights: the spec, the seed, the trainer and its libraries."""
+    from .train import TRAINER
+
+    basis = {"spec": spec.describe(), "seed": seed, "trainer": TRAINER,
+             "versions": {k: tools[k] for k in ("edge-echo", "tensorflow", "keras", "numpy")}}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tuple[Path, dict] | None:
+    """The previous export's .keras file for this model, if its key matches and it is intact."""
+    entry = (previous or {}).get("models", {}).get(name)
+    if not entry or entry.get("training", {}).get("cache_key") != key:
+        return None
+    art = entry["artifacts"]["keras"]
+    path = manifest.artifact_path(out, art)
+    if not path.is_file() or manifest.sha256_file(path) != art["sha256"]:
+        return None
+    return path, entry["training"]
+
+
+def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
+                  key: str, cached: tuple[Path, dict] | None) -> ModelExport:
+    from .convert.keras import save_keras
     from .convert.onnx import OPSET, to_onnx
     from .convert.tflite import ROUTE, ROUTE_NOTE, to_tflite
-    from .train import train
+    from .train import TrainResult, train
 
-    report(spec.name, f"training {spec.epochs} epochs")
-    trained = train(spec, seed)
-    model = trained.model
+    keras_path = out / f"{spec.name}.keras"
+    if cached is not None:
+        report(spec.name, "reusing the trained weights of the previous export")
+        import_tensorflow()
+        import keras
+
+        source, training = cached
+        shutil.copyfile(source, keras_path)
+        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        trained = TrainResult(model, float(training["final_loss"]), 0.0)
+    else:
+        report(spec.name, f"training {spec.epochs} epochs")
+        trained = train(spec, seed)
+        model = trained.model
+        report(spec.name, "saving .keras")
+        save_keras(model, keras_path)
     io = {
         "inputs": [{"name": INPUT_NAME, "shape": [None, *spec.input_shape], "dtype": "float32"}],
         "outputs": [{"name": OUTPUT_NAME, "shape": [None, *spec.output_shape], "dtype": "float32"}],
     }
 
-    report(spec.name, "saving .keras")
-    keras_path = out / f"{spec.name}.keras"
-    model.save(keras_path)
     keras_entry = manifest.file_entry(
         keras_path, format="keras", **io,
         layers=[type(layer).__name__ for layer in model.layers[1:]],
@@ -167,6 +211,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         "seed": seed,
         "training": {
             "final_loss": trained.final_loss,
+            "cache_key": key,
             "loop": "one compiled tf.range loop; the same Adam steps on the same full batch as fit",
             "keras_echo": echo.printed,
         },
@@ -175,7 +220,8 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         "artifacts": {"keras": keras_entry, "tflite": tflite_entry, "onnx": onnx_entry,
                       "reference": ref_entry},
     }
-    return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry)
+    return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
+                       reused=cached is not None)
 
 
 def render_readme(doc: dict) -> str:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from .specs import INPUT_NAME, EchoSpec
 from .tfenv import import_tensorflow, seed_everything
 
+# Part of the export cache key: change it whenever a change here changes the weights.
+TRAINER = "compiled-loop-1"
+
 
 def build_model(spec: EchoSpec, unroll: bool = False, export_form: bool = False):
     """The seed model; export_form=True gives the same function and weights in a converter-friendly shape.
@@ -34,7 +37,9 @@ def build_model(spec: EchoSpec, unroll: bool = False, export_form: bool = False)
         dense = keras.layers.TimeDistributed(dense, name="time_distributed")
     outputs = dense(hidden)
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
-    model.compile(optimizer=keras.optimizers.Adam(), loss="mean_squared_error")
+    # An explicit name: Keras would number a second "adam" in the same process
+    # "adam_1", and the name is saved into the .keras file.
+    model.compile(optimizer=keras.optimizers.Adam(name="adam"), loss="mean_squared_error")
     return model
 
 
@@ -62,15 +67,20 @@ def train(spec: EchoSpec, seed: int) -> TrainResult:
         import keras
 
         loss_fn = keras.losses.get(loss_fn)
+    # Building Adam's slots up front and writing the loop as a plain while_loop
+    # (autograph off) cuts tracing from ~0.6 s to ~0.2 s; the steps are the same.
+    optimizer.build(weights)
 
-    @tf.function
+    def step(i, _):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(ys, model(xs, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        return i + 1, loss
+
+    @tf.function(autograph=False)
     def run(steps):
-        loss = tf.constant(0.0)
-        for _ in tf.range(steps):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(loss_fn(ys, model(xs, training=True)))
-            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
-        return loss
+        start = (tf.constant(0), tf.constant(0.0))
+        return tf.while_loop(lambda i, _: i < steps, step, start)[1]
 
     start = time.perf_counter()
     loss = float(run(tf.constant(spec.epochs)))

@@ -64,6 +64,19 @@ def cli():
     return invoke
 
 
+# Makes TensorFlow, Keras and tf2onnx unimportable, and reports at exit whether TF got loaded.
+BLOCK_TF = """
+import importlib.abc, sys
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, _NoTensorFlow())
+import atexit
+atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules))
+"""
+
+
 def run_module(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
     """Run `python -m edge_echo ARGS` in a fresh interpreter, after an optional prelude."""
     code = (f"{prelude}\nimport sys\nfrom edge_echo.cli import run\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import rehash, run_module
+from conftest import BLOCK_TF, rehash, run_module
 
 from edge_echo.compare import DEFAULT_TOLERANCE, compare, echo_check
 from edge_echo.runners import RUNTIMES
@@ -171,16 +171,6 @@ def test_missing_directory(tmp_path, cli):
     assert result.exit_code == 2 and "no such directory" in result.stderr
 
 
-BLOCK_TF = """
-import importlib.abc, sys
-class _NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
-            raise ImportError(f'{name} is blocked in this test')
-sys.meta_path.insert(0, _NoTensorFlow())
-import atexit
-atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules))
-"""
 
 
 def test_device_mode_runs_without_tensorflow(exported):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..specs import INPUT_NAME, OUTPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
-from .onnx_simplify import simplify
+from .onnx_simplify import canonicalize, simplify
 
 # tf2onnx 1.17 accepts opsets up to 18.
 OPSET = 18
@@ -33,6 +33,7 @@ def to_onnx(model, spec: EchoSpec) -> bytes:
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
     _rename_output(proto, OUTPUT_NAME)
     simplify(proto)
+    canonicalize(proto)
     # The spec knows every dimension but the batch; tf2onnx can lose the time
     # dimension through the folded Dense's reshapes.
     for value, shape in ((proto.graph.input[0], spec.input_shape),

@@ -93,3 +93,36 @@ def _prune(graph) -> None:
     unused = [t for t in graph.initializer if t.name not in needed]
     for t in unused:
         graph.initializer.remove(t)
+
+
+def canonicalize(proto) -> None:
+    """Name every node, tensor and initializer by its place in the graph.
+
+    tf2onnx draws names from process-wide counters (LSTM__104, const_axes__95)
+    and notes the traced function's number in doc_string, so the same model
+    converted twice gives different bytes. The graph's input and output names
+    are the interface and stay.
+    """
+    graph = proto.graph
+    fixed = {v.name for v in graph.input} | {v.name for v in graph.output}
+    initializers = {t.name for t in graph.initializer}
+    rename: dict[str, str] = {name: name for name in fixed}
+    rename[""] = ""
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            if name not in rename and name in initializers:
+                rename[name] = f"const_{sum(1 for n in rename if n in initializers)}"
+        node.name = f"{node.op_type}_{i}"
+        for j, name in enumerate(node.output):
+            if name not in rename:
+                rename[name] = f"{node.op_type}_{i}_out{j}"
+    for node in graph.node:
+        node.input[:] = [rename[n] for n in node.input]
+        node.output[:] = [rename[n] for n in node.output]
+    ordered = sorted(graph.initializer, key=lambda t: int(rename[t.name].split("_")[1]))
+    for t in ordered:
+        t.name = rename[t.name]
+    del graph.initializer[:]
+    graph.initializer.extend(ordered)
+    del graph.value_info[:]
+    graph.doc_string = ""
