@@ -18,13 +18,7 @@ from .tfenv import import_tensorflow, seed_everything
 TRAINER = "compiled-loop-1"
 
 
-def build_model(spec: EchoSpec, unroll: bool = False, export_form: bool = False):
-    """The seed model; export_form=True gives the same function and weights in a converter-friendly shape.
-
-    Dense applied to a 3-D tensor maps each step exactly as TimeDistributed(Dense)
-    does, with the same kernel and bias, but converters emit one matrix product
-    instead of one per time step.
-    """
+def build_model(spec: EchoSpec, unroll: bool = False):
     import_tensorflow()
     import keras
 
@@ -33,7 +27,7 @@ def build_model(spec: EchoSpec, unroll: bool = False, export_form: bool = False)
         spec.units, return_sequences=spec.return_sequences, unroll=unroll, name="lstm"
     )(inputs)
     dense = keras.layers.Dense(spec.dense_units, name="dense")
-    if spec.time_distributed and not export_form:
+    if spec.time_distributed:
         dense = keras.layers.TimeDistributed(dense, name="time_distributed")
     outputs = dense(hidden)
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))

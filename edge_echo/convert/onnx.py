@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..specs import INPUT_NAME, OUTPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
+from . import forward
 from .onnx_simplify import canonicalize, simplify
 
 # tf2onnx 1.17 accepts opsets up to 18.
@@ -21,21 +22,14 @@ def to_onnx(model, spec: EchoSpec) -> bytes:
     tf = import_tensorflow()
     import tf2onnx
 
-    from ..train import build_model
-
-    if spec.time_distributed:
-        folded = build_model(spec, export_form=True)
-        folded.set_weights(model.get_weights())
-        model = folded
-
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
-    function = tf.function(lambda x: model(x, training=False), input_signature=[signature])
+    function = tf.function(forward(model, spec), input_signature=[signature])
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
     _rename_output(proto, OUTPUT_NAME)
     simplify(proto)
     canonicalize(proto)
-    # The spec knows every dimension but the batch; tf2onnx can lose the time
-    # dimension through the folded Dense's reshapes.
+    # The spec knows every dimension but the batch, which tf2onnx can lose
+    # through reshapes.
     for value, shape in ((proto.graph.input[0], spec.input_shape),
                          (proto.graph.output[0], spec.output_shape)):
         dims = value.type.tensor_type.shape.dim

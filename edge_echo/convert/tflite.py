@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..specs import INPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
+from . import forward
 
 ROUTE = "unrolled-frozen"
 ROUTE_NOTE = (
@@ -34,10 +35,10 @@ def to_tflite(model, spec: EchoSpec) -> bytes:
 
     from ..train import build_model
 
-    unrolled = build_model(spec, unroll=True, export_form=True)
+    unrolled = build_model(spec, unroll=True)
     unrolled.set_weights(model.get_weights())
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
-    function = tf.function(lambda x: unrolled(x, training=False), input_signature=[signature])
+    function = tf.function(forward(unrolled, spec), input_signature=[signature])
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
