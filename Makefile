@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/edge-echo export --out exported
+	$(BIN)/edge-echo export --out exported --c-array
 	$(BIN)/edge-echo verify exported
 
 lint: $(STAMP)

@@ -21,6 +21,7 @@ from . import floors, refdata
 from . import manifest as manifest_mod
 from .errors import UsageError
 from .runners import BENCH_RUNNERS, Runner
+from .tfenv import require_tensorflow, tensorflow_available
 from .versions import versions
 
 DEFAULT_RUNS = 300
@@ -141,7 +142,11 @@ def bench(
     threads: int = 1,
 ) -> BenchReport:
     check_settings(runs, warmup, predict_runs, batch, threads)
-    runtimes = tuple(runtimes or BENCH_RUNNERS)
+    if not runtimes:
+        # On the runtime-only install, time what is installed.
+        runtimes = tuple(rt for rt, cls in BENCH_RUNNERS.items()
+                         if cls.artifact != "keras" or tensorflow_available())
+    runtimes = tuple(runtimes)
     unknown = [rt for rt in runtimes if rt not in BENCH_RUNNERS]
     if unknown:
         raise UsageError(f"unknown runtime {', '.join(unknown)}; choose from "
@@ -154,6 +159,7 @@ def bench(
     if any(BENCH_RUNNERS[rt].artifact == "keras" for rt in runtimes):
         from .tfenv import configure_threads
 
+        require_tensorflow("benchmarking Keras")
         settings["threads"]["tensorflow"] = configure_threads(threads)
 
     rows: list[BenchRow] = []

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -80,6 +81,9 @@ def export(
                                       min=0, max=2**31 - 1)] = DEFAULT_SEED,
     epochs: Annotated[Optional[int], typer.Option(
         help="Override the seed configuration's epochs (for quick runs).")] = None,
+    c_array: Annotated[bool, typer.Option(
+        "--c-array", help="Also write each .tflite as a C array (NAME_model_data.h/.cc) for "
+        "TensorFlow Lite Micro.")] = False,
     retrain: Annotated[bool, typer.Option(
         help="Train even when the previous export in --out has weights for the same spec, "
         "seed and versions.")] = False,
@@ -95,7 +99,7 @@ def export(
         check_epochs(epochs)
         with _progress(quiet) as report:
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
-                                progress=report, retrain=retrain)
+                                progress=report, retrain=retrain, c_array=c_array)
         if not quiet:
             _render_export(result)
 
@@ -170,6 +174,38 @@ def verify(
         _render_verify(report, quiet)
         if not report.passed:
             raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A .onnx or .tflite file (not a step model).")],
+    values: Annotated[list[str], typer.Argument(
+        help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8; a multiple of one sequence's size "
+        "gives a batch.")],
+    decimals: Annotated[int, typer.Option(min=0, max=12, help="Decimals to print.")] = 4,
+) -> None:
+    """Run one file on the given values with ONNX Runtime or LiteRT (no TensorFlow) and print the output."""
+    with user_errors():
+        from .device import predict as run_predict
+
+        output = run_predict(model, values)
+        for row in output.reshape(len(output), -1):
+            print(" ".join(f"{v:.{decimals}f}" for v in row))
+
+
+@app.command()
+def stream(
+    model: Annotated[Path, typer.Argument(help="A step model: NAME.step.onnx or NAME.step.tflite.")],
+    reset_every: Annotated[int, typer.Option(
+        min=0, help="Start a new sequence (zero state) every N steps; 0 = never.")] = 0,
+    decimals: Annotated[int, typer.Option(min=0, max=12, help="Decimals to print.")] = 4,
+) -> None:
+    """Read one value per line from stdin and print each output as it arrives (a blank line resets)."""
+    with user_errors():
+        from .device import stream as run_stream
+
+        for output in run_stream(model, sys.stdin, reset_every=reset_every):
+            print(" ".join(f"{v:.{decimals}f}" for v in np.ravel(output)), flush=True)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -248,6 +284,8 @@ def bench(
         if plot_file is not None:
             try:
                 plot(report, plot_file)
+            except ImportError:
+                raise EdgeEchoError("--plot needs matplotlib; install edge-echo[export]") from None
             except OSError as exc:
                 raise EdgeEchoError(f"{plot_file}: cannot write the plot ({exc.strerror})") from None
         _render_bench(report)

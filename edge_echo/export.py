@@ -20,7 +20,7 @@ from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
-from .tfenv import import_tensorflow
+from .tfenv import import_tensorflow, require_tensorflow
 from .versions import versions
 
 README = "README.md"
@@ -54,8 +54,10 @@ def export(
     epochs: int | None = None,
     progress: Progress | None = None,
     retrain: bool = False,
+    c_array: bool = False,
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs) for name in models]
+    require_tensorflow("edge-echo export")
     out = Path(out)
     previous = check_target(out)
     report = progress or (lambda model, stage: None)
@@ -70,6 +72,8 @@ def export(
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(out, previous, spec.name, key)
             results.append(_export_model(spec, seed, staged, tools, report, key, cached))
+            if c_array:
+                _add_c_arrays(results[-1].entry["artifacts"], staged)
         doc = {
             "schema_version": manifest.SCHEMA_VERSION,
             "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
@@ -136,6 +140,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                   key: str, cached: tuple[Path, dict] | None) -> ModelExport:
     from .convert.keras import save_keras
     from .convert.onnx import OPSET, to_onnx
+    from .convert.step import to_step_onnx, to_step_tflite
     from .convert.tflite import ROUTE, ROUTE_NOTE, to_tflite
     from .train import TrainResult, train
 
@@ -188,6 +193,20 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         producer={k: tools[k] for k in ("tf2onnx", "onnx", "tensorflow")},
     )
 
+    report(spec.name, "converting the step models")
+    step_tflite_path = out / f"{spec.name}.step.tflite"
+    step_tflite_path.write_bytes(to_step_tflite(model, spec))
+    step_tflite_entry = manifest.file_entry(
+        step_tflite_path, format="tflite", **describe_tflite(step_tflite_path),
+        step=spec.step_io(), producer={k: tools[k] for k in ("tensorflow",)},
+    )
+    step_onnx_path = out / f"{spec.name}.step.onnx"
+    step_onnx_path.write_bytes(to_step_onnx(onnx_path.read_bytes(), spec))
+    step_onnx_entry = manifest.file_entry(
+        step_onnx_path, format="onnx", **describe_onnx(step_onnx_path), step=spec.step_io(),
+        producer={"edge-echo": tools["edge-echo"], "onnx": tools["onnx"]},
+    )
+
     report(spec.name, "computing reference outputs")
     seed_x, _ = spec.training_data()
     random_x = refdata.random_inputs(spec.input_shape, refdata.SAMPLES, seed)
@@ -218,10 +237,23 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         **io,
         "tolerances": {rt: vars(DEFAULT_TOLERANCE).copy() for rt in RUNTIMES},
         "artifacts": {"keras": keras_entry, "tflite": tflite_entry, "onnx": onnx_entry,
+                      "tflite_step": step_tflite_entry, "onnx_step": step_onnx_entry,
                       "reference": ref_entry},
     }
     return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
                        reused=cached is not None)
+
+
+def _add_c_arrays(artifacts: dict, out: Path) -> None:
+    """A .h/.cc pair per TFLite file, for TensorFlow Lite Micro."""
+    from .embed import write_c_array
+
+    for kind in [k for k, a in artifacts.items() if a["format"] == "tflite"]:
+        art = artifacts[kind]
+        header, source = write_c_array(out / art["file"], art["operators"], art["sha256"])
+        artifacts[f"{kind}_c_header"] = manifest.file_entry(header, format="c-header", of=art["file"])
+        artifacts[f"{kind}_c_source"] = manifest.file_entry(
+            source, format="c-source", of=art["file"], operators=art["operators"])
 
 
 def render_readme(doc: dict) -> str:
@@ -260,6 +292,11 @@ tensor 0 and output tensor 0).
   Flex delegate needed), stateless: set the input, invoke, read the output.
   The LSTM is unrolled over the {doc['length']} time steps.
 - `NAME.onnx`: ONNX model (opset {OPSET}) with a native `LSTM` node and a dynamic batch.
+- `NAME.step.tflite`, `NAME.step.onnx`: one time step, with the LSTM state as
+  explicit inputs `h`, `c` and outputs `h_out`, `c_out`: feed zeros at the start
+  of each sequence, then feed the outputs back (see `step` in manifest.json).
+- `*_model_data.h/.cc` (with `--c-array`): each `.tflite` as a C array for
+  TensorFlow Lite Micro, with the operators to register listed on top.
 - `NAME.keras`: the trained Keras 3 model (needs TensorFlow).
 - `NAME.reference.npz`: the seed input, {refdata.SAMPLES} seeded random inputs in [0, 1]
   and the Keras outputs on both (`seed_x`, `seed_y`, `random_x`, `random_y`),

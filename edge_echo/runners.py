@@ -22,8 +22,11 @@ class Runner:
     # The manifest artifact this runtime loads.
     artifact = "?"
 
-    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1):
+    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1,
+                 artifact: dict | None = None):
         self.path = Path(path)
+        # The manifest's entry for the file, for runners that need more than names.
+        self.entry = artifact or {}
         self.input_names = list(inputs)
         self.output_names = list(outputs)
         self.threads = threads
@@ -64,6 +67,11 @@ class Runner:
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
+
+
+def _dims(shape) -> list[int | None]:
+    """A file's declared shape, None where a dimension is dynamic."""
+    return [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in shape]
 
 
 class KerasRunner(Runner):
@@ -118,6 +126,8 @@ class OnnxRunner(Runner):
         inputs = self.session.get_inputs()
         self._in = [i.name for i in inputs]
         self._out = [o.name for o in self.session.get_outputs()]
+        self.file_inputs = [_dims(i.shape) for i in inputs]
+        self.file_outputs = [_dims(o.shape) for o in self.session.get_outputs()]
         first = inputs[0].shape[0]
         self.fixed_batch = first if isinstance(first, int) else None
 
@@ -136,6 +146,8 @@ class LiteRTRunner(Runner):
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
+        self.file_inputs = [_dims(d["shape_signature"]) for d in self._in]
+        self.file_outputs = [_dims(d["shape_signature"]) for d in self._out]
         signature = self._in[0]["shape_signature"]
         self.fixed_batch = None if signature[0] < 0 else int(signature[0])
         with native_stderr_silenced():
@@ -158,8 +170,61 @@ class LiteRTRunner(Runner):
 
 
 # The runtimes verify compares; bench adds keras-predict as the baseline.
+class SteppedRunner(Runner):
+    """A one-step model run over whole sequences, its state carried between steps.
+
+    It takes and returns what the full model does, so verify compares a step
+    model with the same inputs, reference and comparator as any other runner.
+    """
+
+    inner: type[Runner] = Runner
+
+    def activate(self) -> None:
+        step = self.entry.get("step")
+        if not step:
+            raise ArtifactError(f"{self.path.name}: the manifest does not describe its state")
+        self.step = step
+        self.runner = self.inner(self.path, [d["name"] for d in step["inputs"]],
+                                 [d["name"] for d in step["outputs"]], threads=self.threads)
+        self.runner.__enter__()
+
+    def deactivate(self) -> None:
+        self.runner.__exit__(None, None, None)
+
+    def _run(self, arrays):
+        (sequences,) = arrays
+        x_name, y_name = self.step["inputs"][0]["name"], self.step["outputs"][0]["name"]
+        batch = len(sequences)
+        state = {s["input"]: np.full((batch, *s["shape"][1:]), s["initial"], np.float32)
+                 for s in self.step["state"]}
+        ys = []
+        for t in range(sequences.shape[1]):
+            out = self.runner.infer({x_name: sequences[:, t], **state})
+            state = {s["input"]: out[s["output"]] for s in self.step["state"]}
+            ys.append(out[y_name])
+        self.looped = self.runner.looped
+        every = self.step["sequence_output"] == "every_step"
+        return [np.stack(ys, axis=1) if every else ys[-1]]
+
+
+class OnnxStepRunner(SteppedRunner):
+    runtime = "onnxruntime-step"
+    artifact = "onnx_step"
+    inner = OnnxRunner
+
+
+class LiteRTStepRunner(SteppedRunner):
+    runtime = "litert-step"
+    artifact = "tflite_step"
+    inner = LiteRTRunner
+
+
+# The runtimes verify compares; bench times the full models, with keras-predict as baseline.
 RUNNERS: dict[str, type[Runner]] = {
-    cls.runtime: cls for cls in (KerasRunner, OnnxRunner, LiteRTRunner)
+    cls.runtime: cls
+    for cls in (KerasRunner, OnnxRunner, LiteRTRunner, OnnxStepRunner, LiteRTStepRunner)
 }
 RUNTIMES = tuple(RUNNERS)
-BENCH_RUNNERS: dict[str, type[Runner]] = {KerasPredictRunner.runtime: KerasPredictRunner, **RUNNERS}
+BENCH_RUNNERS: dict[str, type[Runner]] = {
+    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, LiteRTRunner)
+}

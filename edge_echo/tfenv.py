@@ -29,6 +29,24 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+def tensorflow_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_tensorflow(what: str) -> None:
+    """A clear line instead of a ModuleNotFoundError on the runtime-only install."""
+    if not tensorflow_available():
+        from .errors import UsageError
+
+        raise UsageError(f"{what} needs TensorFlow, which this install lacks; "
+                         "install edge-echo[export]")
+
+
 def import_tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]

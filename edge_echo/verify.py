@@ -8,7 +8,6 @@ and, when Keras runs here, the live Keras output on fresh random inputs.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
 from .errors import UsageError
 from .runners import RUNNERS, Runner
+from .tfenv import tensorflow_available
 from .versions import versions
 
 BATCH_SIZES = (1, 7, 64)
@@ -169,7 +169,7 @@ def verify(
     check_samples(samples)
     if atol is not None or rtol is not None:
         Tolerance(atol or 0.0, rtol or 0.0)  # validates the overrides before any work
-    if keras and not _tensorflow_available():
+    if keras and not tensorflow_available():
         raise UsageError("TensorFlow is not installed here; add --no-keras to verify against "
                          "the Keras outputs stored at export")
     directory = Path(directory)
@@ -195,9 +195,11 @@ def verify(
         runners: dict[str, Runner] = {}
         try:
             for rt in runtimes:
-                art = arts[RUNNERS[rt].artifact]
+                art = arts.get(RUNNERS[rt].artifact)
+                if art is None:
+                    continue  # an export without this form (e.g. no step models)
                 runner = RUNNERS[rt](manifest_mod.artifact_path(directory, art), in_names,
-                                     out_names, threads=threads)
+                                     out_names, threads=threads, artifact=art)
                 runners[rt] = runner.__enter__()
             if fresh is not None:
                 expected = runners["keras"].infer({in_names[0]: fresh})[out_names[0]]
@@ -234,13 +236,6 @@ def verify(
                      "fresh random inputs skipped (they need a live Keras reference)")
     return Report(str(directory), keras, samples, seed, tuple(batch_sizes), results, notes,
                   files_checked)
-
-
-def _tensorflow_available() -> bool:
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _run_batched(runner: Runner, input_name: str, x: np.ndarray, batch: int) -> dict:

@@ -12,7 +12,7 @@ from edge_echo.export import export
 from edge_echo.runners import RUNNERS
 from edge_echo.specs import MODEL_NAMES, get_spec
 
-FORMATS = ("keras", "tflite", "onnx", "reference")
+FORMATS = ("keras", "tflite", "onnx", "tflite_step", "onnx_step", "reference")
 
 
 def test_every_model_in_every_format(exported):
@@ -95,7 +95,7 @@ def test_each_artifact_runs_in_its_runtime(exported, runtime):
     for model in doc["models"].values():
         art = model["artifacts"][RUNNERS[runtime].artifact]
         ref = refdata.load(exported / model["artifacts"]["reference"]["file"])
-        with RUNNERS[runtime](exported / art["file"], ["x"], ["y"]) as runner:
+        with RUNNERS[runtime](exported / art["file"], ["x"], ["y"], artifact=art) as runner:
             first = runner.infer({"x": ref["seed_x"]})["y"]
             again = runner.infer({"x": ref["seed_x"]})["y"]
             batch = runner.infer({"x": ref["random_x"][:64]})["y"]

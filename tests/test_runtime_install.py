@@ -1,0 +1,85 @@
+"""Issue 6: the runtime-only install verifies, predicts, streams and benchmarks without TensorFlow.
+
+Builds a fresh virtual environment from requirements-runtime.lock and the
+package itself (no extras), as `pip install edge-echo` gives a device user.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ECHO = ["0.0", "0.2", "0.4", "0.6", "0.8"]
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runtime")
+    source = base / "src"
+    source.mkdir()
+    for item in ("edge_echo", "pyproject.toml", "README.md"):
+        copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
+        copy(ROOT / item, source / item)
+    env = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check", "--no-deps"]
+    subprocess.run([*pip, "-r", str(ROOT / "requirements-runtime.lock")], check=True)
+    subprocess.run([*pip, str(source)], check=True, capture_output=True)
+    return env / "bin"
+
+
+def run(bin_dir, *args, stdin=None):
+    return subprocess.run([str(bin_dir / "edge-echo"), *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_no_tensorflow_in_the_runtime_install(venv):
+    probe = subprocess.run([str(venv / "python"), "-c", "import tensorflow"], capture_output=True)
+    assert probe.returncode != 0
+    freeze = subprocess.run([str(venv / "python"), "-m", "pip", "freeze"], capture_output=True,
+                            text=True).stdout.lower()
+    assert "onnxruntime" in freeze and "tensorflow" not in freeze and "tf2onnx" not in freeze
+
+
+def test_verify_no_keras(venv, exported):
+    result = run(venv, "verify", exported, "--no-keras")
+    assert result.returncode == 0, result.stderr
+    assert "verdict: PASS" in result.stdout
+    without = run(venv, "verify", exported)
+    assert without.returncode == 2 and "--no-keras" in without.stderr
+
+
+def test_predict_and_stream(venv, exported):
+    result = run(venv, "predict", exported / "many-to-one.tflite", *ECHO, "--decimals", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ECHO
+    streamed = run(venv, "stream", exported / "many-to-many.step.onnx", "--decimals", "1",
+                   stdin="\n".join(ECHO) + "\n")
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout.split() == ECHO
+
+
+def test_bench_times_the_installed_runtimes(venv, exported):
+    result = run(venv, "bench", exported, "--runs", "5", "--warmup", "1", "--batch", "2")
+    assert result.returncode == 0, result.stderr
+    assert "onnxruntime" in result.stdout and "litert" in result.stdout
+    assert "keras" not in result.stdout
+
+
+def test_export_says_what_is_missing(venv, tmp_path):
+    result = run(venv, "export", "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert "edge-echo[export]" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_example_device_app(venv, exported):
+    result = subprocess.run([str(venv / "python"), str(ROOT / "examples" / "stream_echo.py"),
+                             str(exported / "many-to-many.step.tflite"), *ECHO],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[-1] for line in result.stdout.splitlines()] == ECHO
