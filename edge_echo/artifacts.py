@@ -54,6 +54,8 @@ def describe_tflite(path: Path) -> dict:
 
         inputs = [tensor(i) for i in main.InputsAsNumpy()]
         outputs = [tensor(i) for i in main.OutputsAsNumpy()]
+        tensor_types = Counter(type_names[main.Tensors(i).Type()].lower()
+                               for i in range(main.TensorsLength()))
     except ArtifactError:
         raise
     except Exception as exc:  # a malformed flatbuffer raises anything from struct to IndexError
@@ -63,6 +65,7 @@ def describe_tflite(path: Path) -> dict:
         "outputs": outputs,
         "operators": dict(sorted(ops.items())),
         "custom_operators": sorted(c for c in set(codes) if c.startswith("CUSTOM:")),
+        "tensor_types": dict(sorted(tensor_types.items())),
     }
 
 
@@ -83,7 +86,10 @@ def describe_onnx(path: Path) -> dict:
         }
 
     ops = Counter(node.op_type for node in model.graph.node)
+    weight_types = Counter(onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
+                           for t in model.graph.initializer)
     return {
+        "weight_types": dict(sorted(weight_types.items())),
         "inputs": [value(v) for v in model.graph.input],
         "outputs": [value(v) for v in model.graph.output],
         "operators": dict(sorted(ops.items())),

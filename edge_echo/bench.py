@@ -20,7 +20,7 @@ import numpy as np
 from . import floors, refdata
 from . import manifest as manifest_mod
 from .errors import UsageError
-from .runners import BENCH_RUNNERS, Runner
+from .runners import BENCH_RUNNERS, Runner, targets
 from .tfenv import require_tensorflow, tensorflow_available
 from .versions import versions
 
@@ -174,17 +174,17 @@ def bench(
             floor_dir = Path(scratch) / model
             floor_dir.mkdir()
             floor_files: dict[str, Path] = {}
-            for rt in runtimes:
-                cls = BENCH_RUNNERS[rt]
-                n = predict_runs if rt == "keras-predict" else runs
+            chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes}
+            for label, cls, art in targets(arts, chosen):
+                n = predict_runs if label == "keras-predict" else runs
                 if cls.artifact not in floor_files:
                     floor_files[cls.artifact] = _floor_file(cls.artifact, floor_dir, entry)
-                path = manifest_mod.artifact_path(directory, arts[cls.artifact])
-                with cls(path, [in_name], [out_name], threads=threads) as runner:
+                path = manifest_mod.artifact_path(directory, art)
+                with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
                     timing = time_runner(runner, in_name, one, many, n, warmup)
                 with cls(floor_files[cls.artifact], [in_name], [out_name], threads=threads) as fl:
                     floor = time_runner(fl, in_name, one, many, n, warmup)
-                rows.append(BenchRow(model, rt, path.name, timing, floor))
+                rows.append(BenchRow(model, label, path.name, timing, floor))
             base = next((r for r in rows if r.model == model and r.runtime == "keras-predict"), None)
             if base is not None:
                 for r in rows:

@@ -18,9 +18,10 @@ from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError
+from .probe import probe
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
-from .tfenv import import_tensorflow, require_tensorflow
+from .tfenv import import_tensorflow, quiet_converters, require_tensorflow
 from .versions import versions
 
 README = "README.md"
@@ -37,6 +38,8 @@ class ModelExport:
     entry: dict = field(repr=False)
     # True when the weights came from the previous export (same cache key).
     reused: bool = False
+    # One line per requested variant that could not be produced, with the reason.
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +47,10 @@ class ExportResult:
     directory: Path
     models: list[ModelExport]
     manifest: dict
+
+    @property
+    def missing(self) -> list[str]:
+        return [line for m in self.models for line in m.missing]
 
 
 def export(
@@ -55,6 +62,7 @@ def export(
     progress: Progress | None = None,
     retrain: bool = False,
     c_array: bool = False,
+    quantize: list[tuple[str, str]] | None = None,
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs) for name in models]
     require_tensorflow("edge-echo export")
@@ -71,7 +79,8 @@ def export(
         for spec in specs:
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(out, previous, spec.name, key)
-            results.append(_export_model(spec, seed, staged, tools, report, key, cached))
+            results.append(_export_model(spec, seed, staged, tools, report, key, cached,
+                                         quantize or []))
             if c_array:
                 _add_c_arrays(results[-1].entry["artifacts"], staged)
         doc = {
@@ -137,7 +146,8 @@ def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tupl
 
 
 def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
-                  key: str, cached: tuple[Path, dict] | None) -> ModelExport:
+                  key: str, cached: tuple[Path, dict] | None,
+                  quantize: list[tuple[str, str]]) -> ModelExport:
     from .convert.keras import save_keras
     from .convert.onnx import OPSET, to_onnx
     from .convert.step import to_step_onnx, to_step_tflite
@@ -231,7 +241,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         "training": {
             "final_loss": trained.final_loss,
             "cache_key": key,
-            "loop": "one compiled tf.range loop; the same Adam steps on the same full batch as fit",
+            "loop": "one compiled while_loop; the same Adam steps on the same full batch as fit",
             "keras_echo": echo.printed,
         },
         **io,
@@ -240,8 +250,57 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                       "tflite_step": step_tflite_entry, "onnx_step": step_onnx_entry,
                       "reference": ref_entry},
     }
+    missing = _add_variants(model, spec, seed, out, entry, quantize, tools, report)
     return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
-                       reused=cached is not None)
+                       reused=cached is not None, missing=missing)
+
+
+def _add_variants(model, spec: EchoSpec, seed: int, out: Path, entry: dict,
+                  quantize: list[tuple[str, str]], tools: dict, report: Progress) -> list[str]:
+    """Write each requested quantized variant; return one line per variant that could not be made."""
+    from .convert import quantize as q
+    from .runners import runner_for_format
+
+    if not quantize:
+        return []
+    arts = entry["artifacts"]
+    reference_y = refdata.load(out / arts["reference"]["file"])[refdata.RANDOM_Y]
+    calibration = q.calibration_inputs(spec, seed)
+    missing = []
+    for fmt, variant in quantize:
+        report(spec.name, f"quantizing: {fmt} {variant}")
+        path = out / f"{spec.name}.{variant}.{fmt}"
+        try:
+            with quiet_converters():
+                if fmt == "tflite":
+                    data = q.tflite_variant(model, spec, variant, calibration)
+                else:
+                    data = q.onnx_variant(out / arts["onnx"]["file"], variant, calibration,
+                                          INPUT_NAME)
+        except q.VariantUnavailable as exc:
+            missing.append(f"{spec.name}: {fmt} {variant} not produced: {exc}")
+            continue
+        path.write_bytes(data)
+        crash = probe(path)
+        if crash:
+            path.unlink()
+            missing.append(f"{spec.name}: {fmt} {variant} not produced: {crash}")
+            continue
+        described = describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
+        tol = q.tolerance(variant, reference_y)
+        arts[f"{fmt}_{variant}"] = manifest.file_entry(
+            path, format=fmt, variant=variant, **described,
+            quantization={"method": q.METHODS[(fmt, variant)],
+                          "calibration": (f"{len(calibration)} sequences: the training sequence and "
+                                          f"uniform [0, 1] random ones"
+                                          if variant == "int8" else None),
+                          "tolerance_rule": tol["rule"]},
+            producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else
+                                             ("onnxruntime", "onnx"))},
+        )
+        label = f"{runner_for_format(fmt).runtime}:{variant}"
+        entry["tolerances"][label] = {"atol": tol["atol"], "rtol": tol["rtol"]}
+    return missing
 
 
 def _add_c_arrays(artifacts: dict, out: Path) -> None:

@@ -219,6 +219,23 @@ class LiteRTStepRunner(SteppedRunner):
     inner = LiteRTRunner
 
 
+def runner_for_format(fmt: str) -> type[Runner]:
+    return {"onnx": OnnxRunner, "tflite": LiteRTRunner}[fmt]
+
+
+def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str, type[Runner], dict]]:
+    """(label, runner class, artifact) for every runtime whose file this export has, then every
+    quantized variant, labelled RUNTIME:VARIANT (e.g. litert:int8)."""
+    found = [(rt, cls, artifacts[cls.artifact]) for rt, cls in runners.items()
+             if cls.artifact in artifacts]
+    for art in artifacts.values():
+        if art.get("variant"):
+            cls = runner_for_format(art["format"])
+            if cls.runtime in runners:
+                found.append((f"{cls.runtime}:{art['variant']}", cls, art))
+    return found
+
+
 # The runtimes verify compares; bench times the full models, with keras-predict as baseline.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls

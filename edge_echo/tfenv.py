@@ -29,6 +29,23 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def quiet_converters():
+    """Silence what converters print beside their results: warnings, root-logger advice, C++ logs."""
+    import logging
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with native_stderr_silenced():
+                yield
+    finally:
+        logging.disable(previous)
+
+
 def tensorflow_available() -> bool:
     import importlib.util
 

@@ -18,7 +18,7 @@ from . import refdata
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
 from .errors import UsageError
-from .runners import RUNNERS, Runner
+from .runners import RUNNERS, Runner, targets
 from .tfenv import tensorflow_available
 from .versions import versions
 
@@ -176,7 +176,7 @@ def verify(
     doc = manifest_mod.load(directory)
     files_checked = manifest_mod.check_integrity(directory, doc)
 
-    runtimes = [rt for rt in RUNNERS if keras or rt != "keras"]
+    runners_here = {rt: cls for rt, cls in RUNNERS.items() if keras or rt != "keras"}
     results: list[RuntimeResult] = []
     notes: list[str] = []
     for name, entry in doc["models"].items():
@@ -194,13 +194,10 @@ def verify(
 
         runners: dict[str, Runner] = {}
         try:
-            for rt in runtimes:
-                art = arts.get(RUNNERS[rt].artifact)
-                if art is None:
-                    continue  # an export without this form (e.g. no step models)
-                runner = RUNNERS[rt](manifest_mod.artifact_path(directory, art), in_names,
-                                     out_names, threads=threads, artifact=art)
-                runners[rt] = runner.__enter__()
+            for label, cls, art in targets(arts, runners_here):
+                runner = cls(manifest_mod.artifact_path(directory, art), in_names, out_names,
+                             threads=threads, artifact=art)
+                runners[label] = runner.__enter__()
             if fresh is not None:
                 expected = runners["keras"].infer({in_names[0]: fresh})[out_names[0]]
                 model_sets = sets + [("random", fresh, expected, batch_sizes)]

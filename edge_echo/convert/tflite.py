@@ -27,7 +27,8 @@ ROUTE_NOTE = (
 )
 
 
-def to_tflite(model, spec: EchoSpec) -> bytes:
+def frozen_function(model, spec: EchoSpec):
+    """The unrolled clone's inference with its variables frozen to constants."""
     tf = import_tensorflow()
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
@@ -39,7 +40,15 @@ def to_tflite(model, spec: EchoSpec) -> bytes:
     unrolled.set_weights(model.get_weights())
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
     function = tf.function(forward(unrolled, spec), input_signature=[signature])
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    return convert_variables_to_constants_v2(function.get_concrete_function())
+
+
+def converter_for(frozen):
+    tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    return converter
+
+
+def to_tflite(model, spec: EchoSpec) -> bytes:
+    return converter_for(frozen_function(model, spec)).convert()
