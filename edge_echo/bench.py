@@ -20,6 +20,7 @@ import numpy as np
 from . import floors, refdata
 from . import manifest as manifest_mod
 from .errors import UsageError
+from .probe import check_loadable
 from .runners import BENCH_RUNNERS, Runner, targets
 from .tfenv import require_tensorflow, tensorflow_available
 from .versions import versions
@@ -154,6 +155,7 @@ def bench(
     directory = Path(directory)
     doc = manifest_mod.load(directory)
     manifest_mod.check_integrity(directory, doc)
+    check_loadable(directory, doc)
     settings = {"runs": runs, "warmup": warmup, "predict_runs": predict_runs, "batch": batch,
                 "threads": {"requested": threads}}
     if any(BENCH_RUNNERS[rt].artifact == "keras" for rt in runtimes):

@@ -356,7 +356,26 @@ def _us(value: float) -> str:
 
 
 def run() -> None:
-    app(prog_name="edge-echo")
+    """The console script: click's usage errors become one line too, never a box or a trace."""
+    from typer import _click
+
+    try:
+        code = app(prog_name="edge-echo", standalone_mode=False)
+    except _click.exceptions.NoArgsIsHelpError:
+        code = EXIT_ERROR  # the help was shown
+    except _click.exceptions.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "edge-echo"
+        err_console.print(f"edge-echo: error: {exc.format_message()} (see `{command} --help`)",
+                          markup=False, highlight=False, soft_wrap=True)
+        code = EXIT_ERROR
+    except _click.exceptions.ClickException as exc:
+        err_console.print(f"edge-echo: error: {exc.format_message()}", markup=False,
+                          highlight=False, soft_wrap=True)
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("edge-echo: interrupted; nothing was changed", markup=False)
+        code = EXIT_INTERRUPTED
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import ArtifactError, UsageError
 from .runners import LiteRTRunner, OnnxRunner, Runner
 
 _RUNNER_OF_SUFFIX = {".onnx": OnnxRunner, ".tflite": LiteRTRunner}
@@ -28,13 +28,20 @@ def parse_number(text: str, what: str = "value") -> float:
     return value
 
 
-def open_runner(path: Path) -> Runner:
+def open_runner(path: Path, probe_first: bool = True) -> Runner:
+    """A runner for a file given directly: loaded in a child first, since nothing vouches for it."""
     path = Path(path)
     cls = _RUNNER_OF_SUFFIX.get(path.suffix)
     if cls is None:
         raise UsageError(f"{path}: expected a .onnx or .tflite file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    if probe_first:
+        from .probe import probe
+
+        why = probe(path)
+        if why:
+            raise ArtifactError(why if why.startswith(path.name) else f"{path.name}: {why}")
     # Names are taken by position; the file's own names do not matter here.
     runner = cls(path, ["x"], ["y"])
     runner.__enter__()

@@ -67,8 +67,21 @@ def export(
     specs = [get_spec(name, length, epochs) for name in models]
     require_tensorflow("edge-echo export")
     out = Path(out)
-    previous = check_target(out)
     report = progress or (lambda model, stage: None)
+    lock = fsutil.exclusive(out, on_wait=lambda: report("", f"waiting for another export into {out}"))
+    try:
+        lock.__enter__()
+    except OSError as exc:
+        raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
+    try:
+        return _export_locked(out, specs, length, seed, report, retrain, c_array, quantize or [])
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _export_locked(out: Path, specs: list[EchoSpec], length: int, seed: int, report: Progress,
+                   retrain: bool, c_array: bool, quantize: list[tuple[str, str]]) -> ExportResult:
+    previous = check_target(out)
     try:
         staged = fsutil.staging_dir(out)
     except OSError as exc:
@@ -79,8 +92,7 @@ def export(
         for spec in specs:
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(out, previous, spec.name, key)
-            results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or []))
+            results.append(_export_model(spec, seed, staged, tools, report, key, cached, quantize))
             if c_array:
                 _add_c_arrays(results[-1].entry["artifacts"], staged)
         doc = {
@@ -95,6 +107,11 @@ def export(
         (staged / README).write_text(render_readme(doc), encoding="utf-8")
         report("", "replacing the export directory")
         fsutil.replace_dir(staged, out)
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ArtifactError(f"{out}: writing the export failed: {exc.strerror or exc}{where}; "
+                            "the previous export is unchanged") from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

@@ -9,8 +9,10 @@ one has succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import shutil
 import tempfile
@@ -47,6 +49,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def exclusive(target: Path, on_wait=None):
+    """One export into target at a time: a second one waits for the first to finish.
+
+    Under the lock, staging directories left by an export that was killed are
+    removed: no other export can be writing them.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for stale in target.parent.glob(f".{target.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def staging_dir(target: Path) -> Path:
     """A fresh directory beside target, on the same filesystem so the swap is a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +92,7 @@ def replace_dir(staged: Path, target: Path) -> None:
     elif _exchange(staged, target):
         shutil.rmtree(staged)  # now holds the old export
     else:
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-old-", dir=target.parent))
         os.rmdir(old)
         os.rename(target, old)
         try:

@@ -54,24 +54,107 @@ def load(directory: Path) -> dict:
             f"{path}: schema_version {version!r} is not supported (this edge-echo reads "
             f"{SCHEMA_VERSION}); re-export with this version"
         )
-    models = manifest.get("models")
-    if not isinstance(models, dict) or not models:
-        raise ArtifactError(f"{path}: no models listed")
-    for name, model in models.items():
-        for key in ("spec", "inputs", "outputs", "artifacts", "tolerances"):
-            if not isinstance(model, dict) or key not in model:
-                raise ArtifactError(f"{path}: model {name!r} lacks '{key}'")
-        for kind, art in model["artifacts"].items():
-            if not isinstance(art, dict) or not all(k in art for k in ("file", "sha256", "size")):
-                raise ArtifactError(f"{path}: artifact {name}/{kind} lacks file, size or sha256")
-            artifact_path(directory, art)
+    try:
+        _check_models(manifest.get("models"), directory)
+    except _Invalid as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
     return manifest
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _need(condition: bool, where: str, what: str) -> None:
+    if not condition:
+        raise _Invalid(f"{where}: expected {what}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf")
+
+
+def _check_io(items, where: str) -> None:
+    _need(isinstance(items, list) and items, where, "a non-empty list")
+    for i, item in enumerate(items):
+        at = f"{where}/{i}"
+        _need(isinstance(item, dict), at, "an object")
+        _need(isinstance(item.get("name"), str) and item["name"], f"{at}/name", "a name")
+        shape = item.get("shape")
+        _need(isinstance(shape, list) and shape and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape),
+            f"{at}/shape", "a list of positive sizes or null")
+
+
+def _check_models(models, directory: Path) -> None:
+    """Everything verify, bench and the runners read, checked before any of it is used."""
+    _need(isinstance(models, dict) and models, "models", "at least one model")
+    for name, model in models.items():
+        where = f"models/{name}"
+        _need(isinstance(model, dict), where, "an object")
+        for key in ("spec", "inputs", "outputs", "artifacts", "tolerances"):
+            _need(key in model, f"{where}/{key}", "a value (missing)")
+        _need(isinstance(model["spec"], dict), f"{where}/spec", "an object")
+        _check_io(model["inputs"], f"{where}/inputs")
+        _check_io(model["outputs"], f"{where}/outputs")
+        _need(len(model["inputs"][0]["shape"]) >= 2, f"{where}/inputs/0/shape",
+              "a batch and at least one more dimension")
+        tolerances = model["tolerances"]
+        _need(isinstance(tolerances, dict), f"{where}/tolerances", "an object")
+        for runtime, tol in tolerances.items():
+            at = f"{where}/tolerances/{runtime}"
+            _need(isinstance(tol, dict), at, "an object")
+            for k in ("atol", "rtol"):
+                if k in tol:
+                    _need(_is_number(tol[k]) and tol[k] >= 0, f"{at}/{k}", "a number >= 0")
+        artifacts = model["artifacts"]
+        _need(isinstance(artifacts, dict) and "reference" in artifacts, f"{where}/artifacts",
+              "an object listing at least the reference data")
+        for kind, art in artifacts.items():
+            at = f"{where}/artifacts/{kind}"
+            _need(isinstance(art, dict), at, "an object")
+            _need(isinstance(art.get("file"), str), f"{at}/file", "a file name")
+            _need(isinstance(art.get("sha256"), str) and len(art["sha256"]) == 64, f"{at}/sha256",
+                  "a sha256 hex digest")
+            _need(isinstance(art.get("size"), int) and not isinstance(art["size"], bool)
+                  and art["size"] >= 0, f"{at}/size", "a size in bytes")
+            _need(isinstance(art.get("format"), str), f"{at}/format", "a format name")
+            if "step" in art:
+                _check_step(art["step"], f"{at}/step")
+            if "variant" in art:
+                _need(isinstance(art["variant"], str) and art["variant"], f"{at}/variant",
+                      "a variant name")
+            try:
+                artifact_path(directory, art)
+            except ArtifactError as exc:
+                raise _Invalid(f"{at}/file: {exc}") from None
+
+
+def _check_step(step, where: str) -> None:
+    _need(isinstance(step, dict), where, "an object")
+    _check_io(step.get("inputs"), f"{where}/inputs")
+    _check_io(step.get("outputs"), f"{where}/outputs")
+    _need(step.get("sequence_output") in ("every_step", "last_step"), f"{where}/sequence_output",
+          "every_step or last_step")
+    state = step.get("state")
+    _need(isinstance(state, list), f"{where}/state", "a list")
+    names_in = {d["name"] for d in step["inputs"]}
+    names_out = {d["name"] for d in step["outputs"]}
+    for i, item in enumerate(state):
+        at = f"{where}/state/{i}"
+        _need(isinstance(item, dict) and item.get("input") in names_in
+              and item.get("output") in names_out, at, "an input and an output of the step model")
+        _need(isinstance(item.get("shape"), list) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in item["shape"]), f"{at}/shape", "a list of positive sizes or null")
+        _need(_is_number(item.get("initial")), f"{at}/initial", "a number")
 
 
 def artifact_path(directory: Path, artifact: dict) -> Path:
     name = artifact["file"]
-    candidate = Path(name)
-    if not isinstance(name, str) or candidate.name != name or name in ("", ".", ".."):
+    if not isinstance(name, str) or "\x00" in name or Path(name).name != name \
+            or name in ("", ".", ".."):
         raise ArtifactError(f"manifest names file {name!r}, which is outside the export directory")
     return directory / name
 

@@ -1,9 +1,11 @@
-"""Load and run a model file in a child process, so a runtime that crashes on it cannot take us down.
+"""Load and run model files in a child process, so a runtime that crashes on one cannot take us down.
 
-ONNX Runtime and LiteRT are native code: a malformed or unlucky file can
-make them abort or segfault (ONNX Runtime 1.32 segfaults optimizing a
-float16 Transpose the float16 converter writes). The child loads the file,
-runs it once on zeros, and the parent turns a signal into one line.
+ONNX Runtime and LiteRT are native code: a truncated, mutated or unlucky
+file can make them abort or segfault (ONNX Runtime 1.32 segfaults optimizing
+a float16 Transpose that its own float16 converter writes). One child loads
+each file in turn and runs it once on zeros, announcing each file before it
+starts; when the child dies, the parent knows which file killed it, reports
+it in one line, and starts a new child for the rest.
 """
 
 from __future__ import annotations
@@ -17,26 +19,74 @@ _CHILD = """
 import sys
 import numpy as np
 from edge_echo.device import open_runner
-runner = open_runner(sys.argv[1])
-names = [f"i{k}" for k in range(len(runner.file_inputs))]
-runner.input_names = names
-runner.output_names = [f"o{k}" for k in range(len(runner.file_outputs))]
-runner.infer({n: np.zeros([1 if d is None else d for d in s], np.float32)
-              for n, s in zip(names, runner.file_inputs)})
+for path in sys.argv[1:]:
+    print("BEGIN", path, flush=True)
+    try:
+        runner = open_runner(path, probe_first=False)
+        try:
+            names = [f"i{k}" for k in range(len(runner.file_inputs))]
+            runner.input_names = names
+            runner.output_names = [f"o{k}" for k in range(len(runner.file_outputs))]
+            runner.infer({n: np.zeros([1 if d is None else d for d in s], np.float32)
+                          for n, s in zip(names, runner.file_inputs)})
+        finally:
+            runner.__exit__(None, None, None)
+    except BaseException as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print("ERROR", reason, flush=True)
+        continue
+    print("OK", flush=True)
 """
 
 
-def probe(path: Path, timeout: float = 120) -> str | None:
-    """None if the file loads and runs; otherwise why not, in one line."""
-    try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"the runtime did not finish loading and running it within {timeout:.0f} s"
-    if done.returncode == 0:
-        return None
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        return f"the runtime crashed ({name}) loading or running it"
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else f"the runtime exited with code {done.returncode}"
+def probe_many(paths: list[Path], timeout: float = 300) -> dict[Path, str | None]:
+    """For each file: None if it loads and runs, else why not, in one line."""
+    results: dict[Path, str | None] = {}
+    pending = [Path(p) for p in paths]
+    while pending:
+        try:
+            done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, pending)],
+                                  capture_output=True, text=True, timeout=timeout)
+            stdout, code = done.stdout, done.returncode
+        except subprocess.TimeoutExpired as exc:
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            code = None
+        current = None
+        for line in stdout.splitlines():
+            word, _, rest = line.partition(" ")
+            if word == "BEGIN":
+                current = Path(rest)
+            elif word in ("OK", "ERROR") and current is not None:
+                results[current] = None if word == "OK" else rest
+                current = None
+        if current is not None:  # the child died inside this file
+            if code is None:
+                results[current] = f"the runtime did not finish loading it within {timeout:.0f} s"
+            elif code < 0:
+                results[current] = f"the runtime crashed ({signal.Signals(-code).name}) loading it"
+            else:
+                results[current] = f"the runtime exited with code {code} loading it"
+        elif code not in (0, None) and not results:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the probe process failed: {last}")
+        pending = [p for p in pending if p not in results]
+    return results
+
+
+def probe(path: Path, timeout: float = 300) -> str | None:
+    return probe_many([path], timeout)[Path(path)]
+
+
+def check_loadable(directory: Path, doc: dict) -> None:
+    """Every TFLite and ONNX file of an export must load and run in a child first."""
+    from . import manifest
+    from .errors import ArtifactError
+
+    files = [manifest.artifact_path(directory, art) for model in doc["models"].values()
+             for art in model["artifacts"].values() if art.get("format") in ("tflite", "onnx")]
+    failed = [(path, why) for path, why in probe_many(files).items() if why]
+    if failed:
+        path, why = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        reason = why if why.startswith(path.name) else f"{path.name}: {why}"
+        raise ArtifactError(f"{reason}; not loaded here{more}")

@@ -18,6 +18,7 @@ from . import refdata
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
 from .errors import UsageError
+from .probe import check_loadable
 from .runners import RUNNERS, Runner, targets
 from .tfenv import tensorflow_available
 from .versions import versions
@@ -175,6 +176,7 @@ def verify(
     directory = Path(directory)
     doc = manifest_mod.load(directory)
     files_checked = manifest_mod.check_integrity(directory, doc)
+    check_loadable(directory, doc)
 
     runners_here = {rt: cls for rt, cls in RUNNERS.items() if keras or rt != "keras"}
     results: list[RuntimeResult] = []

@@ -6,10 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from edge_echo import manifest
 from edge_echo.export import export
@@ -52,14 +52,35 @@ def tree_digest(directory: Path) -> dict[str, str]:
     return {p.name: manifest.sha256_file(p) for p in sorted(directory.iterdir()) if p.is_file()}
 
 
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
 @pytest.fixture
-def cli():
-    from edge_echo.cli import app
+def cli(capsys):
+    """The real console entry point (edge_echo.cli.run), in process, with its exit code and streams."""
+    from edge_echo.cli import run
 
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    def invoke(*args) -> Result:
+        capsys.readouterr()
+        saved = sys.argv
+        sys.argv = ["edge-echo", *map(str, args)]
+        try:
+            run()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.argv = saved
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
 
     return invoke
 

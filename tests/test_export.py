@@ -130,7 +130,7 @@ def test_interrupted_export_keeps_previous_contents(export_copy):
     with pytest.raises(KeyboardInterrupt):
         export(export_copy, list(MODEL_NAMES), epochs=2, progress=interrupt)
     assert tree_digest(export_copy) == before
-    leftovers = [p.name for p in export_copy.parent.iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in export_copy.parent.iterdir() if ".partial-" in p.name]
     assert leftovers == []
 
 
