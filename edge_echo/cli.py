@@ -187,7 +187,8 @@ def verify(
             raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
+# Values may be negative: "-0.5" is a value here, not an unknown option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def predict(
     model: Annotated[Path, typer.Argument(help="A .onnx or .tflite file (not a step model).")],
     values: Annotated[list[str], typer.Argument(

@@ -28,6 +28,11 @@ def parse_number(text: str, what: str = "value") -> float:
     return value
 
 
+def parse_line(text: str, number: int) -> list[float]:
+    """One stream line: numbers separated by spaces or commas."""
+    return [parse_number(v, f"line {number}: value") for v in text.replace(",", " ").split()]
+
+
 def open_runner(path: Path, probe_first: bool = True) -> Runner:
     """A runner for a file given directly: loaded in a child first, since nothing vouches for it."""
     path = Path(path)
@@ -113,8 +118,7 @@ def stream(path: Path, lines: Iterable[str], reset_every: int = 0) -> Iterator[n
             if reset_every and steps == reset_every:
                 session.reset()
                 steps = 0
-            values = [parse_number(v, f"line {number}: value") for v in text.replace(",", " ").split()]
-            yield session.step(values)
+            yield session.step(parse_line(text, number))
             steps += 1
     finally:
         session.close()

@@ -143,8 +143,9 @@ def _check_step(step, where: str) -> None:
     names_out = {d["name"] for d in step["outputs"]}
     for i, item in enumerate(state):
         at = f"{where}/state/{i}"
-        _need(isinstance(item, dict) and item.get("input") in names_in
-              and item.get("output") in names_out, at, "an input and an output of the step model")
+        _need(isinstance(item, dict) and isinstance(item.get("input"), str)
+              and isinstance(item.get("output"), str) and item["input"] in names_in
+              and item["output"] in names_out, at, "an input and an output of the step model")
         _need(isinstance(item.get("shape"), list) and all(
             d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
             for d in item["shape"]), f"{at}/shape", "a list of positive sizes or null")

@@ -73,3 +73,9 @@ def test_stream_refuses_bad_input(exported, file, text, message):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_takes_negative_values(exported, cli):
+    result = cli("predict", exported / "many-to-one.onnx", "-0.1", "-0.2", "0.4", "0.6", "0.8")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) == 5
