@@ -65,7 +65,8 @@ def valid(exported, tmp_path_factory):
     return d, doc, list(_paths(doc))
 
 
-@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_damaged_manifest_is_an_artifact_error_never_a_crash(valid, data):
     d, doc, paths = valid
