@@ -157,6 +157,51 @@ def _render_export(result) -> None:
 
 
 @app.command()
+def convert(
+    model: Annotated[Path, typer.Argument(help="Your trained Keras 3 model (.keras).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the export into "
+                                      "(replaced whole, atomically).")] = Path("converted"),
+    name: Annotated[Optional[str], typer.Option(help="Name of the files (default: the model "
+                                                "file's name).")] = None,
+    timesteps: Annotated[Optional[int], typer.Option(
+        help="Time steps, when the model leaves them open (TFLite and the reference need them).")
+    ] = None,
+    input_range: Annotated[tuple[float, float], typer.Option(
+        help="Range of the seeded uniform reference inputs.")] = (0.0, 1.0),
+    data: Annotated[Optional[Path], typer.Option(
+        help="Real input samples (.npy, shape N x time steps x features) instead of random ones.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the reference inputs.", min=0,
+                                      max=2**31 - 1)] = 0,
+    quantize: Annotated[Optional[list[str]], typer.Option(
+        help="Quantized variants, as for export.")] = None,
+    c_array: Annotated[bool, typer.Option("--c-array", help="Also write C arrays of the "
+                                          ".tflite files.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+) -> None:
+    """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
+    with user_errors():
+        from .convert.quantize import parse as parse_quantize
+        from .usermodel import convert as run_convert
+        from .verify import verify as run_verify
+
+        variants = parse_quantize(quantize)
+        with _progress(quiet) as report:
+            result = run_convert(model, out, name=name, timesteps=timesteps,
+                                 input_range=input_range, data=data, seed=seed,
+                                 quantize=variants, c_array=c_array, progress=report)
+            report("", "verifying")
+            verified = run_verify(out)
+        for line in result.missing:
+            err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)
+        _render_verify(verified, quiet)
+        if not verified.passed:
+            raise typer.Exit(EXIT_FAILED)
+        if result.missing:
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
 def verify(
     directory: Annotated[Path, typer.Argument(help="Export directory to verify.")] = Path("exported"),
     no_keras: Annotated[bool, typer.Option(

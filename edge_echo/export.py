@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
@@ -66,56 +68,65 @@ def export(
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs) for name in models]
     require_tensorflow("edge-echo export")
-    out = Path(out)
     report = progress or (lambda model, stage: None)
+
+    def build(staged: Path, previous: dict | None, tools: dict):
+        results = []
+        for spec in specs:
+            key = cache_key(spec, seed, tools)
+            cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
+            results.append(_export_model(spec, seed, staged, tools, report, key, cached,
+                                         quantize or []))
+            if c_array:
+                _add_c_arrays(results[-1].entry["artifacts"], staged)
+        fields = {"seed": seed, "length": length,
+                  "models": {r.spec.name: r.entry for r in results}}
+        return fields, results
+
+    doc, results = publish(Path(out), build, report)
+    return ExportResult(Path(out), results, doc)
+
+
+def publish(out: Path, build, report: Progress):
+    """Lock, build into a staging directory, write manifest and README, swap in; nothing half-done.
+
+    build(staged, previous manifest or None, tool versions) -> (manifest fields, result).
+    """
     lock = fsutil.exclusive(out, on_wait=lambda: report("", f"waiting for another export into {out}"))
     try:
         lock.__enter__()
     except OSError as exc:
         raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
     try:
-        return _export_locked(out, specs, length, seed, report, retrain, c_array, quantize or [])
+        previous = check_target(out)
+        try:
+            staged = fsutil.staging_dir(out)
+        except OSError as exc:
+            raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
+        try:
+            tools = versions()
+            fields, result = build(staged, previous, tools)
+            doc = {
+                "schema_version": manifest.SCHEMA_VERSION,
+                "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
+                "versions": tools,
+                **fields,
+            }
+            (staged / manifest.FILENAME).write_text(manifest.dumps(doc), encoding="utf-8")
+            (staged / README).write_text(render_readme(doc), encoding="utf-8")
+            report("", "replacing the export directory")
+            fsutil.replace_dir(staged, out)
+        except OSError as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise ArtifactError(f"{out}: writing the export failed: {exc.strerror or exc}{where}; "
+                                "the previous export is unchanged") from None
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        return doc, result
     finally:
         lock.__exit__(None, None, None)
-
-
-def _export_locked(out: Path, specs: list[EchoSpec], length: int, seed: int, report: Progress,
-                   retrain: bool, c_array: bool, quantize: list[tuple[str, str]]) -> ExportResult:
-    previous = check_target(out)
-    try:
-        staged = fsutil.staging_dir(out)
-    except OSError as exc:
-        raise ArtifactError(f"{out}: cannot write the export here ({exc.strerror})") from None
-    try:
-        tools = versions()
-        results = []
-        for spec in specs:
-            key = cache_key(spec, seed, tools)
-            cached = None if retrain else _cached_keras(out, previous, spec.name, key)
-            results.append(_export_model(spec, seed, staged, tools, report, key, cached, quantize))
-            if c_array:
-                _add_c_arrays(results[-1].entry["artifacts"], staged)
-        doc = {
-            "schema_version": manifest.SCHEMA_VERSION,
-            "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
-            "versions": tools,
-            "seed": seed,
-            "length": length,
-            "models": {r.spec.name: r.entry for r in results},
-        }
-        (staged / manifest.FILENAME).write_text(manifest.dumps(doc), encoding="utf-8")
-        (staged / README).write_text(render_readme(doc), encoding="utf-8")
-        report("", "replacing the export directory")
-        fsutil.replace_dir(staged, out)
-    except OSError as exc:
-        shutil.rmtree(staged, ignore_errors=True)
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise ArtifactError(f"{out}: writing the export failed: {exc.strerror or exc}{where}; "
-                            "the previous export is unchanged") from None
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return ExportResult(out, results, doc)
 
 
 def check_target(out: Path) -> dict | None:
@@ -274,42 +285,56 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
 
 def _add_variants(model, spec: EchoSpec, seed: int, out: Path, entry: dict,
                   quantize: list[tuple[str, str]], tools: dict, report: Progress) -> list[str]:
+    from .convert import quantize as q
+    from .convert.tflite import frozen_function
+
+    if not quantize:
+        return []
+    return add_variants(entry, out, spec.name, lambda: frozen_function(model, spec),
+                        q.calibration_inputs(spec, seed), quantize, tools, report)
+
+
+def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantize, tools: dict,
+                 report: Progress) -> list[str]:
     """Write each requested quantized variant; return one line per variant that could not be made."""
     from .convert import quantize as q
     from .runners import runner_for_format
 
-    if not quantize:
-        return []
     arts = entry["artifacts"]
-    reference_y = refdata.load(out / arts["reference"]["file"])[refdata.RANDOM_Y]
-    calibration = q.calibration_inputs(spec, seed)
+    ref = refdata.load(out / arts["reference"]["file"])
+    reference_y = np.concatenate([np.ravel(v) for v in
+                                  refdata.outputs(ref, refdata.RANDOM_Y,
+                                                  [o["name"] for o in entry["outputs"]]).values()])
+    input_name = entry["inputs"][0]["name"]
     missing = []
     for fmt, variant in quantize:
-        report(spec.name, f"quantizing: {fmt} {variant}")
-        path = out / f"{spec.name}.{variant}.{fmt}"
+        report(name, f"quantizing: {fmt} {variant}")
+        if f"{fmt}" not in arts:
+            missing.append(f"{name}: {fmt} {variant} not produced: there is no float32 {fmt} file")
+            continue
+        path = out / f"{name}.{variant}.{fmt}"
         try:
             with quiet_converters():
                 if fmt == "tflite":
-                    data = q.tflite_variant(model, spec, variant, calibration)
+                    data = q.tflite_variant(frozen(), variant, calibration)
                 else:
                     data = q.onnx_variant(out / arts["onnx"]["file"], variant, calibration,
-                                          INPUT_NAME)
+                                          input_name)
         except q.VariantUnavailable as exc:
-            missing.append(f"{spec.name}: {fmt} {variant} not produced: {exc}")
+            missing.append(f"{name}: {fmt} {variant} not produced: {exc}")
             continue
         path.write_bytes(data)
         crash = probe(path)
         if crash:
             path.unlink()
-            missing.append(f"{spec.name}: {fmt} {variant} not produced: {crash}")
+            missing.append(f"{name}: {fmt} {variant} not produced: {crash}")
             continue
         described = describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
         tol = q.tolerance(variant, reference_y)
         arts[f"{fmt}_{variant}"] = manifest.file_entry(
             path, format=fmt, variant=variant, **described,
             quantization={"method": q.METHODS[(fmt, variant)],
-                          "calibration": (f"{len(calibration)} sequences: the training sequence and "
-                                          f"uniform [0, 1] random ones"
+                          "calibration": (f"{len(calibration)} input sequences"
                                           if variant == "int8" else None),
                           "tolerance_rule": tol["rule"]},
             producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else
@@ -335,16 +360,33 @@ def _add_c_arrays(artifacts: dict, out: Path) -> None:
 def render_readme(doc: dict) -> str:
     from .convert.onnx import OPSET
 
+    def dims(shape):
+        return "x".join("N" if d is None else str(d) for d in shape)
+
     rows = []
     for name, m in doc["models"].items():
         arts = m["artifacts"]
-        shape_in = "x".join("N" if d is None else str(d) for d in m["inputs"][0]["shape"])
-        shape_out = "x".join("N" if d is None else str(d) for d in m["outputs"][0]["shape"])
-        rows.append(
-            f"| {name} | {m['spec']['param_count']} | {shape_in} | {shape_out} | "
-            f"{arts['keras']['size']:,} | {arts['tflite']['size']:,} | {arts['onnx']['size']:,} |"
-        )
+        sizes = " | ".join(f"{arts[k]['size']:,}" if k in arts else "not written"
+                           for k in ("keras", "tflite", "onnx"))
+        rows.append(f"| {name} | {m['spec']['param_count']} | {dims(m['inputs'][0]['shape'])} | "
+                    f"{', '.join(dims(o['shape']) for o in m['outputs'])} | {sizes} |")
     v = doc["versions"]
+    if "length" not in doc:
+        return f"""# edge-echo convert
+
+Written by `edge-echo convert {doc.get('source', '')}` (edge-echo {v['edge-echo']}); do not
+edit by hand. `manifest.json` lists every file with its size, sha256, input and
+output names, shapes and dtypes, operators and the tool versions that produced
+it; `edge-echo verify DIR` checks them (`--no-keras` without TensorFlow).
+
+| model | params | input | outputs | .keras bytes | .tflite bytes | .onnx bytes |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+N is the batch. The TFLite file has every recurrent layer unrolled over the
+time steps shown; `NAME.reference.npz` holds the reference inputs and the
+Keras outputs on them.
+"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export

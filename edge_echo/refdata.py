@@ -17,7 +17,18 @@ from .errors import ArtifactError
 
 SAMPLES = 256
 # Keys of the archive: the seed input, the random inputs, and Keras on both.
+# A model with several outputs has random_y, random_y.1, ... in output order.
+# The seed pair is the echo sequence; a user's model (convert) has none.
 SEED_X, SEED_Y, RANDOM_X, RANDOM_Y = "seed_x", "seed_y", "random_x", "random_y"
+
+
+def output_key(prefix: str, index: int) -> str:
+    return prefix if index == 0 else f"{prefix}.{index}"
+
+
+def outputs(arrays: dict[str, np.ndarray], prefix: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The stored outputs under prefix (SEED_Y or RANDOM_Y), keyed by output name."""
+    return {name: arrays[output_key(prefix, i)] for i, name in enumerate(names)}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -43,7 +54,9 @@ def load(path: Path) -> dict[str, np.ndarray]:
             arrays = {key: data[key] for key in data.files}
     except Exception as exc:
         raise ArtifactError(f"{path.name}: unreadable reference data ({exc})") from None
-    missing = {SEED_X, SEED_Y, RANDOM_X, RANDOM_Y} - set(arrays)
+    missing = {RANDOM_X, RANDOM_Y} - set(arrays)
+    if (SEED_X in arrays) != (SEED_Y in arrays):
+        missing.add(SEED_Y if SEED_X in arrays else SEED_X)
     if missing:
         raise ArtifactError(f"{path.name}: reference data lacks {', '.join(sorted(missing))}")
     return arrays

@@ -186,13 +186,20 @@ def verify(
         ref = refdata.load(manifest_mod.artifact_path(directory, arts["reference"]))
         in_names = [i["name"] for i in entry["inputs"]]
         out_names = [o["name"] for o in entry["outputs"]]
+        sets = []
         # The echo models' seed input is the sequence itself: the echo reads it back.
-        sequence = ref[refdata.SEED_X].ravel()
-        sets = [("seed", ref[refdata.SEED_X], ref[refdata.SEED_Y], (len(ref[refdata.SEED_X]),))]
-        sets.append(("reference", ref[refdata.RANDOM_X], ref[refdata.RANDOM_Y], batch_sizes))
+        has_seed = refdata.SEED_X in ref
+        if has_seed:
+            sets.append(("seed", ref[refdata.SEED_X], refdata.outputs(ref, refdata.SEED_Y, out_names),
+                         (len(ref[refdata.SEED_X]),)))
+        sets.append(("reference", ref[refdata.RANDOM_X],
+                     refdata.outputs(ref, refdata.RANDOM_Y, out_names), batch_sizes))
         fresh = None
         if keras:
-            fresh = refdata.random_inputs(tuple(entry["inputs"][0]["shape"][1:]), samples, seed)
+            spread = arts["reference"].get("random_inputs", {})
+            fresh = refdata.random_inputs(tuple(entry["inputs"][0]["shape"][1:]), samples, seed,
+                                          float(spread.get("low", 0.0)),
+                                          float(spread.get("high", 1.0)))
 
         runners: dict[str, Runner] = {}
         try:
@@ -201,7 +208,7 @@ def verify(
                              threads=threads, artifact=art)
                 runners[label] = runner.__enter__()
             if fresh is not None:
-                expected = runners["keras"].infer({in_names[0]: fresh})[out_names[0]]
+                expected = runners["keras"].infer({in_names[0]: fresh})
                 model_sets = sets + [("random", fresh, expected, batch_sizes)]
             else:
                 model_sets = sets
@@ -214,10 +221,11 @@ def verify(
                     for batch in batches:
                         got = _run_batched(runner, in_names[0], x, batch)
                         result.checks.append(Check(label, batch, len(x), [
-                            compare(o, got[o], y, result.tolerance) for o in out_names
+                            compare(o, got[o], y[o], result.tolerance) for o in out_names
                         ]))
-                seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
-                result.echo = echo_check(seed_out, sequence)
+                if has_seed:
+                    seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
+                    result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())
                 if latency_runs:
                     one = ref[refdata.RANDOM_X][:1]
                     result.p50_us = time_runner(runner, in_names[0], one, one, latency_runs,

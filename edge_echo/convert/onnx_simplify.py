@@ -79,6 +79,23 @@ def _last_step_to_y_h(graph, lstm, consts, helper) -> bool:
     return True
 
 
+def _subgraphs(node):
+    for attr in node.attribute:
+        if attr.HasField("g"):
+            yield attr.g
+        yield from attr.graphs
+
+
+def _used_inside(node) -> set[str]:
+    """Names a node's subgraphs (a Loop body, an If branch) read, outer-scope ones included."""
+    used: set[str] = set()
+    for sub in _subgraphs(node):
+        for inner in sub.node:
+            used.update(inner.input)
+            used |= _used_inside(inner)
+    return used
+
+
 def _prune(graph) -> None:
     """Drop nodes and initializers no graph output depends on."""
     needed = {o.name for o in graph.output}
@@ -87,12 +104,22 @@ def _prune(graph) -> None:
         if any(o in needed for o in node.output):
             keep.append(node)
             needed.update(i for i in node.input if i)
+            needed |= _used_inside(node)
     keep.reverse()
     del graph.node[:]
     graph.node.extend(keep)
     unused = [t for t in graph.initializer if t.name not in needed]
     for t in unused:
         graph.initializer.remove(t)
+
+
+def _rename_outer(graph, rename: dict[str, str]) -> None:
+    local = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    local |= {o for n in graph.node for o in n.output}
+    for node in graph.node:
+        node.input[:] = [rename[n] if n in rename and n not in local else n for n in node.input]
+        for sub in _subgraphs(node):
+            _rename_outer(sub, {k: v for k, v in rename.items() if k not in local})
 
 
 def canonicalize(proto) -> None:
@@ -119,6 +146,9 @@ def canonicalize(proto) -> None:
     for node in graph.node:
         node.input[:] = [rename[n] for n in node.input]
         node.output[:] = [rename[n] for n in node.output]
+        # A Loop body reads outer tensors by name; its own tensors keep theirs.
+        for sub in _subgraphs(node):
+            _rename_outer(sub, rename)
     ordered = sorted(graph.initializer, key=lambda t: int(rename[t.name].split("_")[1]))
     for t in ordered:
         t.name = rename[t.name]
@@ -126,3 +156,26 @@ def canonicalize(proto) -> None:
     graph.initializer.extend(ordered)
     del graph.value_info[:]
     graph.doc_string = ""
+
+
+def toposort(graph) -> None:
+    """Order nodes so that every input is produced before it is used (Kahn's algorithm)."""
+    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    produced = {o for n in graph.node for o in n.output}
+    pending, ordered = list(graph.node), []
+    while pending:
+        # A subgraph's reads of this graph's tensors count as inputs too.
+        ready = [n for n in pending
+                 if all(i in available for i in n.input)
+                 and all(i in available or i not in produced for i in _used_inside(n))]
+        if not ready:
+            raise ValueError("the graph has a cycle or an undefined input")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    copies = [type(n)() for n in ordered]
+    for copy, node in zip(copies, ordered, strict=True):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)

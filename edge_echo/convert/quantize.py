@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..specs import EchoSpec
+from .onnx_simplify import toposort
 
 VARIANTS = ("dynamic", "float16", "int8")
 FORMATS = ("tflite", "onnx")
@@ -80,12 +81,13 @@ def calibration_inputs(spec: EchoSpec, seed: int) -> np.ndarray:
                                                           seed + 1_000_003)])
 
 
-def tflite_variant(model, spec: EchoSpec, variant: str, calibration: np.ndarray) -> bytes:
+def tflite_variant(frozen, variant: str, calibration: np.ndarray) -> bytes:
+    """frozen: the model's inference as a frozen concrete function (convert/tflite.py)."""
     from ..tfenv import import_tensorflow
-    from .tflite import converter_for, frozen_function
+    from .tflite import converter_for
 
     tf = import_tensorflow()
-    converter = converter_for(frozen_function(model, spec))
+    converter = converter_for(frozen)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
@@ -98,10 +100,9 @@ def tflite_variant(model, spec: EchoSpec, variant: str, calibration: np.ndarray)
     except Exception as exc:
         raise VariantUnavailable(_first_line(exc)) from None
     if variant == "dynamic" and not _has_int8_weights(data):
-        largest = max(int(np.prod(w.shape)) for w in model.get_weights())
         raise VariantUnavailable(
-            "the TFLite converter quantizes only weight tensors of >= 1024 elements; the largest "
-            f"here has {largest}, so the file would be the float32 model again")
+            "the TFLite converter quantizes only weight tensors of >= 1024 elements and none "
+            "here is that large, so the file would be the float32 model again")
     return data
 
 
@@ -118,7 +119,7 @@ def onnx_variant(float_onnx: Path, variant: str, calibration: np.ndarray, input_
                                              op_block_list=["Transpose"])
             # It appends the input and output Casts after the nodes that use them;
             # ONNX Runtime 1.32 segfaults loading such an unsorted graph.
-            toposort(model.graph)
+            toposort(model.graph)  # raises ValueError on a cycle
             return _checked(model)
         import tempfile
 
@@ -165,23 +166,6 @@ def _checked(model) -> bytes:
     return model.SerializeToString(deterministic=True)
 
 
-def toposort(graph) -> None:
-    """Order nodes so that every input is produced before it is used (Kahn's algorithm)."""
-    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise VariantUnavailable("the converted graph has a cycle or an undefined input")
-        for node in ready:
-            ordered.append(node)
-            available.update(node.output)
-        pending = [n for n in pending if all(n is not r for r in ready)]
-    copies = [type(n)() for n in ordered]
-    for copy, node in zip(copies, ordered, strict=True):
-        copy.CopyFrom(node)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def tolerance(variant: str, reference_outputs: np.ndarray) -> dict:
