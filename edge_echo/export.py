@@ -413,6 +413,9 @@ tensor 0 and output tensor 0).
 - `NAME.step.tflite`, `NAME.step.onnx`: one time step, with the LSTM state as
   explicit inputs `h`, `c` and outputs `h_out`, `c_out`: feed zeros at the start
   of each sequence, then feed the outputs back (see `step` in manifest.json).
+- `NAME.VARIANT.tflite`, `NAME.VARIANT.onnx` (with `--quantize`): float16, int8
+  and dynamic-int8 variants; each has its method and its own tolerance in
+  manifest.json (`quantization`, and `tolerances` under `RUNTIME:VARIANT`).
 - `*_model_data.h/.cc` (with `--c-array`): each `.tflite` as a C array for
   TensorFlow Lite Micro, with the operators to register listed on top.
 - `NAME.keras`: the trained Keras 3 model (needs TensorFlow).
