@@ -6,6 +6,7 @@ The public API, importable without loading TensorFlow:
     export("exported", ["many-to-one"])
     report = verify("exported", keras=False)
     timings = bench("exported", runtimes=("onnxruntime", "litert"))
+    convert("my_model.keras", "my_export")
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ def verify(directory="exported", **options):
     return _verify(directory, **options)
 
 
+def convert(model, out="converted", **options):
+    from .usermodel import convert as _convert
+
+    return _convert(model, out, **options)
+
+
 def bench(directory="exported", **options):
     from .bench import bench as _bench
 
     return _bench(directory, **options)
 
 
-__all__ = ["bench", "export", "verify"]
+__all__ = ["bench", "convert", "export", "verify"]
