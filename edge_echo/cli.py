@@ -97,12 +97,10 @@ def export(
     with user_errors():
         from .convert.quantize import parse as parse_quantize
         from .export import export as run_export
-        from .specs import check_epochs, check_length, parse_model_names
+        from .specs import parse_model_names
 
         names = parse_model_names(models)
         variants = parse_quantize(quantize)
-        check_length(length)
-        check_epochs(epochs)
         with _progress(quiet) as report:
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
                                 progress=report, retrain=retrain, c_array=c_array,

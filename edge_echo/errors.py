@@ -1,6 +1,12 @@
 """Errors a user can cause, each carrying the exit code the CLI returns."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's exception as one line: its first line, or its type when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class EdgeEchoError(Exception):
     """A problem with the user's input or files: one line, exit code 2."""
 

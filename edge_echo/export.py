@@ -309,7 +309,7 @@ def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantiz
     missing = []
     for fmt, variant in quantize:
         report(name, f"quantizing: {fmt} {variant}")
-        if f"{fmt}" not in arts:
+        if fmt not in arts:
             missing.append(f"{name}: {fmt} {variant} not produced: there is no float32 {fmt} file")
             continue
         path = out / f"{name}.{variant}.{fmt}"

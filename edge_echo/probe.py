@@ -19,6 +19,7 @@ _CHILD = """
 import sys
 import numpy as np
 from edge_echo.device import open_runner
+from edge_echo.errors import first_line
 for path in sys.argv[1:]:
     print("BEGIN", path, flush=True)
     try:
@@ -32,8 +33,7 @@ for path in sys.argv[1:]:
         finally:
             runner.__exit__(None, None, None)
     except BaseException as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print("ERROR", reason, flush=True)
+        print("ERROR", first_line(exc), flush=True)
         continue
     print("OK", flush=True)
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArtifactError
+from .errors import ArtifactError, first_line
 from .tfenv import native_stderr_silenced
 
 
@@ -40,8 +40,8 @@ class Runner:
         except ArtifactError:
             raise
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"{self.path.name}: {self.runtime} cannot load it ({reason})") from None
+            raise ArtifactError(
+                f"{self.path.name}: {self.runtime} cannot load it ({first_line(exc)})") from None
         return self
 
     def __exit__(self, *exc):

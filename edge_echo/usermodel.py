@@ -20,7 +20,8 @@ import numpy as np
 from . import manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE
-from .errors import ArtifactError, UsageError
+from .errors import ArtifactError, UsageError, first_line
+from .probe import probe
 from .runners import RUNTIMES
 from .tfenv import import_tensorflow, quiet_converters, require_tensorflow
 
@@ -53,8 +54,7 @@ def load_user_model(path: Path):
         # safe_mode refuses Lambda layers and other code carried in the file.
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path.name}: Keras cannot load it ({reason})") from None
+        raise ArtifactError(f"{path.name}: Keras cannot load it ({first_line(exc)})") from None
 
 
 @dataclass
@@ -83,14 +83,19 @@ def interface_of(model, timesteps: int | None) -> Interface:
     if not 1 <= t <= 4096:
         raise UsageError(f"--timesteps must be between 1 and 4096, got {t}")
     probe = np.zeros((1, t, *shape[1:]), np.float32)
-    outs = model(probe, training=False)
-    outs = list(outs.values()) if isinstance(outs, dict) else (
-        list(outs) if isinstance(outs, (list, tuple)) else [outs])
+    outs = _as_list(model(probe, training=False))
     names = [_clean(n) for n in _output_names(model, len(outs))]
     if len(set(names)) != len(names):
         names = [f"y{i}" for i in range(len(outs))]
     return Interface(t, model_t, (t, *shape[1:]), "x",
                      [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(names, outs, strict=True)])
+
+
+def _as_list(outputs) -> list:
+    """A model's outputs in order, whether it returns one tensor, a list or a dict."""
+    if isinstance(outputs, dict):
+        return list(outputs.values())
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _output_names(model, count: int) -> list[str]:
@@ -129,11 +134,7 @@ def frozen_for(model, interface: Interface):
     unrolled = _unrolled_clone(model, interface)
     signature = tf.TensorSpec((None, *interface.input_shape), tf.float32, name=interface.input_name)
 
-    def forward(x):
-        outs = unrolled(x, training=False)
-        return list(outs.values()) if isinstance(outs, dict) else outs
-
-    function = tf.function(forward, input_signature=[signature])
+    function = tf.function(lambda x: _as_list(unrolled(x, training=False)), input_signature=[signature])
     return convert_variables_to_constants_v2(function.get_concrete_function())
 
 
@@ -141,18 +142,13 @@ def to_onnx(model, interface: Interface) -> bytes:
     tf = import_tensorflow()
     import tf2onnx
 
-    from .convert.onnx import BATCH_DIM, OPSET
-    from .convert.onnx_simplify import canonicalize, simplify, toposort
+    from .convert.onnx import OPSET, finish
 
     time_dim = interface.model_timesteps  # None keeps the time steps open in the ONNX file
     signature = tf.TensorSpec((None, time_dim, *interface.input_shape[1:]), tf.float32,
                               name=interface.input_name)
 
-    def forward(x):
-        outs = model(x, training=False)
-        return list(outs.values()) if isinstance(outs, dict) else outs
-
-    function = tf.function(forward, input_signature=[signature])
+    function = tf.function(lambda x: _as_list(model(x, training=False)), input_signature=[signature])
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
     import onnx
 
@@ -160,25 +156,11 @@ def to_onnx(model, interface: Interface) -> bytes:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
         # Name the TF node (and so the layer) behind an operator ONNX does not know.
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc, limit=10_000)
         culprits = [n.name for n in proto.graph.node if re.search(rf"\b{n.op_type}\b", reason)
                     and n.op_type not in ("Add", "Mul", "Cast")]
         raise RuntimeError(f"{reason} (node {culprits[0]})" if culprits else reason) from None
-    renames = {o.name: name for o, (name, _) in zip(proto.graph.output, interface.outputs,
-                                                     strict=True)}
-    for node in proto.graph.node:
-        node.output[:] = [renames.get(o, o) for o in node.output]
-        node.input[:] = [renames.get(i, i) for i in node.input]
-    for value in proto.graph.output:
-        value.name = renames[value.name]
-    toposort(proto.graph)  # tf2onnx's GRU and SimpleRNN rewrites leave nodes out of order
-    simplify(proto)
-    canonicalize(proto)
-    for value in [*proto.graph.input, *proto.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if dims:
-            dims[0].Clear()
-            dims[0].dim_param = BATCH_DIM
+    finish(proto, [name for name, _ in interface.outputs])
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString(deterministic=True)
 
@@ -227,9 +209,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     interface = interface_of(model, timesteps)
     name = _clean(name or path.stem).replace("_", "-")
     x, spread = reference_inputs(interface, seed, *input_range, data)
-    outs = model(x, training=False)
-    outs = list(outs.values()) if isinstance(outs, dict) else (
-        list(outs) if isinstance(outs, (list, tuple)) else [outs])
+    outs = _as_list(model(x, training=False))
     missing: list[str] = []
 
     def build(staged: Path, previous, tools):
@@ -261,7 +241,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                 producer={"tensorflow": tools["tensorflow"]})
         except Exception as exc:
             tflite_path.unlink(missing_ok=True)
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            reason = first_line(exc)
             missing.append(f"{name}: tflite not written: {_layer_hint(model, reason)}{reason}")
         report(name, "converting to ONNX")
         onnx_path = staged / f"{name}.onnx"
@@ -273,11 +253,11 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                 producer={k: tools[k] for k in ("tf2onnx", "onnx", "tensorflow")})
         except Exception as exc:
             onnx_path.unlink(missing_ok=True)
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            reason = first_line(exc)
             missing.append(f"{name}: onnx not written: {_layer_hint(model, reason)}{reason}")
         for kind in ("tflite", "onnx"):
             if kind in arts:
-                why = _probe(staged / arts[kind]["file"])
+                why = probe(staged / arts[kind]["file"])
                 if why:
                     (staged / arts.pop(kind)["file"]).unlink()
                     missing.append(f"{name}: {kind} not written: {why}")
@@ -310,9 +290,3 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
 
     doc, _ = publish(Path(out), build, report)
     return ConvertResult(Path(out), name, doc, missing)
-
-
-def _probe(path: Path) -> str | None:
-    from .probe import probe
-
-    return probe(path)

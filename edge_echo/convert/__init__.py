@@ -11,8 +11,9 @@ def forward(model, spec):
     step); a broadcasting matmul with the same kernel and bias computes the
     same values as one MatMul / FULLY_CONNECTED.
     """
-    import tensorflow as tf
+    from ..tfenv import import_tensorflow
 
+    tf = import_tensorflow()
     if not spec.time_distributed:
         return lambda x: model(x, training=False)
     lstm = model.get_layer("lstm")

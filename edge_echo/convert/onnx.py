@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..specs import INPUT_NAME, OUTPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
 from . import forward
-from .onnx_simplify import canonicalize, simplify
+from .onnx_simplify import canonicalize, simplify, toposort
 
 # tf2onnx 1.17 accepts opsets up to 18.
 OPSET = 18
@@ -25,27 +25,32 @@ def to_onnx(model, spec: EchoSpec) -> bytes:
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
     function = tf.function(forward(model, spec), input_signature=[signature])
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
-    _rename_output(proto, OUTPUT_NAME)
-    simplify(proto)
-    canonicalize(proto)
-    # The spec knows every dimension but the batch, which tf2onnx can lose
-    # through reshapes.
-    for value, shape in ((proto.graph.input[0], spec.input_shape),
-                         (proto.graph.output[0], spec.output_shape)):
-        dims = value.type.tensor_type.shape.dim
-        del dims[:]
-        dims.add().dim_param = BATCH_DIM
-        for size in shape:
-            dims.add().dim_value = size
+    # The spec knows every dimension but the batch, which tf2onnx can lose through reshapes.
+    finish(proto, [OUTPUT_NAME], {INPUT_NAME: spec.input_shape, OUTPUT_NAME: spec.output_shape})
     proto.graph.name = spec.name
     return proto.SerializeToString(deterministic=True)
 
 
-def _rename_output(proto, name: str) -> None:
-    """tf2onnx names the output after the TF tensor ('Identity:0'); a device app wants 'y'."""
-    (output,) = proto.graph.output
-    old = output.name
+def finish(proto, output_names: list[str], shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+    """What every graph from tf2onnx gets: our output names, nodes in order, the simplifications,
+    position-based names, and a named batch dimension (with the other dimensions from shapes)."""
+    renames = {o.name: name for o, name in zip(proto.graph.output, output_names, strict=True)}
+    # tf2onnx names outputs after TF tensors ('Identity:0'); a device app wants 'y'.
     for node in proto.graph.node:
-        node.output[:] = [name if o == old else o for o in node.output]
-        node.input[:] = [name if i == old else i for i in node.input]
-    output.name = name
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    for value in proto.graph.output:
+        value.name = renames[value.name]
+    toposort(proto.graph)  # tf2onnx's GRU and SimpleRNN rewrites leave nodes out of order
+    simplify(proto)
+    canonicalize(proto)
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if shapes and value.name in shapes:
+            del dims[:]
+            dims.add()
+            for size in shapes[value.name]:
+                dims.add().dim_value = size
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = BATCH_DIM

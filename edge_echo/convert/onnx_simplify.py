@@ -158,10 +158,21 @@ def canonicalize(proto) -> None:
     graph.doc_string = ""
 
 
+def _is_sorted(graph, available: set[str], produced: set[str]) -> bool:
+    for node in graph.node:
+        reads = set(node.input) | {i for i in _used_inside(node) if i in produced}
+        if not reads <= available:
+            return False
+        available.update(node.output)
+    return True
+
+
 def toposort(graph) -> None:
     """Order nodes so that every input is produced before it is used (Kahn's algorithm)."""
     available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
     produced = {o for n in graph.node for o in n.output}
+    if _is_sorted(graph, set(available), produced):
+        return  # keep the converter's order: the bytes of a sorted graph do not change
     pending, ordered = list(graph.node), []
     while pending:
         # A subgraph's reads of this graph's tensors count as inputs too.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..specs import EchoSpec
 from .onnx_simplify import toposort
 
@@ -98,7 +98,7 @@ def tflite_variant(frozen, variant: str, calibration: np.ndarray) -> bytes:
     try:
         data = converter.convert()
     except Exception as exc:
-        raise VariantUnavailable(_first_line(exc)) from None
+        raise VariantUnavailable(first_line(exc)) from None
     if variant == "dynamic" and not _has_int8_weights(data):
         raise VariantUnavailable(
             "the TFLite converter quantizes only weight tensors of >= 1024 elements and none "
@@ -150,7 +150,7 @@ def onnx_variant(float_onnx: Path, variant: str, calibration: np.ndarray, input_
     except VariantUnavailable:
         raise
     except Exception as exc:
-        raise VariantUnavailable(_first_line(exc)) from None
+        raise VariantUnavailable(first_line(exc)) from None
     model.graph.doc_string = ""
     return _checked(model)
 
@@ -162,7 +162,7 @@ def _checked(model) -> bytes:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise VariantUnavailable(f"the converter wrote an invalid graph ({_first_line(exc)})") from None
+        raise VariantUnavailable(f"the converter wrote an invalid graph ({first_line(exc)})") from None
     return model.SerializeToString(deterministic=True)
 
 
@@ -186,8 +186,3 @@ def _has_int8_weights(data: bytes) -> bool:
     model = schema.Model.GetRootAs(data, 0)
     sub = model.Subgraphs(0)
     return any(sub.Tensors(i).Type() == schema.TensorType.INT8 for i in range(sub.TensorsLength()))
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
