@@ -7,7 +7,6 @@ Every case answers with one line on stderr naming the problem, exit code 2
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -280,6 +279,23 @@ def test_sigkill_at_any_moment_leaves_a_verifiable_export(export_copy):
     assert not list(export_copy.parent.glob(".*.partial-*"))
 
 
+def test_a_second_export_waits_for_the_first(tmp_path):
+    """Hold the export lock here, as a running export would: the export must wait, then finish."""
+    import fcntl
+
+    out = tmp_path / "shared"
+    with open(tmp_path / ".shared.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiting = _export_process(out, "--models", "many-to-one")
+        time.sleep(8)  # ample for an unlocked export of one model to have finished
+        assert waiting.poll() is None, "the export did not wait for the lock"
+        assert not out.exists() and not list(tmp_path.glob(".shared.partial-*"))
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    _, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    _verify_ok(out)
+
+
 def test_concurrent_exports_take_turns(tmp_path):
     out = tmp_path / "shared"
     first = _export_process(out, "--models", "many-to-one")
@@ -291,4 +307,3 @@ def test_concurrent_exports_take_turns(tmp_path):
     assert list(read_manifest(out)["models"]) == ["many-to-one"]
     assert not list(tmp_path.glob(".*.partial-*"))
     assert manifest.check_integrity(out, read_manifest(out))
-    assert os.path.exists(tmp_path / ".shared.lock")
