@@ -408,7 +408,9 @@ tensor 0 and output tensor 0).
 
 - `NAME.tflite`: TensorFlow Lite (LiteRT) model, builtin operators only (no
   Flex delegate needed), stateless: set the input, invoke, read the output.
-  The LSTM is unrolled over the {doc['length']} time steps.
+  The LSTM is unrolled over the {doc['length']} time steps; every tensor's shape
+  follows from the input's, so there are no dynamic tensors for a delegate
+  such as XNNPACK to mishandle.
 - `NAME.onnx`: ONNX model (opset {OPSET}) with a native `LSTM` node and a dynamic batch.
 - `NAME.step.tflite`, `NAME.step.onnx`: one time step, with the LSTM state as
   explicit inputs `h`, `c` and outputs `h_out`, `c_out`: feed zeros at the start

@@ -20,6 +20,7 @@ import numpy as np
 from . import manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE
+from .convert.zero_state import use_static_zero_states
 from .errors import ArtifactError, UsageError, first_line
 from .probe import probe
 from .runners import RUNTIMES
@@ -132,6 +133,7 @@ def frozen_for(model, interface: Interface):
     )
 
     unrolled = _unrolled_clone(model, interface)
+    use_static_zero_states(unrolled)
     signature = tf.TensorSpec((None, *interface.input_shape), tf.float32, name=interface.input_name)
 
     function = tf.function(lambda x: _as_list(unrolled(x, training=False)), input_signature=[signature])

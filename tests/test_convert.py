@@ -84,6 +84,7 @@ def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     (entry,) = doc["models"].values()
     assert {"keras", "tflite", "onnx", "reference"} <= set(entry["artifacts"])
     assert not entry["artifacts"]["tflite"]["custom_operators"]
+    assert "FILL" not in entry["artifacts"]["tflite"]["operators"]  # no dynamic zero state
     report = verify(out, latency_runs=0)
     assert {r.runtime for r in report.results} == {"keras", "onnxruntime", "litert"}
     assert report.passed, [line for r in report.results for line in r.failures()]

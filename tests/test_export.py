@@ -74,6 +74,33 @@ def test_tflite_is_builtin_only_stateless_and_resizes(exported, name):
     np.testing.assert_allclose(outputs[0], ref["seed_y"], atol=1e-5)
 
 
+def test_tflite_has_no_dynamic_tensors(exported):
+    """Keras's zero state is a FILL whose output LiteRT allocates during invoke; fed to the
+    XNNPACK delegate, it gave wrong outputs in about 1 verify run in 200 (CI, 2026-11-28)."""
+    for model in read_manifest(exported)["models"].values():
+        for art in model["artifacts"].values():
+            if art["format"] == "tflite":
+                assert not {"FILL", "SHAPE"} & set(art["operators"]), art["file"]
+
+
+def test_the_static_zero_state_is_what_removes_fill(exported, tmp_path, monkeypatch):
+    """The check above can fail: the same clone converted without the static zero state has FILL."""
+    import keras
+
+    from edge_echo.convert import tflite
+
+    spec = get_spec("many-to-one")
+    model = keras.saving.load_model(exported / "many-to-one.keras", compile=False)
+    fixed = tmp_path / "fixed.tflite"
+    fixed.write_bytes(tflite.to_tflite(model, spec))
+    monkeypatch.setattr(tflite, "use_static_zero_states", lambda clone: 0)
+    keras_default = tmp_path / "keras-default.tflite"
+    keras_default.write_bytes(tflite.to_tflite(model, spec))
+    assert "FILL" in describe_tflite(keras_default)["operators"]
+    assert "FILL" not in describe_tflite(fixed)["operators"]
+    assert "ZEROS_LIKE" in describe_tflite(fixed)["operators"]
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_onnx_checks_and_has_a_native_lstm(exported, name):
     model = onnx.load(str(exported / f"{name}.onnx"))

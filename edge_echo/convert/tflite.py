@@ -9,9 +9,11 @@ Measured routes with TF 2.21 / Keras 3 (see issue 2 and the manifest's
 - the fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its state in variable tensors
   between invokes, so a device app that does not call reset_all_variables()
   gets drifting outputs.
-So the model is cloned with unroll=True (same weights, no loop), its variables
-are frozen into constants, and the frozen function is converted: plain
-builtin ops, a batch that resizes, and no state carried between invokes.
+So the model is cloned with unroll=True (same weights, no loop), its zero
+initial state is built with static shapes (see zero_state.py: Keras's FILL
+made LiteRT read stale memory), its variables are frozen into constants, and
+the frozen function is converted: plain builtin ops, a batch that resizes,
+no dynamic tensors, and no state carried between invokes.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 from ..specs import INPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
 from . import forward
+from .zero_state import use_static_zero_states
 
 ROUTE = "unrolled-frozen"
 ROUTE_NOTE = (
-    "LSTM(unroll=True) clone with the trained weights, variables frozen to "
-    "constants, TFLITE_BUILTINS only: stateless, dynamic batch"
+    "LSTM(unroll=True) clone with the trained weights, zero initial state of static "
+    "shape, variables frozen to constants, TFLITE_BUILTINS only: stateless, dynamic "
+    "batch, no dynamic tensors"
 )
 
 
@@ -38,6 +42,7 @@ def frozen_function(model, spec: EchoSpec):
 
     unrolled = build_model(spec, unroll=True)
     unrolled.set_weights(model.get_weights())
+    use_static_zero_states(unrolled)
     signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
     function = tf.function(forward(unrolled, spec), input_signature=[signature])
     return convert_variables_to_constants_v2(function.get_concrete_function())
