@@ -168,3 +168,28 @@ def test_cli_convert_prints_the_verify_table(zoo, tmp_path, cli):
     assert result.exit_code == 0, result.output
     assert "verdict: PASS (1 models x 4 runtimes" in result.stdout
     assert (tmp_path / "c" / "sensor.dynamic.onnx").is_file()
+
+
+def test_static_zero_state_covers_plain_recurrent_layers_and_changes_no_value(monkeypatch):
+    import keras
+
+    from edge_echo.convert import zero_state
+    from edge_echo.convert.zero_state import use_static_zero_states
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((4, 2))
+    hidden = keras.layers.LSTM(3, return_sequences=True)(inputs)
+    outputs = keras.layers.Bidirectional(keras.layers.GRU(2))(hidden)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 4, 2)).astype(np.float32)
+    before = np.asarray(model(x))
+    assert use_static_zero_states(model) == 3  # the LSTM and both directions of the GRU
+    assert use_static_zero_states(model) == 0  # once only
+    np.testing.assert_array_equal(np.asarray(model(x)), before)
+    # The comparison can fail: the layers do start from zero_state_like now.
+    monkeypatch.setattr(zero_state, "zero_state_like",
+                        lambda seqs, size: keras.ops.ones_like(seqs[:, 0, :1]) + keras.ops.zeros((1, size)))
+    assert np.abs(np.asarray(model(x)) - before).max() > 1e-3
+
+    conv = keras.Sequential([keras.Input((4, 6, 1)), keras.layers.ConvLSTM1D(2, 3)])
+    assert use_static_zero_states(conv) == 0  # its state is not (batch, width)

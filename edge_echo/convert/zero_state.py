@@ -4,11 +4,12 @@ A Keras RNN with no initial state builds zeros of shape (batch, units) with
 Fill(Pack(Shape(x)[0], units), 0). With a dynamic batch the TFLite FILL output
 is a dynamic tensor (its shape comes from a value, so it is allocated during
 invoke), and it feeds the first step's FULLY_CONNECTED and MUL, which LiteRT
-2.3 hands to the XNNPACK delegate. In some processes the delegate then reads
-that state from memory FILL no longer writes: measured with
-`python -m edge_echo verify exported --no-keras`, about 1 run in 200 had every
-invoke after the first at a batch size return wrong outputs (|diff| 0.1-0.2),
-the same wrong values each time it happened.
+2.3 hands to the XNNPACK delegate; that delegate refuses dynamic tensors it
+sees when it partitions the graph, and this one only becomes dynamic later.
+Measured with `python -m edge_echo verify exported --no-keras`: in about 1
+process in 300 (never with ASLR off), every invoke after the first at a batch
+size returned wrong outputs (|diff| 0.1-0.2), the same wrong values each time
+it happened, as if the zero state had been read from stale memory.
 
 ZerosLike(x[:, 0, :1]) plus a (1, units) constant of zeros gives the same
 zeros from STRIDED_SLICE, ZEROS_LIKE and a broadcasting ADD, whose output
@@ -28,9 +29,11 @@ def zero_state_like(sequences, size: int):
     return ops.zeros_like(sequences[:, 0, :1]) + ops.zeros((1, int(size)), sequences.dtype)
 
 
-def _state_sizes(layer) -> list[int]:
-    size = layer.cell.state_size
-    return [int(s) for s in size] if isinstance(size, (list, tuple)) else [int(size)]
+def _state_sizes(layer) -> list[int] | None:
+    """The widths of a layer's (batch, width) states; None for other state shapes (ConvLSTM)."""
+    size = getattr(layer.cell, "state_size", None)
+    sizes = list(size) if isinstance(size, (list, tuple)) else [size]
+    return sizes if all(isinstance(s, int) and s > 0 for s in sizes) else None
 
 
 def use_static_zero_states(model) -> int:
@@ -50,7 +53,8 @@ def use_static_zero_states(model) -> int:
         else:
             continue
         for rnn in targets:
-            if rnn.stateful or getattr(rnn, "_static_zero_state", False):
+            if (rnn.stateful or getattr(rnn, "_static_zero_state", False)
+                    or _state_sizes(rnn) is None):
                 continue
             rnn.call = _with_zero_state(rnn, rnn.call)
             rnn._static_zero_state = True
@@ -62,7 +66,7 @@ def _with_zero_state(rnn, call):
     sizes = _state_sizes(rnn)
 
     def call_from_zero(sequences, initial_state=None, **kwargs):
-        if initial_state is None:
+        if initial_state is None and len(sequences.shape) == 3:
             initial_state = [zero_state_like(sequences, s) for s in sizes]
         return call(sequences, initial_state=initial_state, **kwargs)
 
