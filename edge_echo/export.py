@@ -179,7 +179,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
     from .convert.keras import save_keras
     from .convert.onnx import OPSET, to_onnx
     from .convert.step import to_step_onnx, to_step_tflite
-    from .convert.tflite import ROUTE, ROUTE_NOTE, to_tflite
+    from .convert.tflite import ROUTE, ROUTE_NOTE, converter_for, frozen_function
     from .train import TrainResult, train
 
     keras_path = out / f"{spec.name}.keras"
@@ -211,7 +211,8 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
 
     report(spec.name, "converting to TFLite")
     tflite_path = out / f"{spec.name}.tflite"
-    tflite_path.write_bytes(to_tflite(model, spec))
+    frozen = frozen_function(model, spec)  # also the source of the quantized TFLite variants
+    tflite_path.write_bytes(converter_for(frozen).convert())
     described = describe_tflite(tflite_path)
     if described["custom_operators"]:
         raise ArtifactError(
@@ -278,25 +279,28 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                       "tflite_step": step_tflite_entry, "onnx_step": step_onnx_entry,
                       "reference": ref_entry},
     }
-    missing = _add_variants(model, spec, seed, out, entry, quantize, tools, report)
+    missing = _add_variants(frozen, spec, seed, out, entry, quantize, tools, report)
     return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
                        reused=cached is not None, missing=missing)
 
 
-def _add_variants(model, spec: EchoSpec, seed: int, out: Path, entry: dict,
+def _add_variants(frozen, spec: EchoSpec, seed: int, out: Path, entry: dict,
                   quantize: list[tuple[str, str]], tools: dict, report: Progress) -> list[str]:
     from .convert import quantize as q
-    from .convert.tflite import frozen_function
 
     if not quantize:
         return []
-    return add_variants(entry, out, spec.name, lambda: frozen_function(model, spec),
-                        q.calibration_inputs(spec, seed), quantize, tools, report)
+    return add_variants(entry, out, spec.name, frozen, q.calibration_inputs(spec, seed), quantize,
+                        tools, report)
 
 
 def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantize, tools: dict,
                  report: Progress) -> list[str]:
-    """Write each requested quantized variant; return one line per variant that could not be made."""
+    """Write each requested quantized variant; return one line per variant that could not be made.
+
+    frozen is the frozen function the float32 TFLite file was converted from
+    (None when there is none); the TFLite variants are converted from it too.
+    """
     from .convert import quantize as q
     from .runners import runner_for_format
 
@@ -316,7 +320,7 @@ def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantiz
         try:
             with quiet_converters():
                 if fmt == "tflite":
-                    data = q.tflite_variant(frozen(), variant, calibration)
+                    data = q.tflite_variant(frozen, variant, calibration)
                 else:
                     data = q.onnx_variant(out / arts["onnx"]["file"], variant, calibration,
                                           input_name)

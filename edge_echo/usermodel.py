@@ -20,7 +20,6 @@ import numpy as np
 from . import manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE
-from .convert.zero_state import use_static_zero_states
 from .errors import ArtifactError, UsageError, first_line
 from .probe import probe
 from .runners import RUNTIMES
@@ -83,8 +82,8 @@ def interface_of(model, timesteps: int | None) -> Interface:
     t = model_t or timesteps
     if not 1 <= t <= 4096:
         raise UsageError(f"--timesteps must be between 1 and 4096, got {t}")
-    probe = np.zeros((1, t, *shape[1:]), np.float32)
-    outs = _as_list(model(probe, training=False))
+    zeros = np.zeros((1, t, *shape[1:]), np.float32)
+    outs = _as_list(model(zeros, training=False))
     names = [_clean(n) for n in _output_names(model, len(outs))]
     if len(set(names)) != len(names):
         names = [f"y{i}" for i in range(len(outs))]
@@ -127,17 +126,11 @@ def _unrolled_clone(model, interface: Interface):
 
 
 def frozen_for(model, interface: Interface):
-    tf = import_tensorflow()
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
+    from .convert.tflite import freeze
 
     unrolled = _unrolled_clone(model, interface)
-    use_static_zero_states(unrolled)
-    signature = tf.TensorSpec((None, *interface.input_shape), tf.float32, name=interface.input_name)
-
-    function = tf.function(lambda x: _as_list(unrolled(x, training=False)), input_signature=[signature])
-    return convert_variables_to_constants_v2(function.get_concrete_function())
+    return freeze(unrolled, lambda x: _as_list(unrolled(x, training=False)),
+                  interface.input_shape, interface.input_name)
 
 
 def to_onnx(model, interface: Interface) -> bytes:
@@ -229,11 +222,13 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                                             producer={"source": path.name})
         report(name, "converting to TFLite")
         tflite_path = staged / f"{name}.tflite"
+        frozen = None
         try:
             with quiet_converters():
                 from .convert.tflite import converter_for
 
-                tflite_path.write_bytes(converter_for(frozen_for(model, interface)).convert())
+                frozen = frozen_for(model, interface)
+                tflite_path.write_bytes(converter_for(frozen).convert())
             described = describe_tflite(tflite_path)
             if described["custom_operators"]:
                 raise RuntimeError(f"needs custom or Flex ops {described['custom_operators']}")
@@ -284,8 +279,8 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
         if quantize:
             calibration = refdata.random_inputs(interface.input_shape, 2000, seed + 1_000_003,
                                                 spread["low"], spread["high"])
-            missing.extend(add_variants(entry, staged, name, lambda: frozen_for(model, interface),
-                                        calibration, quantize, tools, report))
+            missing.extend(add_variants(entry, staged, name, frozen, calibration, quantize, tools,
+                                        report))
         if c_array:
             _add_c_arrays(arts, staged)
         return {"source": path.name, "models": {name: entry}}, None

@@ -31,21 +31,31 @@ ROUTE_NOTE = (
 )
 
 
-def frozen_function(model, spec: EchoSpec):
-    """The unrolled clone's inference with its variables frozen to constants."""
+def freeze(unrolled, call, input_shape: tuple[int, ...], input_name: str):
+    """call(x) on an unrolled model, traced with a dynamic batch, variables frozen to constants.
+
+    Every recurrent layer of unrolled starts from a zero state of static shape
+    first (zero_state.py): the one place both the echo models and
+    `edge-echo convert` go through.
+    """
     tf = import_tensorflow()
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
+    use_static_zero_states(unrolled)
+    signature = tf.TensorSpec((None, *input_shape), tf.float32, name=input_name)
+    function = tf.function(call, input_signature=[signature])
+    return convert_variables_to_constants_v2(function.get_concrete_function())
+
+
+def frozen_function(model, spec: EchoSpec):
+    """The unrolled clone's inference with its variables frozen to constants."""
     from ..train import build_model
 
     unrolled = build_model(spec, unroll=True)
     unrolled.set_weights(model.get_weights())
-    use_static_zero_states(unrolled)
-    signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
-    function = tf.function(forward(unrolled, spec), input_signature=[signature])
-    return convert_variables_to_constants_v2(function.get_concrete_function())
+    return freeze(unrolled, forward(unrolled, spec), spec.input_shape, INPUT_NAME)
 
 
 def converter_for(frozen):
