@@ -192,6 +192,10 @@ def convert(
             verified = run_verify(out)
         for line in result.missing:
             err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)
+        if not quiet:
+            for line in result.notes:
+                err_console.print(f"edge-echo: note: {line}", markup=False, highlight=False,
+                                  soft_wrap=True)
         _render_verify(verified, quiet)
         if not verified.passed:
             raise typer.Exit(EXIT_FAILED)

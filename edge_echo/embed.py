@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 # Resolver methods whose names are not the operator name in CamelCase.
-_RESOLVER_NAMES = {"BATCH_MATMUL": "BatchMatMul", "LOGISTIC": "Logistic"}
+_RESOLVER_NAMES = {"BATCH_MATMUL": "BatchMatMul", "LOGISTIC": "Logistic",
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM"}
 ALIGNMENT = 16
 
 

@@ -20,6 +20,7 @@ from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError
+from .forms import Interface, Subject, write_forms
 from .probe import probe
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
@@ -76,9 +77,7 @@ def export(
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
             results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or []))
-            if c_array:
-                _add_c_arrays(results[-1].entry["artifacts"], staged)
+                                         quantize or [], c_array))
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -175,11 +174,10 @@ def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tupl
 
 def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
                   key: str, cached: tuple[Path, dict] | None,
-                  quantize: list[tuple[str, str]]) -> ModelExport:
+                  quantize: list[tuple[str, str]], c_array: bool) -> ModelExport:
+    """The echo model is a user model the project trains itself: train, then the same forms."""
     from .convert.keras import save_keras
-    from .convert.onnx import OPSET, to_onnx
-    from .convert.step import to_step_onnx, to_step_tflite
-    from .convert.tflite import ROUTE, ROUTE_NOTE, converter_for, frozen_function
+    from .convert.quantize import calibration_inputs
     from .train import TrainResult, train
 
     keras_path = out / f"{spec.name}.keras"
@@ -198,52 +196,11 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         model = trained.model
         report(spec.name, "saving .keras")
         save_keras(model, keras_path)
-    io = {
-        "inputs": [{"name": INPUT_NAME, "shape": [None, *spec.input_shape], "dtype": "float32"}],
-        "outputs": [{"name": OUTPUT_NAME, "shape": [None, *spec.output_shape], "dtype": "float32"}],
-    }
-
+    interface = echo_interface(spec)
     keras_entry = manifest.file_entry(
-        keras_path, format="keras", **io,
+        keras_path, format="keras", **interface.io(),
         layers=[type(layer).__name__ for layer in model.layers[1:]],
         producer={k: tools[k] for k in ("keras", "tensorflow")},
-    )
-
-    report(spec.name, "converting to TFLite")
-    tflite_path = out / f"{spec.name}.tflite"
-    frozen = frozen_function(model, spec)  # also the source of the quantized TFLite variants
-    tflite_path.write_bytes(converter_for(frozen).convert())
-    described = describe_tflite(tflite_path)
-    if described["custom_operators"]:
-        raise ArtifactError(
-            f"{spec.name}: TFLite conversion produced custom ops {described['custom_operators']}"
-        )
-    tflite_entry = manifest.file_entry(
-        tflite_path, format="tflite", **described,
-        conversion={"route": ROUTE, "note": ROUTE_NOTE, "stateful": False},
-        producer={k: tools[k] for k in ("tensorflow",)},
-    )
-
-    report(spec.name, "converting to ONNX")
-    onnx_path = out / f"{spec.name}.onnx"
-    onnx_path.write_bytes(to_onnx(model, spec))
-    onnx_entry = manifest.file_entry(
-        onnx_path, format="onnx", **describe_onnx(onnx_path), target_opset=OPSET,
-        producer={k: tools[k] for k in ("tf2onnx", "onnx", "tensorflow")},
-    )
-
-    report(spec.name, "converting the step models")
-    step_tflite_path = out / f"{spec.name}.step.tflite"
-    step_tflite_path.write_bytes(to_step_tflite(model, spec))
-    step_tflite_entry = manifest.file_entry(
-        step_tflite_path, format="tflite", **describe_tflite(step_tflite_path),
-        step=spec.step_io(), producer={k: tools[k] for k in ("tensorflow",)},
-    )
-    step_onnx_path = out / f"{spec.name}.step.onnx"
-    step_onnx_path.write_bytes(to_step_onnx(onnx_path.read_bytes(), spec))
-    step_onnx_entry = manifest.file_entry(
-        step_onnx_path, format="onnx", **describe_onnx(step_onnx_path), step=spec.step_io(),
-        producer={"edge-echo": tools["edge-echo"], "onnx": tools["onnx"]},
     )
 
     report(spec.name, "computing reference outputs")
@@ -255,14 +212,11 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         refdata.RANDOM_X: random_x,
         refdata.RANDOM_Y: model(random_x, training=False).numpy(),
     }
-    ref_path = out / f"{spec.name}.reference.npz"
-    refdata.save(ref_path, arrays)
-    ref_entry = manifest.file_entry(
-        ref_path, format="npz",
-        arrays={k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in arrays.items()},
-        random_inputs={"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
-    )
-
+    subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed),
+                      np.ravel(arrays[refdata.RANDOM_Y]), spec=spec)
+    common, missing = write_model(subject, out, tools, report, keras_entry, arrays,
+                                  {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
+                                  quantize, c_array)
     echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
     entry = {
         "spec": spec.describe(),
@@ -273,42 +227,57 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
             "loop": "one compiled while_loop; the same Adam steps on the same full batch as fit",
             "keras_echo": echo.printed,
         },
-        **io,
-        "tolerances": {rt: vars(DEFAULT_TOLERANCE).copy() for rt in RUNTIMES},
-        "artifacts": {"keras": keras_entry, "tflite": tflite_entry, "onnx": onnx_entry,
-                      "tflite_step": step_tflite_entry, "onnx_step": step_onnx_entry,
-                      "reference": ref_entry},
+        **common,
     }
-    missing = _add_variants(frozen, spec, seed, out, entry, quantize, tools, report)
     return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
                        reused=cached is not None, missing=missing)
 
 
-def _add_variants(frozen, spec: EchoSpec, seed: int, out: Path, entry: dict,
-                  quantize: list[tuple[str, str]], tools: dict, report: Progress) -> list[str]:
-    from .convert import quantize as q
-
-    if not quantize:
-        return []
-    return add_variants(entry, out, spec.name, frozen, q.calibration_inputs(spec, seed), quantize,
-                        tools, report)
+def echo_interface(spec: EchoSpec) -> Interface:
+    return Interface(spec.input_shape[0], spec.input_shape[0], spec.input_shape, INPUT_NAME,
+                     [(OUTPUT_NAME, spec.output_shape)])
 
 
-def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantize, tools: dict,
+def write_model(subject: Subject, out: Path, tools: dict, report: Progress, keras_entry: dict,
+                arrays: dict[str, np.ndarray], spread: dict, quantize: list[tuple[str, str]],
+                c_array: bool) -> tuple[dict, list[str]]:
+    """Every form of one model, its reference data, variants and C arrays: the manifest fields
+    export and convert share, and one line per file that could not be made."""
+    written = write_forms(subject, out, tools, report)
+    arts = {"keras": keras_entry, **written.artifacts}
+    ref_path = out / f"{subject.name}.reference.npz"
+    refdata.save(ref_path, arrays)
+    arts["reference"] = manifest.file_entry(
+        ref_path, format="npz",
+        arrays={k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in arrays.items()},
+        random_inputs=spread,
+    )
+    entry = {
+        **subject.interface.io(),
+        "tolerances": {**{rt: vars(DEFAULT_TOLERANCE).copy() for rt in RUNTIMES},
+                       **written.tolerances},
+        "artifacts": arts,
+    }
+    if written.not_written:
+        entry["not_written"] = written.not_written
+    missing = written.missing + add_variants(entry, out, subject, quantize or [], tools, report)
+    if c_array:
+        _add_c_arrays(arts, out)
+    return entry, missing
+
+
+def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict,
                  report: Progress) -> list[str]:
     """Write each requested quantized variant; return one line per variant that could not be made.
 
-    frozen is the frozen function the float32 TFLite file was converted from
-    (None when there is none); the TFLite variants are converted from it too.
+    The TFLite variants are converted from the frozen function the float32
+    TFLite file was converted from.
     """
     from .convert import quantize as q
-    from .runners import runner_for_format
+    from .convert.tflite import frozen_function
+    from .runners import labels_for
 
-    arts = entry["artifacts"]
-    ref = refdata.load(out / arts["reference"]["file"])
-    reference_y = np.concatenate([np.ravel(v) for v in
-                                  refdata.outputs(ref, refdata.RANDOM_Y,
-                                                  [o["name"] for o in entry["outputs"]]).values()])
+    arts, name = entry["artifacts"], subject.name
     input_name = entry["inputs"][0]["name"]
     missing = []
     for fmt, variant in quantize:
@@ -320,9 +289,9 @@ def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantiz
         try:
             with quiet_converters():
                 if fmt == "tflite":
-                    data = q.tflite_variant(frozen, variant, calibration)
+                    data = q.tflite_variant(frozen_function(subject), variant, subject.calibration)
                 else:
-                    data = q.onnx_variant(out / arts["onnx"]["file"], variant, calibration,
+                    data = q.onnx_variant(out / arts["onnx"]["file"], variant, subject.calibration,
                                           input_name)
         except q.VariantUnavailable as exc:
             missing.append(f"{name}: {fmt} {variant} not produced: {exc}")
@@ -334,18 +303,18 @@ def add_variants(entry: dict, out: Path, name: str, frozen, calibration, quantiz
             missing.append(f"{name}: {fmt} {variant} not produced: {crash}")
             continue
         described = describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
-        tol = q.tolerance(variant, reference_y)
+        tol = q.tolerance(variant, subject.reference_y)
         arts[f"{fmt}_{variant}"] = manifest.file_entry(
-            path, format=fmt, variant=variant, **described,
+            path, format=fmt, variant=variant, base=fmt, **described,
             quantization={"method": q.METHODS[(fmt, variant)],
-                          "calibration": (f"{len(calibration)} input sequences"
+                          "calibration": (f"{len(subject.calibration)} input sequences"
                                           if variant == "int8" else None),
                           "tolerance_rule": tol["rule"]},
             producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else
                                              ("onnxruntime", "onnx"))},
         )
-        label = f"{runner_for_format(fmt).runtime}:{variant}"
-        entry["tolerances"][label] = {"atol": tol["atol"], "rtol": tol["rtol"]}
+        for label in labels_for(fmt, variant):
+            entry["tolerances"][label] = {"atol": tol["atol"], "rtol": tol["rtol"]}
     return missing
 
 

@@ -20,10 +20,16 @@ import sys
 import numpy as np
 from edge_echo.device import open_runner
 from edge_echo.errors import first_line
-for path in sys.argv[1:]:
-    print("BEGIN", path, flush=True)
+from edge_echo.runners.tflm import TFLMRunner
+for item in sys.argv[1:]:
+    print("BEGIN", item, flush=True)
     try:
-        runner = open_runner(path, probe_first=False)
+        if item.startswith("tflm:"):  # tflm:ARENA:PATH, on TFLM with the arena its manifest declares
+            _, arena, path = item.split(":", 2)
+            runner = TFLMRunner(path, [], [], artifact={"micro": {"arena_bytes": int(arena)}})
+            runner.__enter__()
+        else:
+            runner = open_runner(item, probe_first=False)
         try:
             names = [f"i{k}" for k in range(len(runner.file_inputs))]
             runner.input_names = names
@@ -39,10 +45,15 @@ for path in sys.argv[1:]:
 """
 
 
-def probe_many(paths: list[Path], timeout: float = 300) -> dict[Path, str | None]:
-    """For each file: None if it loads and runs, else why not, in one line."""
-    results: dict[Path, str | None] = {}
-    pending = [Path(p) for p in paths]
+def tflm_item(path: Path, arena: int) -> str:
+    """A probe_many item that loads path on TFLM in an arena of that many bytes."""
+    return f"tflm:{int(arena)}:{path}"
+
+
+def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str, str | None]:
+    """For each file (or tflm_item): None if it loads and runs, else why not, in one line."""
+    results: dict[Path | str, str | None] = {}
+    pending = [p if isinstance(p, str) else Path(p) for p in paths]
     while pending:
         try:
             done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, pending)],
@@ -55,7 +66,7 @@ def probe_many(paths: list[Path], timeout: float = 300) -> dict[Path, str | None
         for line in stdout.splitlines():
             word, _, rest = line.partition(" ")
             if word == "BEGIN":
-                current = Path(rest)
+                current = next((p for p in pending if str(p) == rest), None)
             elif word in ("OK", "ERROR") and current is not None:
                 results[current] = None if word == "OK" else rest
                 current = None
@@ -82,11 +93,27 @@ def check_loadable(directory: Path, doc: dict) -> None:
     from . import manifest
     from .errors import ArtifactError
 
-    files = [manifest.artifact_path(directory, art) for model in doc["models"].values()
-             for art in model["artifacts"].values() if art.get("format") in ("tflite", "onnx")]
-    failed = [(path, why) for path, why in probe_many(files).items() if why]
+    arts = [art for model in doc["models"].values() for art in model["artifacts"].values()
+            if art.get("format") in ("tflite", "onnx")]
+    files: list[Path | str] = [manifest.artifact_path(directory, art) for art in arts]
+    # A micro file also runs on TFLM, in the arena its manifest declares (a wrong one crashes).
+    files += [tflm_item(manifest.artifact_path(directory, art), _arena(art)) for art in arts
+              if isinstance(art.get("micro"), dict)]
+    failed = [(item, why) for item, why in probe_many(files).items() if why]
     if failed:
-        path, why = failed[0]
+        item, why = failed[0]
+        path = Path(str(item).split(":", 2)[-1])
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        reason = why if why.startswith(path.name) else f"{path.name}: {why}"
+        on = " on TFLM" if isinstance(item, str) else ""
+        reason = why if why.startswith(path.name) else f"{path.name}{on}: {why}"
         raise ArtifactError(f"{reason}; not loaded here{more}")
+
+
+def _arena(art: dict) -> int:
+    from .errors import ArtifactError
+
+    arena = art["micro"].get("arena_bytes")
+    if not isinstance(arena, int) or isinstance(arena, bool) or not 0 < arena <= 1 << 30:
+        raise ArtifactError(f"{art['file']}: the manifest's micro arena_bytes {arena!r} is not a "
+                            "size in bytes")
+    return arena

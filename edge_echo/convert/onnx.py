@@ -8,9 +8,10 @@ batch gives a Loop that ONNX Runtime runs several times slower.
 
 from __future__ import annotations
 
-from ..specs import INPUT_NAME, OUTPUT_NAME, EchoSpec
+import re
+
+from ..errors import first_line
 from ..tfenv import import_tensorflow
-from . import forward
 from .onnx_simplify import canonicalize, simplify, toposort
 
 # tf2onnx 1.17 accepts opsets up to 18.
@@ -18,16 +19,42 @@ OPSET = 18
 BATCH_DIM = "batch"
 
 
-def to_onnx(model, spec: EchoSpec) -> bytes:
+def to_onnx(subject) -> bytes:
+    """The .onnx form; converted once per subject (the step form reuses its weights)."""
+    if "onnx" not in subject.cache:
+        subject.cache["onnx"] = _convert(subject)
+    return subject.cache["onnx"]
+
+
+def _convert(subject) -> bytes:
     tf = import_tensorflow()
+    import onnx
     import tf2onnx
 
-    signature = tf.TensorSpec((None, *spec.input_shape), tf.float32, name=INPUT_NAME)
-    function = tf.function(forward(model, spec), input_signature=[signature])
+    from .tflite import as_list, inference_clone
+
+    i = subject.interface
+    # None keeps the time steps open in the ONNX file where the model leaves them open.
+    shape = (i.model_timesteps, *i.input_shape[1:])
+    model = inference_clone(subject.model, shape, i.input_name, unroll=False)
+    signature = tf.TensorSpec((None, *shape), tf.float32, name=i.input_name)
+    function = tf.function(lambda x: as_list(model(x, training=False)), input_signature=[signature])
     proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
-    # The spec knows every dimension but the batch, which tf2onnx can lose through reshapes.
-    finish(proto, [OUTPUT_NAME], {INPUT_NAME: spec.input_shape, OUTPUT_NAME: spec.output_shape})
-    proto.graph.name = spec.name
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        # Name the TF node (and so the layer) behind an operator ONNX does not know.
+        reason = first_line(exc, limit=10_000)
+        culprits = [n.name for n in proto.graph.node if re.search(rf"\b{n.op_type}\b", reason)
+                    and n.op_type not in ("Add", "Mul", "Cast")]
+        raise RuntimeError(f"{reason} (node {culprits[0]})" if culprits else reason) from None
+    # Where the time steps are fixed every dimension but the batch is known, which tf2onnx
+    # can lose through reshapes.
+    shapes = ({i.input_name: i.input_shape, **dict(i.outputs)}
+              if i.model_timesteps is not None else None)
+    finish(proto, i.output_names, shapes)
+    proto.graph.name = subject.name
+    onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString(deterministic=True)
 
 
@@ -54,3 +81,13 @@ def finish(proto, output_names: list[str], shapes: dict[str, tuple[int, ...]] | 
         if dims:
             dims[0].Clear()
             dims[0].dim_param = BATCH_DIM
+
+
+def _forms():
+    from ..forms import Form
+
+    return (Form("onnx", ".onnx", "onnx", to_onnx, ("tf2onnx", "onnx", "tensorflow"),
+                 lambda subject, path: {"target_opset": OPSET}),)
+
+
+FORMS = _forms()

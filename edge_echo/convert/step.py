@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..specs import EchoSpec
+from ..forms import Form, Unavailable
 from ..tfenv import import_tensorflow
-from .onnx import BATCH_DIM, OPSET
+from .onnx import BATCH_DIM, OPSET, to_onnx
 
 
-def to_step_tflite(model, spec: EchoSpec) -> bytes:
+def _spec(subject):
+    if subject.spec is None:
+        raise Unavailable("step models are made for the echo models only so far")
+    return subject.spec
+
+
+def to_step_tflite(subject) -> bytes:
     tf = import_tensorflow()
+    model, spec = subject.model, _spec(subject)
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -42,11 +49,12 @@ def to_step_tflite(model, spec: EchoSpec) -> bytes:
     return converter.convert()
 
 
-def to_step_onnx(full_onnx: bytes, spec: EchoSpec) -> bytes:
+def to_step_onnx(subject) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    full = onnx.load_from_string(full_onnx)
+    spec = _spec(subject)
+    full = onnx.load_from_string(to_onnx(subject))
     consts = {t.name: t for t in full.graph.initializer}
     lstm = next(n for n in full.graph.node if n.op_type == "LSTM")
     matmul = next(n for n in full.graph.node if n.op_type == "MatMul")
@@ -87,3 +95,13 @@ def to_step_onnx(full_onnx: bytes, spec: EchoSpec) -> bytes:
     model.ir_version = full.ir_version
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString(deterministic=True)
+
+
+def _contract(subject, path) -> dict:
+    return {"step": subject.spec.step_io()}
+
+
+FORMS = (
+    Form("tflite_step", ".step.tflite", "tflite", to_step_tflite, ("tensorflow",), _contract),
+    Form("onnx_step", ".step.onnx", "onnx", to_step_onnx, ("edge-echo", "onnx"), _contract),
+)

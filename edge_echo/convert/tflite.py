@@ -1,4 +1,4 @@
-"""Keras LSTM -> TFLite with builtin ops only, stateless, dynamic batch.
+"""Keras recurrent model -> TFLite with builtin ops only, stateless, dynamic batch.
 
 Measured routes with TF 2.21 / Keras 3 (see issue 2 and the manifest's
 "conversion" note):
@@ -7,8 +7,8 @@ Measured routes with TF 2.21 / Keras 3 (see issue 2 and the manifest's
 - a SavedModel or a trackable object keeps resource variables as
   VAR_HANDLE/READ_VARIABLE, which LiteRT then reads uninitialised (NaN);
 - the fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its state in variable tensors
-  between invokes, so a device app that does not call reset_all_variables()
-  gets drifting outputs.
+  between invokes, so a device app that does not reset it gets drifting
+  outputs (that is the micro form, convert/micro.py, with its contract).
 So the model is cloned with unroll=True (same weights, no loop), its zero
 initial state is built with static shapes (see zero_state.py: Keras's FILL
 made LiteRT read stale memory), its variables are frozen into constants, and
@@ -18,25 +18,72 @@ no dynamic tensors, and no state carried between invokes.
 
 from __future__ import annotations
 
-from ..specs import INPUT_NAME, EchoSpec
 from ..tfenv import import_tensorflow
-from . import forward
 from .zero_state import use_static_zero_states
 
 ROUTE = "unrolled-frozen"
 ROUTE_NOTE = (
-    "LSTM(unroll=True) clone with the trained weights, zero initial state of static "
-    "shape, variables frozen to constants, TFLITE_BUILTINS only: stateless, dynamic "
-    "batch, no dynamic tensors"
+    "every recurrent layer cloned with unroll=True and the trained weights, zero initial "
+    "state of static shape, variables frozen to constants, TFLITE_BUILTINS only: stateless, "
+    "dynamic batch, no dynamic tensors"
 )
+RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
 
-def freeze(unrolled, call, input_shape: tuple[int, ...], input_name: str):
-    """call(x) on an unrolled model, traced with a dynamic batch, variables frozen to constants.
+def as_list(outputs) -> list:
+    """A model's outputs in order, whether it returns one tensor, a list or a dict."""
+    if isinstance(outputs, dict):
+        return list(outputs.values())
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def inference_clone(model, input_shape: tuple[int, ...], input_name: str, unroll: bool):
+    """The same model and weights in the form converters handle best.
+
+    TimeDistributed(Dense) becomes the Dense itself: Keras 3's Dense maps the
+    last axis of a (batch, time, features) tensor with one broadcasting
+    matmul, the same values as one MatMul / FULLY_CONNECTED, where the wrapper
+    reaches the converters as a Tensordot (Transpose, Shape, Gather, Concat,
+    two Reshapes) or a MatMul per step. With unroll, every recurrent layer
+    is unrolled over the fixed time steps.
+    """
+    import keras
+
+    tf = import_tensorflow()
+
+    class TimeDense(keras.layers.Dense):
+        # Keras's own matmul reshapes a 3-D input around a 2-D matmul (SHAPE, GATHER,
+        # REDUCE_PROD, RESHAPE); tf.matmul broadcasts in one op. The TimeDistributed node it
+        # replaces passes a mask, which a Dense ignores.
+        def call(self, inputs, mask=None):
+            x = tf.matmul(inputs, self.kernel)
+            if self.bias is not None:
+                x = x + self.bias
+            return self.activation(x) if self.activation is not None else x
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.TimeDistributed) and type(layer.layer) is keras.layers.Dense:
+            return TimeDense.from_config(layer.layer.get_config())
+        config = layer.get_config()
+        if unroll and type(layer).__name__ in RNN_CLASSES:
+            config["unroll"] = True
+        elif unroll and type(layer).__name__ == "Bidirectional":
+            for key in ("layer", "backward_layer"):
+                if isinstance(config.get(key), dict):
+                    config[key]["config"]["unroll"] = True
+        return type(layer).from_config(config)
+
+    inputs = keras.Input(input_shape, name=input_name)
+    cloned = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    cloned.set_weights(model.get_weights())
+    return cloned
+
+
+def freeze(unrolled, input_shape: tuple[int, ...], input_name: str):
+    """unrolled's inference, traced with a dynamic batch, variables frozen to constants.
 
     Every recurrent layer of unrolled starts from a zero state of static shape
-    first (zero_state.py): the one place both the echo models and
-    `edge-echo convert` go through.
+    first (zero_state.py).
     """
     tf = import_tensorflow()
     from tensorflow.python.framework.convert_to_constants import (
@@ -45,17 +92,18 @@ def freeze(unrolled, call, input_shape: tuple[int, ...], input_name: str):
 
     use_static_zero_states(unrolled)
     signature = tf.TensorSpec((None, *input_shape), tf.float32, name=input_name)
-    function = tf.function(call, input_signature=[signature])
+    function = tf.function(lambda x: as_list(unrolled(x, training=False)),
+                           input_signature=[signature])
     return convert_variables_to_constants_v2(function.get_concrete_function())
 
 
-def frozen_function(model, spec: EchoSpec):
-    """The unrolled clone's inference with its variables frozen to constants."""
-    from ..train import build_model
-
-    unrolled = build_model(spec, unroll=True)
-    unrolled.set_weights(model.get_weights())
-    return freeze(unrolled, forward(unrolled, spec), spec.input_shape, INPUT_NAME)
+def frozen_function(subject):
+    """The subject's unrolled inference, frozen; also the source of the quantized TFLite variants."""
+    if "frozen" not in subject.cache:
+        i = subject.interface
+        unrolled = inference_clone(subject.model, i.input_shape, i.input_name, unroll=True)
+        subject.cache["frozen"] = freeze(unrolled, i.input_shape, i.input_name)
+    return subject.cache["frozen"]
 
 
 def converter_for(frozen):
@@ -65,5 +113,19 @@ def converter_for(frozen):
     return converter
 
 
-def to_tflite(model, spec: EchoSpec) -> bytes:
-    return converter_for(frozen_function(model, spec)).convert()
+def to_tflite(subject) -> bytes:
+    return converter_for(frozen_function(subject)).convert()
+
+
+def _contract(subject, path) -> dict:
+    return {"conversion": {"route": ROUTE, "note": ROUTE_NOTE, "stateful": False,
+                           "timesteps": subject.interface.timesteps}}
+
+
+def _forms():
+    from ..forms import Form
+
+    return (Form("tflite", ".tflite", "tflite", to_tflite, ("tensorflow",), _contract),)
+
+
+FORMS = _forms()

@@ -1,0 +1,172 @@
+"""The deployable forms of a trained model, registered once and written by one pipeline.
+
+A *form* is one file kind (the unrolled .tflite, the .onnx, a step model, a
+micro model): one converter (subject -> bytes, or Unavailable with a
+one-line reason why this model has no such form), one describe step (read
+back from the file) and its contract (extra manifest fields a device app
+must follow). `edge-echo export` (the echo models, trained here) and
+`edge-echo convert` (a user's model) both call write_forms, so a form added
+here reaches both, with the same checks: no custom ops, and a load-and-run
+probe in a child process before the file is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import manifest
+from .errors import first_line
+
+Progress = Callable[[str, str], None]
+
+
+class Unavailable(Exception):
+    """This model has no such form; the message says why, in one line. Not a failure."""
+
+
+@dataclass
+class Interface:
+    """What a model takes and returns, one sample, time steps fixed: the one source of shapes."""
+
+    timesteps: int
+    # The time steps the model itself fixes; None where it leaves them open.
+    model_timesteps: int | None
+    input_shape: tuple[int, ...]
+    input_name: str
+    outputs: list[tuple[str, tuple[int, ...]]]
+
+    def io(self) -> dict:
+        return {
+            "inputs": [{"name": self.input_name, "shape": [None, *self.input_shape],
+                        "dtype": "float32"}],
+            "outputs": [{"name": n, "shape": [None, *s], "dtype": "float32"}
+                        for n, s in self.outputs],
+        }
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _ in self.outputs]
+
+
+@dataclass
+class Subject:
+    """A trained Keras model and its interface: what every converter takes."""
+
+    name: str
+    model: object
+    interface: Interface
+    # Inputs for int8 calibration, in the range the model is used on.
+    calibration: np.ndarray
+    # Reference outputs (concatenated, raveled): the scale of the quantized tolerances.
+    reference_y: np.ndarray
+    # The echo models' spec; None for a user's model.
+    spec: object = None
+    # Intermediate results converters share (e.g. the frozen TFLite function).
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Form:
+    kind: str                       # the manifest's artifact key
+    suffix: str                     # the file is NAME + suffix
+    format: str                     # tflite | onnx
+    convert: Callable[[Subject], bytes]
+    producer: tuple[str, ...]
+    # Extra manifest fields, from the subject and the written file (step, micro, conversion).
+    contract: Callable[[Subject, Path], dict] | None = None
+    variant: str | None = None      # quantized forms: their variant, and the form they quantize
+    base: str | None = None
+    # Runtime labels this form adds to the tolerances, with their tolerance.
+    tolerance: Callable[[Subject], dict] | None = None
+
+
+def describe(path: Path, fmt: str) -> dict:
+    from .artifacts import describe_onnx, describe_tflite
+
+    return describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
+
+
+@dataclass
+class Written:
+    artifacts: dict
+    # Forms this model does not have, with the reason (recorded in the manifest).
+    not_written: dict[str, str]
+    # Forms whose converter failed: one line each (export and convert exit 3).
+    missing: list[str]
+    tolerances: dict[str, dict]
+
+
+def layer_hint(model, reason: str) -> str:
+    """The layer a converter's message names, if it names one."""
+    import re
+
+    for layer in model.layers[::-1]:
+        # TF name scopes add a _N suffix to the layer name.
+        if re.search(rf"(?<![0-9A-Za-z]){re.escape(layer.name)}(_\d+)?(?![0-9A-Za-z])", reason):
+            return f"layer '{layer.name}' ({type(layer).__name__}): "
+    return ""
+
+
+def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
+                forms: tuple[Form, ...] | None = None) -> Written:
+    from .probe import probe_many
+    from .runners import labels_for
+    from .tfenv import quiet_converters
+
+    done = Written({}, {}, [], {})
+    name = subject.name
+    written: list[tuple[Form, Path, dict]] = []
+    for form in forms or registered():
+        report(name, f"writing {name}{form.suffix}")
+        path = out / f"{name}{form.suffix}"
+        try:
+            with quiet_converters():
+                data = form.convert(subject)
+        except Unavailable as exc:
+            done.not_written[form.kind] = str(exc)
+            continue
+        except Exception as exc:
+            reason = first_line(exc)
+            done.missing.append(f"{name}: {path.name} not written: "
+                                f"{layer_hint(subject.model, reason)}{reason}")
+            continue
+        path.write_bytes(data)
+        described = describe(path, form.format)
+        if described.get("custom_operators"):
+            path.unlink()
+            done.missing.append(f"{name}: {path.name} not written: needs custom or Flex ops "
+                                f"{described['custom_operators']}")
+            continue
+        written.append((form, path, described))
+    # One child process loads and runs every new file: a file that crashes a runtime is dropped.
+    crashed = probe_many([path for _, path, _ in written]) if written else {}
+    for form, path, described in written:
+        try:
+            if crashed[path]:
+                raise Unavailable(crashed[path])
+            report(name, f"describing {path.name}")
+            contract = form.contract(subject, path) if form.contract else {}
+        except Unavailable as exc:
+            path.unlink()
+            done.missing.append(f"{name}: {path.name} not written: {exc}")
+            continue
+        extra = {"variant": form.variant, "base": form.base} if form.variant else {}
+        done.artifacts[form.kind] = manifest.file_entry(
+            path, format=form.format, **extra, **described, **contract,
+            producer={k: tools[k] for k in form.producer})
+        if form.tolerance:
+            tol = form.tolerance(subject)
+            for label in labels_for(form.base or form.kind, form.variant):
+                done.tolerances[label] = tol
+    return done
+
+
+def registered() -> tuple[Form, ...]:
+    """Every form, in the order they are written (quantized forms after what they quantize)."""
+    from .convert import micro, onnx, step, tflite
+
+    return (*tflite.FORMS, *onnx.FORMS, *step.FORMS, *micro.FORMS)

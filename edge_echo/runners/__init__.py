@@ -1,0 +1,56 @@
+"""One runner per runtime behind one interface (base.Runner), after Polygraphy's runners.
+
+One module per runtime, as Polygraphy's backend/<name>/runner.py: adding a
+runtime is adding one module and its classes to RUNNERS below.
+"""
+
+from __future__ import annotations
+
+from .base import Runner, SteppedRunner
+from .keras import KerasPredictRunner, KerasRunner
+from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
+from .onnxruntime import OnnxRunner, OnnxStepRunner
+from .tflm import TFLMRunner, TFLMStepRunner
+
+
+def runner_for_format(fmt: str) -> type[Runner]:
+    return {"onnx": OnnxRunner, "tflite": LiteRTRunner}[fmt]
+
+
+def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str, type[Runner], dict]]:
+    """(label, runner class, artifact) for every runtime whose file this export has, then every
+    quantized variant on the runtimes of the form it quantizes, labelled RUNTIME:VARIANT
+    (e.g. litert:int8, tflm:int8)."""
+    found = [(rt, cls, artifacts[cls.artifact]) for rt, cls in runners.items()
+             if cls.artifact in artifacts]
+    for art in artifacts.values():
+        if art.get("variant"):
+            # Manifests before the micro forms name no base: a variant then quantizes the
+            # full file of its format.
+            base = art.get("base") or art["format"]
+            found.extend((f"{rt}:{art['variant']}", cls, art) for rt, cls in runners.items()
+                         if cls.artifact == base)
+    return found
+
+
+def labels_for(kind: str, variant: str | None = None) -> list[str]:
+    """The runtime labels verify gives the artifact kind (and variant): the keys of its tolerances."""
+    return [f"{rt}:{variant}" if variant else rt for rt, cls in RUNNERS.items()
+            if cls.artifact == kind]
+
+
+# The runtimes verify compares.
+RUNNERS: dict[str, type[Runner]] = {
+    cls.runtime: cls
+    for cls in (KerasRunner, OnnxRunner, LiteRTRunner, OnnxStepRunner, LiteRTStepRunner,
+                TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner)
+}
+RUNTIMES = tuple(RUNNERS)
+# bench times the full models, with keras-predict as the baseline.
+BENCH_RUNNERS: dict[str, type[Runner]] = {
+    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, LiteRTRunner,
+                                 TFLMRunner, LiteRTMicroRunner)
+}
+
+__all__ = ["BENCH_RUNNERS", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",
+           "runner_for_format", "targets"]

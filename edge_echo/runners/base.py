@@ -1,0 +1,135 @@
+"""The runner interface every runtime implements, after Polygraphy's runners.
+
+A runner is built from a model file and the logical input/output names of the
+manifest, is activated once (load, allocate), and maps a feed of named arrays
+to named outputs. Runtimes are imported in activate(), so importing a runner
+module pulls in neither TensorFlow nor a native runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, first_line
+
+
+class Runner:
+    runtime = "?"
+    # The manifest artifact this runtime loads.
+    artifact = "?"
+
+    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1,
+                 artifact: dict | None = None):
+        self.path = Path(path)
+        # The manifest's entry for the file, for runners that need more than names.
+        self.entry = artifact or {}
+        self.input_names = list(inputs)
+        self.output_names = list(outputs)
+        self.threads = threads
+        # The batch size the model file fixes, or None where it resizes.
+        self.fixed_batch: int | None = None
+        self.looped = False
+        # A stateful file (the fused LSTM keeps h and c between invokes) is reset before
+        # every sequence, as its contract says; a stepped runner resets it itself instead.
+        self.stateful = False
+        self.reset_per_sequence = True
+
+    def __enter__(self):
+        try:
+            self.activate()
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"{self.path.name}: {self.runtime} cannot load it ({first_line(exc)})") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.deactivate()
+
+    def activate(self) -> None:
+        raise NotImplementedError
+
+    def deactivate(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        """Back to the state the file starts in (zero h and c): a stateful file's contract."""
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [np.ascontiguousarray(feed[name], dtype=np.float32) for name in self.input_names]
+        batch = arrays[0].shape[0]
+        if self.fixed_batch is None or batch == self.fixed_batch:
+            outs = self._sequence(arrays)
+        else:
+            # A file with a fixed batch of 1 gets one sample at a time.
+            self.looped = True
+            pieces = [self._sequence([a[i:i + 1] for a in arrays]) for i in range(batch)]
+            outs = [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
+        return dict(zip(self.output_names, outs, strict=True))
+
+    def _sequence(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self.stateful and self.reset_per_sequence:
+            self.reset()
+        return self._run(arrays)
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+def dims(shape) -> list[int | None]:
+    """A file's declared shape, None where a dimension is dynamic."""
+    return [int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in shape]
+
+
+class SteppedRunner(Runner):
+    """A one-step model run over whole sequences, its state carried between steps.
+
+    It takes and returns what the full model does, so verify compares a step
+    model with the same inputs, reference and comparator as any other runner.
+    The state is either explicit (inputs fed back from outputs) or, for the
+    micro step form, inside the interpreter: reset at the start of each
+    sequence, then one invoke per time step.
+    """
+
+    inner: type[Runner] = Runner
+
+    def activate(self) -> None:
+        step = self.entry.get("step")
+        if not step:
+            raise ArtifactError(f"{self.path.name}: the manifest does not describe its state")
+        self.step = step
+        self.runner = self.inner(self.path, [d["name"] for d in step["inputs"]],
+                                 [d["name"] for d in step["outputs"]], threads=self.threads,
+                                 artifact=self.entry)
+        self.runner.__enter__()
+        self.runner.reset_per_sequence = False
+        self.inside = bool(step.get("state_inside"))
+        if self.inside:
+            self.fixed_batch = 1  # one interpreter holds one sequence's state
+            self.stateful = True
+
+    def deactivate(self) -> None:
+        self.runner.__exit__(None, None, None)
+
+    def reset(self) -> None:
+        self.runner.reset()
+
+    def _run(self, arrays):
+        (sequences,) = arrays
+        x = self.step["inputs"][0]
+        y_name = self.step["outputs"][0]["name"]
+        batch = len(sequences)
+        state = {s["input"]: np.full((batch, *s["shape"][1:]), s["initial"], np.float32)
+                 for s in self.step["state"]}
+        ys = []
+        for t in range(sequences.shape[1]):
+            x_t = sequences[:, t].reshape(batch, *x["shape"][1:])
+            out = self.runner.infer({x["name"]: x_t, **state})
+            state = {s["input"]: out[s["output"]] for s in self.step["state"]}
+            ys.append(out[y_name].reshape(batch, -1) if self.inside else out[y_name])
+        self.looped = self.runner.looped
+        every = self.step["sequence_output"] == "every_step"
+        return [np.stack(ys, axis=1) if every else ys[-1]]

@@ -1,0 +1,42 @@
+"""Keras itself: the reference, and model.predict as the baseline bench compares with."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Runner
+
+
+class KerasRunner(Runner):
+    """Keras through one traced tf.function: the fastest way Keras itself offers."""
+
+    runtime = "keras"
+    artifact = "keras"
+
+    def activate(self) -> None:
+        from ..tfenv import import_tensorflow
+
+        tf = import_tensorflow()
+        import keras
+
+        # safe_mode refuses Lambda layers and other deserialised code.
+        self.model = model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        specs = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        # One traced graph for every batch size: eager calls cost milliseconds each.
+        self.call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
+                                                  training=False), input_signature=specs)
+
+    def _run(self, arrays):
+        outs = self.call(*arrays)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [np.asarray(o) for o in outs]
+
+
+class KerasPredictRunner(KerasRunner):
+    """Keras model.predict, the call the seed notebook makes: a baseline, not a deployment."""
+
+    runtime = "keras-predict"
+
+    def _run(self, arrays):
+        outs = self.model.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
+        return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]

@@ -1,0 +1,213 @@
+"""TensorFlow Lite for Microcontrollers (the tflite-micro package: TFLM's C++ kernels, no TensorFlow).
+
+TFLM runs a model in one fixed arena that the app declares. Too small an
+arena makes the interpreter fail, and at some sizes segfault (256 B and
+2-3 KiB measured for the many-to-one micro file), so the smallest arena is
+found by bisection in a child process that is restarted whenever it dies,
+and verify loads every micro file in a child first (probe.py) with the arena
+the manifest declares.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import ArtifactError
+from ..tfenv import native_stderr_silenced
+from .base import Runner, SteppedRunner
+
+ALIGN = 16
+# The largest arena the bisection tries; a model needing more does not fit a microcontroller.
+MAX_ARENA = 64 << 20
+
+
+def refusal(path: Path) -> str | None:
+    """Why TFLM cannot run this file, read from the flatbuffer; None if nothing says it cannot."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from ..artifacts import describe_tflite
+
+    described = describe_tflite(path)
+    if "float16" in described["tensor_types"]:
+        return ("TFLM cannot run float16 weights (it has no float16 DEQUANTIZE); use the float32 "
+                "or int8 micro form")
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    sub = model.Subgraphs(0)
+    for k in range(sub.TensorsLength()):
+        shape = sub.Tensors(k).ShapeAsNumpy() if sub.Tensors(k).ShapeLength() else []
+        if any(int(d) < 0 for d in shape):
+            return (f"tensor '{sub.Tensors(k).Name().decode()}' has a dynamic shape, and TFLM "
+                    "needs every shape fixed")
+    return None
+
+
+def declared_arena(smallest: int) -> int:
+    """The arena to declare: the smallest that allocates, plus room for an arena buffer that is
+    not 16-byte aligned, rounded up to 256 bytes."""
+    return -(-(smallest + ALIGN) // 256) * 256
+
+
+_TRY = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+inputs = int(sys.argv[2])
+for line in sys.stdin:
+    size = int(line)
+    try:
+        it = runtime.Interpreter.from_bytes(data, arena_size=size)
+        for k in range(inputs):
+            d = it.get_input_details(k)
+            it.set_input(np.zeros(d["shape"], d["dtype"]), k)
+        it.invoke()
+        del it
+        print("OK", flush=True)
+    except Exception as exc:
+        print("FAIL", str(exc).splitlines()[0] if str(exc) else type(exc).__name__, flush=True)
+"""
+
+
+class _Trial:
+    """A child process that tries arena sizes; a size that kills it counts as too small."""
+
+    def __init__(self, path: Path, inputs: int):
+        self.args = [sys.executable, "-c", _TRY, str(path), str(inputs)]
+        self.child: subprocess.Popen | None = None
+        self.last_error = ""
+
+    def allocates(self, size: int) -> bool:
+        if self.child is None:
+            self.child = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True)
+        try:
+            self.child.stdin.write(f"{size}\n")
+            self.child.stdin.flush()
+            answer = self.child.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:  # the interpreter crashed on this arena
+            self.close()
+            self.last_error = f"the interpreter crashed with an arena of {size} bytes"
+            return False
+        word, _, why = answer.strip().partition(" ")
+        if word != "OK":
+            self.last_error = why
+        return word == "OK"
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.stdin.close()
+            self.child.kill()
+            self.child.wait()
+            self.child = None
+
+
+def smallest_arena(path: Path) -> int:
+    """The smallest arena (a multiple of 16 bytes) in which TFLM allocates and runs the file."""
+    from ..artifacts import describe_tflite
+
+    trial = _Trial(path, len(describe_tflite(path)["inputs"]))
+    try:
+        high = 16 * 1024 + 4 * path.stat().st_size
+        while not trial.allocates(high):
+            if high >= MAX_ARENA:
+                raise ArtifactError(f"{path.name}: TFLM does not run it in a {MAX_ARENA >> 20} MiB "
+                                    f"arena ({trial.last_error})")
+            high *= 2
+        low = 0  # never allocates
+        while high - low > ALIGN:
+            mid = (low + high) // 2 // ALIGN * ALIGN
+            if trial.allocates(mid):
+                high = mid
+            else:
+                low = mid
+    finally:
+        trial.close()
+    # The bisection ran in one process; the answer is confirmed in a fresh one.
+    confirm = _Trial(path, len(describe_tflite(path)["inputs"]))
+    try:
+        if not confirm.allocates(high):
+            raise ArtifactError(f"{path.name}: TFLM did not run it again in the {high} bytes "
+                                f"it ran in before ({confirm.last_error})")
+    finally:
+        confirm.close()
+    return high
+
+
+def tflm_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tflite-micro")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def micro_contract(path: Path, reset: dict) -> dict:
+    """What a TFLM app must know about a micro file: measured on the TFLM interpreter."""
+    from ..artifacts import describe_tflite
+    from ..embed import resolver_method
+
+    why = refusal(path)
+    if why:
+        raise ArtifactError(f"{path.name}: {why}")
+    operators = describe_tflite(path)["operators"]
+    smallest = smallest_arena(path)
+    return {
+        "batch": 1,
+        "stateful": True,
+        "reset": reset,
+        "resolver": [f"{resolver_method(op)}()" for op in sorted(operators)],
+        "flash_bytes": path.stat().st_size,
+        "arena_min_bytes": smallest,
+        "arena_bytes": declared_arena(smallest),
+        "arena_rule": ("arena_min_bytes is the smallest arena in which the TFLM interpreter "
+                       "allocated and ran the file, found by bisection; arena_bytes adds 16 bytes "
+                       "for an unaligned buffer and rounds up to 256"),
+        "measured_with": (f"tflite-micro {tflm_version()} Python interpreter (reference kernels, "
+                          "64-bit host); optimized kernel builds such as CMSIS-NN may ask for "
+                          "scratch buffers of their own"),
+    }
+
+
+class TFLMRunner(Runner):
+    runtime = "tflm"
+    artifact = "tflite_micro"
+
+    def activate(self) -> None:
+        from ..artifacts import describe_tflite
+
+        why = refusal(self.path)
+        if why:
+            raise ArtifactError(f"{self.path.name}: {why}")
+        from tflite_micro.python.tflite_micro import runtime
+
+        micro = self.entry.get("micro") or {}
+        arena = int(micro.get("arena_bytes") or declared_arena(smallest_arena(self.path)))
+        with native_stderr_silenced():
+            self.interpreter = runtime.Interpreter.from_file(str(self.path), arena_size=arena)
+        described = describe_tflite(self.path)
+        self.file_inputs = [d["shape"] for d in described["inputs"]]
+        self.file_outputs = [d["shape"] for d in described["outputs"]]
+        self.fixed_batch = self.file_inputs[0][0]
+        self.arena_bytes = arena
+        self.stateful = True
+
+    def reset(self) -> None:
+        self.interpreter.reset()
+
+    def _run(self, arrays):
+        it = self.interpreter
+        for k, array in enumerate(arrays):
+            it.set_input(array, k)
+        it.invoke()
+        return [it.get_output(k).copy() for k in range(len(self.file_outputs))]
+
+
+class TFLMStepRunner(SteppedRunner):
+    runtime = "tflm-step"
+    artifact = "tflite_micro_step"
+    inner = TFLMRunner
