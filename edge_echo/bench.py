@@ -81,6 +81,8 @@ class BenchRow:
     timing: Timing
     floor: Timing
     speedup_vs_predict: float | None = None
+    # TFLM rows: the arena the manifest declares, in which the file ran here.
+    arena_bytes: int | None = None
 
     @property
     def floor_ratio(self) -> float:
@@ -89,7 +91,8 @@ class BenchRow:
     def to_dict(self) -> dict:
         return {"model": self.model, "runtime": self.runtime, "file": self.file,
                 "timing": asdict(self.timing), "floor": asdict(self.floor),
-                "floor_ratio": self.floor_ratio, "speedup_vs_predict": self.speedup_vs_predict}
+                "floor_ratio": self.floor_ratio, "speedup_vs_predict": self.speedup_vs_predict,
+                "arena_bytes": self.arena_bytes}
 
 
 @dataclass
@@ -179,14 +182,16 @@ def bench(
             chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes}
             for label, cls, art in targets(arts, chosen):
                 n = predict_runs if label == "keras-predict" else runs
-                if cls.artifact not in floor_files:
-                    floor_files[cls.artifact] = _floor_file(cls.artifact, floor_dir, entry)
+                fmt = art["format"]
+                if fmt not in floor_files:
+                    floor_files[fmt] = _floor_file(fmt, floor_dir, entry)
                 path = manifest_mod.artifact_path(directory, art)
                 with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
                     timing = time_runner(runner, in_name, one, many, n, warmup)
-                with cls(floor_files[cls.artifact], [in_name], [out_name], threads=threads) as fl:
+                    arena = getattr(runner, "arena_bytes", None)
+                with cls(floor_files[fmt], [in_name], [out_name], threads=threads) as fl:
                     floor = time_runner(fl, in_name, one, many, n, warmup)
-                rows.append(BenchRow(model, label, path.name, timing, floor))
+                rows.append(BenchRow(model, label, path.name, timing, floor, arena_bytes=arena))
             base = next((r for r in rows if r.model == model and r.runtime == "keras-predict"), None)
             if base is not None:
                 for r in rows:

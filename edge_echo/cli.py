@@ -36,6 +36,9 @@ out_console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 EXIT_FAILED, EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
+              "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
+              "tflite_micro_step. Default: every one the model has.")
 
 
 @contextlib.contextmanager
@@ -91,20 +94,24 @@ def export(
     retrain: Annotated[bool, typer.Option(
         help="Train even when the previous export in --out has weights for the same spec, "
         "seed and versions.")] = False,
+    forms: Annotated[Optional[list[str]], typer.Option(
+        help=FORMS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
     """Train the echo models and write .keras, .tflite, .onnx, reference data and manifest.json."""
     with user_errors():
         from .convert.quantize import parse as parse_quantize
         from .export import export as run_export
+        from .forms import parse_forms
         from .specs import parse_model_names
 
         names = parse_model_names(models)
         variants = parse_quantize(quantize)
+        kinds = parse_forms(forms)
         with _progress(quiet) as report:
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
                                 progress=report, retrain=retrain, c_array=c_array,
-                                quantize=variants)
+                                quantize=variants, forms=kinds)
         if not quiet:
             _render_export(result)
         for line in result.missing:
@@ -143,8 +150,10 @@ def _render_export(result) -> None:
             m.spec.name, str(m.spec.param_count), f"{m.final_loss:.3g}",
             "reused" if m.reused else f"trained {m.train_seconds:.1f}s",
             ("" if m.echo_passed else "[red]") + " ".join(m.keras_echo),
-            *(f"{arts[k]['size'] / 1024:.1f}" for k in ("keras", "tflite", "onnx")),
-            *(str(sum(arts[k]["operators"].values())) for k in ("tflite", "onnx")),
+            *(f"{arts[k]['size'] / 1024:.1f}" if k in arts else "-"
+              for k in ("keras", "tflite", "onnx")),
+            *(str(sum(arts[k]["operators"].values())) if k in arts else "-"
+              for k in ("tflite", "onnx")),
         )
     out_console.print(table)
     for m in result.models:
@@ -174,20 +183,24 @@ def convert(
     quantize: Annotated[Optional[list[str]], typer.Option(
         help="Quantized variants, as for export.")] = None,
     c_array: Annotated[bool, typer.Option("--c-array", help="Also write C arrays of the "
-                                          ".tflite files.")] = False,
+                                          "micro files.")] = False,
+    forms: Annotated[Optional[list[str]], typer.Option(help=FORMS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
 ) -> None:
     """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
     with user_errors():
         from .convert.quantize import parse as parse_quantize
+        from .forms import parse_forms
         from .usermodel import convert as run_convert
         from .verify import verify as run_verify
 
         variants = parse_quantize(quantize)
+        kinds = parse_forms(forms)
         with _progress(quiet) as report:
             result = run_convert(model, out, name=name, timesteps=timesteps,
                                  input_range=input_range, data=data, seed=seed,
-                                 quantize=variants, c_array=c_array, progress=report)
+                                 quantize=variants, c_array=c_array, progress=report,
+                                 forms=kinds)
             report("", "verifying")
             verified = run_verify(out)
         for line in result.missing:
@@ -339,8 +352,8 @@ def _render_verify(report, quiet: bool) -> None:
 def bench(
     directory: Annotated[Path, typer.Argument(help="Export directory to benchmark.")] = Path("exported"),
     runtime: Annotated[Optional[list[str]], typer.Option(
-        "--runtime", "-r", help="Runtimes to time: keras-predict, keras, onnxruntime, litert "
-        "(repeat or comma-separate). Default: all.")] = None,
+        "--runtime", "-r", help="Runtimes to time: keras-predict, keras, onnxruntime, litert, "
+        "tflm, litert-micro (repeat or comma-separate). Default: all.")] = None,
     runs: Annotated[int, typer.Option(help="Timed single-sequence calls per runtime.")] = DEFAULT_RUNS,
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = DEFAULT_WARMUP,
     predict_runs: Annotated[int, typer.Option(
@@ -380,7 +393,7 @@ def _render_bench(report) -> None:
     table = Table(title=f"edge-echo bench {report.directory} (µs, batch 1, {s['threads']['requested']} "
                   f"thread(s), {s['runs']} runs)", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("model", "runtime", "first", "p50", "p90", "p99", "std", "floor p50", "x floor",
-                "x predict", f"seq/s @{s['batch']}"):
+                "x predict", f"seq/s @{s['batch']}", "arena KiB"):
         table.add_column(col, justify="left" if col in ("model", "runtime") else "right",
                          no_wrap=True)
     for r in report.rows:
@@ -391,6 +404,7 @@ def _render_bench(report) -> None:
             f"{r.floor_ratio:.2f}",
             "-" if r.speedup_vs_predict is None else f"{r.speedup_vs_predict:,.0f}",
             f"{t.sequences_per_s:,.0f}",
+            "-" if r.arena_bytes is None else f"{r.arena_bytes / 1024:.1f}",
         )
     out_console.print(table)
     out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
@@ -407,6 +421,9 @@ def run() -> None:
     """The console script: click's usage errors become one line too, never a box or a trace."""
     from typer import _click
 
+    from .errors import remember_interrupts
+
+    remember_interrupts()
     try:
         code = app(prog_name="edge-echo", standalone_mode=False)
     except _click.exceptions.NoArgsIsHelpError:

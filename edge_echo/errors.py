@@ -19,3 +19,25 @@ class UsageError(EdgeEchoError):
 
 class ArtifactError(EdgeEchoError):
     """A file of an export is missing, altered, unreadable or inconsistent."""
+
+
+_interrupted = False
+
+
+def remember_interrupts() -> None:
+    """Make Ctrl-C stick: TensorFlow's tracing swallows the KeyboardInterrupt a SIGINT raises
+    inside it (measured: the tf-keras SavedModel step of the micro conversion), so the signal is
+    also recorded, and check_interrupted() raises it again at the next safe point."""
+    import signal
+
+    def handler(signum, frame):
+        global _interrupted
+        _interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def check_interrupted() -> None:
+    if _interrupted:
+        raise KeyboardInterrupt

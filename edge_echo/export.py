@@ -19,7 +19,7 @@ import numpy as np
 from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
-from .errors import ArtifactError
+from .errors import ArtifactError, check_interrupted
 from .forms import Interface, Subject, write_forms
 from .probe import probe
 from .runners import RUNTIMES
@@ -66,6 +66,7 @@ def export(
     retrain: bool = False,
     c_array: bool = False,
     quantize: list[tuple[str, str]] | None = None,
+    forms: tuple[str, ...] | None = None,
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs) for name in models]
     require_tensorflow("edge-echo export")
@@ -77,7 +78,7 @@ def export(
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
             results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or [], c_array))
+                                         quantize or [], c_array, forms))
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -113,6 +114,7 @@ def publish(out: Path, build, report: Progress):
             }
             (staged / manifest.FILENAME).write_text(manifest.dumps(doc), encoding="utf-8")
             (staged / README).write_text(render_readme(doc), encoding="utf-8")
+            check_interrupted()  # a Ctrl-C a library swallowed still stops the swap
             report("", "replacing the export directory")
             fsutil.replace_dir(staged, out)
         except OSError as exc:
@@ -174,7 +176,8 @@ def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tupl
 
 def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
                   key: str, cached: tuple[Path, dict] | None,
-                  quantize: list[tuple[str, str]], c_array: bool) -> ModelExport:
+                  quantize: list[tuple[str, str]], c_array: bool,
+                  forms: tuple[str, ...] | None = None) -> ModelExport:
     """The echo model is a user model the project trains itself: train, then the same forms."""
     from .convert.keras import save_keras
     from .convert.quantize import calibration_inputs
@@ -213,10 +216,10 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         refdata.RANDOM_Y: model(random_x, training=False).numpy(),
     }
     subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed),
-                      np.ravel(arrays[refdata.RANDOM_Y]), spec=spec)
+                      np.ravel(arrays[refdata.RANDOM_Y]), arrays[refdata.RANDOM_X], spec=spec)
     common, missing = write_model(subject, out, tools, report, keras_entry, arrays,
                                   {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
-                                  quantize, c_array)
+                                  quantize, c_array, forms)
     echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
     entry = {
         "spec": spec.describe(),
@@ -240,10 +243,10 @@ def echo_interface(spec: EchoSpec) -> Interface:
 
 def write_model(subject: Subject, out: Path, tools: dict, report: Progress, keras_entry: dict,
                 arrays: dict[str, np.ndarray], spread: dict, quantize: list[tuple[str, str]],
-                c_array: bool) -> tuple[dict, list[str]]:
+                c_array: bool, forms: tuple[str, ...] | None = None) -> tuple[dict, list[str]]:
     """Every form of one model, its reference data, variants and C arrays: the manifest fields
     export and convert share, and one line per file that could not be made."""
-    written = write_forms(subject, out, tools, report)
+    written = write_forms(subject, out, tools, report, forms)
     arts = {"keras": keras_entry, **written.artifacts}
     ref_path = out / f"{subject.name}.reference.npz"
     refdata.save(ref_path, arrays)
@@ -319,15 +322,62 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
 
 
 def _add_c_arrays(artifacts: dict, out: Path) -> None:
-    """A .h/.cc pair per TFLite file, for TensorFlow Lite Micro."""
+    """A .h/.cc pair per micro form: the TFLite files proven on TensorFlow Lite Micro."""
     from .embed import write_c_array
 
-    for kind in [k for k, a in artifacts.items() if a["format"] == "tflite"]:
+    for kind in [k for k, a in artifacts.items() if "micro" in a]:
         art = artifacts[kind]
-        header, source = write_c_array(out / art["file"], art["operators"], art["sha256"])
-        artifacts[f"{kind}_c_header"] = manifest.file_entry(header, format="c-header", of=art["file"])
+        header, source = write_c_array(out / art["file"], art["operators"], art["sha256"],
+                                       art["micro"])
+        artifacts[f"{kind}_c_header"] = manifest.file_entry(header, format="c-header", of=art["file"],
+                                                            arena_bytes=art["micro"]["arena_bytes"])
         artifacts[f"{kind}_c_source"] = manifest.file_entry(
             source, format="c-source", of=art["file"], operators=art["operators"])
+
+
+def micro_section(doc: dict) -> str:
+    """Which file to ship where, and each micro file's contract, from the manifest."""
+    rows = []
+    for name, m in doc["models"].items():
+        for art in m["artifacts"].values():
+            micro = art.get("micro")
+            if micro:
+                rows.append(f"| `{art['file']}` | {micro['flash_bytes']:,} | "
+                            f"{micro['arena_min_bytes']:,} | {micro['arena_bytes']:,} | "
+                            f"{'one step per invoke' if 'step' in art else 'whole sequence'} | "
+                            f"{', '.join(micro['resolver'])} |")
+        for kind, why in m.get("not_written", {}).items():
+            if kind.startswith("tflite_micro"):
+                rows.append(f"| {name}: no `{kind}` | | | | {why} | |")
+    if not rows:
+        return ""
+    return f"""## Microcontrollers: the micro forms (TensorFlow Lite Micro)
+
+One fused `UNIDIRECTIONAL_SEQUENCE_LSTM` per LSTM layer, batch fixed at 1, the
+weights stored once whatever the sequence length. The fused op keeps h and c
+in variable tensors between invokes, so the contract is: **reset before each
+sequence** (TFLM C++ `interpreter.Reset()`, Python `interpreter.reset()`;
+LiteRT C++ `interpreter->ResetVariableTensors()`, Python
+`interpreter.reset_all_variables()`). A step file takes one time step per
+invoke, with the state kept inside the interpreter: reset at the start of a
+sequence, then invoke once per value. `verify` runs every micro file on TFLM
+(`tflm`, `tflm:int8`, `tflm-step`) and on LiteRT (`litert-micro`, ...), and
+shows how far the output moves when the reset is skipped. The arena is
+measured on the TFLM interpreter (reference kernels, 64-bit host); declare
+the size given, 16-byte aligned.
+
+| file | flash bytes | smallest arena | arena to declare | invoke | MicroMutableOpResolver calls |
+|---|---:|---:|---:|---|---|
+{chr(10).join(rows)}
+
+Which file where: `NAME.micro.tflite` (or `.micro.int8.tflite`, smaller
+arithmetic for MCUs without an FPU) on a microcontroller; `NAME.micro.step.tflite`
+to stream sensor values on one; `NAME.tflite` (unrolled, stateless, any
+batch, the fastest on LiteRT) on phones and gateways; `NAME.onnx` on ONNX
+Runtime. The int8 LSTM kernel of CMSIS-NN builds is reported to zero its
+state on every call (tflite-micro PR #3564): test int8 streaming on the
+target before relying on it.
+"""
 
 
 def render_readme(doc: dict) -> str:
@@ -359,7 +409,8 @@ it; `edge-echo verify DIR` checks them (`--no-keras` without TensorFlow).
 N is the batch. The TFLite file has every recurrent layer unrolled over the
 time steps shown; `NAME.reference.npz` holds the reference inputs and the
 Keras outputs on them.
-"""
+
+{micro_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -391,8 +442,10 @@ tensor 0 and output tensor 0).
 - `NAME.VARIANT.tflite`, `NAME.VARIANT.onnx` (with `--quantize`): float16, int8
   and dynamic-int8 variants; each has its method and its own tolerance in
   manifest.json (`quantization`, and `tolerances` under `RUNTIME:VARIANT`).
-- `*_model_data.h/.cc` (with `--c-array`): each `.tflite` as a C array for
-  TensorFlow Lite Micro, with the operators to register listed on top.
+- `NAME.micro.tflite`, `NAME.micro.int8.tflite`, `NAME.micro.step.tflite`: the
+  micro forms for TensorFlow Lite Micro (below).
+- `*_model_data.h/.cc` (with `--c-array`): each micro form as a C array, its
+  header listing the operators to register, the reset, and the arena size.
 - `NAME.keras`: the trained Keras 3 model (needs TensorFlow).
 - `NAME.reference.npz`: the seed input, {refdata.SAMPLES} seeded random inputs in [0, 1]
   and the Keras outputs on both (`seed_x`, `seed_y`, `random_x`, `random_y`),
@@ -416,6 +469,7 @@ session = ort.InferenceSession("many-to-one.onnx")
 print(session.run(["{OUTPUT_NAME}"], {{"{INPUT_NAME}": x}})[0])
 ```
 
+{micro_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import manifest
-from .errors import first_line
+from .errors import check_interrupted, first_line
 
 Progress = Callable[[str, str], None]
 
@@ -63,6 +63,8 @@ class Subject:
     calibration: np.ndarray
     # Reference outputs (concatenated, raveled): the scale of the quantized tolerances.
     reference_y: np.ndarray
+    # The reference inputs those outputs are Keras's answer to (for checks at export).
+    reference_x: np.ndarray | None = None
     # The echo models' spec; None for a user's model.
     spec: object = None
     # Intermediate results converters share (e.g. the frozen TFLite function).
@@ -112,7 +114,8 @@ def layer_hint(model, reason: str) -> str:
 
 
 def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
-                forms: tuple[Form, ...] | None = None) -> Written:
+                kinds: tuple[str, ...] | None = None) -> Written:
+    """Write every registered form (or those of kinds) of subject into out."""
     from .probe import probe_many
     from .runners import labels_for
     from .tfenv import quiet_converters
@@ -120,12 +123,13 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
     done = Written({}, {}, [], {})
     name = subject.name
     written: list[tuple[Form, Path, dict]] = []
-    for form in forms or registered():
+    for form in [f for f in registered() if kinds is None or f.kind in kinds]:
         report(name, f"writing {name}{form.suffix}")
         path = out / f"{name}{form.suffix}"
         try:
             with quiet_converters():
                 data = form.convert(subject)
+            check_interrupted()
         except Unavailable as exc:
             done.not_written[form.kind] = str(exc)
             continue
@@ -145,14 +149,20 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
     # One child process loads and runs every new file: a file that crashes a runtime is dropped.
     crashed = probe_many([path for _, path, _ in written]) if written else {}
     for form, path, described in written:
-        try:
-            if crashed[path]:
-                raise Unavailable(crashed[path])
-            report(name, f"describing {path.name}")
-            contract = form.contract(subject, path) if form.contract else {}
-        except Unavailable as exc:
+        if crashed[path]:
             path.unlink()
-            done.missing.append(f"{name}: {path.name} not written: {exc}")
+            done.missing.append(f"{name}: {path.name} not written: {crashed[path]}")
+            continue
+        report(name, f"describing {path.name}")
+        try:
+            contract = form.contract(subject, path) if form.contract else {}
+        except Unavailable as exc:  # e.g. an int8 file outside its own tolerance: not shipped
+            path.unlink()
+            done.not_written[form.kind] = str(exc)
+            continue
+        except Exception as exc:
+            path.unlink()
+            done.missing.append(f"{name}: {path.name} not written: {first_line(exc)}")
             continue
         extra = {"variant": form.variant, "base": form.base} if form.variant else {}
         done.artifacts[form.kind] = manifest.file_entry(
@@ -163,6 +173,21 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
             for label in labels_for(form.base or form.kind, form.variant):
                 done.tolerances[label] = tol
     return done
+
+
+def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
+    """--forms: repeated or comma-separated form names (manifest artifact kinds); None = all."""
+    if not values:
+        return None
+    known = [f.kind for f in registered()]
+    wanted = {v.strip() for item in values for v in item.split(",") if v.strip()}
+    unknown = sorted(wanted - set(known))
+    if unknown or not wanted:
+        from .errors import UsageError
+
+        what = f"unknown form {', '.join(unknown)}" if unknown else "--forms is empty"
+        raise UsageError(f"{what}; choose from {', '.join(known)}")
+    return tuple(k for k in known if k in wanted)
 
 
 def registered() -> tuple[Form, ...]:

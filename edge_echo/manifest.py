@@ -122,6 +122,11 @@ def _check_models(models, directory: Path) -> None:
             _need(isinstance(art.get("format"), str), f"{at}/format", "a format name")
             if "step" in art:
                 _check_step(art["step"], f"{at}/step")
+            if "runs_on" in art:
+                _need(isinstance(art["runs_on"], list)
+                      and all(isinstance(r, str) for r in art["runs_on"]), f"{at}/runs_on",
+                      "a list of runtime names")
+                _need(isinstance(art.get("not_on", {}), dict), f"{at}/not_on", "an object")
             if "variant" in art:
                 _need(isinstance(art["variant"], str) and art["variant"], f"{at}/variant",
                       "a variant name")

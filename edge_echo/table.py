@@ -12,9 +12,10 @@ def variant_rows(report, doc: dict) -> list[dict]:
     rows = []
     for r in report.results:
         art = next(a for a in doc["models"][r.model]["artifacts"].values() if a["file"] == r.file)
-        form = "step" if "step" in art else "full"
+        form = " ".join(w for w, on in (("micro", "micro" in art), ("step", "step" in art)) if on)
         rows.append({
-            "model": r.model, "format": art["format"], "form": form,
+            "model": r.model, "runtime": r.runtime.split(":")[0], "format": art["format"],
+            "form": form or "full",
             "variant": art.get("variant", "float32"), "file": r.file, "bytes": art["size"],
             "p50_us": r.p50_us, "max_abs": r.max_abs, "atol": r.tolerance.atol,
             "echo": bool(r.echo and r.echo.passed), "passed": r.passed,
@@ -23,14 +24,14 @@ def variant_rows(report, doc: dict) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | format | form | variant | bytes | p50 µs | max abs err vs Keras | atol | "
-             "echo | verify |", "|---|---|---|---|---:|---:|---:|---:|---|---|"]
+    lines = ["| model | runtime | format | form | variant | bytes | p50 µs | max abs err vs Keras | "
+             "atol | echo | verify |", "|---|---|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         p50 = "-" if r["p50_us"] is None else f"{r['p50_us']:.1f}"
         lines.append(
-            f"| {r['model']} | {r['format']} | {r['form']} | {r['variant']} | {r['bytes']:,} | "
-            f"{p50} | {r['max_abs']:.2e} | {r['atol']:.1e} | {'pass' if r['echo'] else 'FAIL'} | "
-            f"{'pass' if r['passed'] else 'FAIL'} |")
+            f"| {r['model']} | {r['runtime']} | {r['format']} | {r['form']} | {r['variant']} | "
+            f"{r['bytes']:,} | {p50} | {r['max_abs']:.2e} | {r['atol']:.1e} | "
+            f"{'pass' if r['echo'] else 'FAIL'} | {'pass' if r['passed'] else 'FAIL'} |")
     return "\n".join(lines) + "\n"
 
 

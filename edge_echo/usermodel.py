@@ -113,7 +113,7 @@ def reference_inputs(interface: Interface, seed: int, low: float, high: float,
 def convert(path: Path, out: Path, name: str | None = None, timesteps: int | None = None,
             input_range: tuple[float, float] = (0.0, 1.0), data: Path | None = None, seed: int = 0,
             quantize: list[tuple[str, str]] | None = None, c_array: bool = False,
-            progress=None) -> ConvertResult:
+            progress=None, forms: tuple[str, ...] | None = None) -> ConvertResult:
     from .export import publish, write_model
 
     report = progress or (lambda model, stage: None)
@@ -129,7 +129,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                                         spread["low"], spread["high"])
     subject = Subject(name, model, interface, calibration,
                       np.concatenate([np.ravel(v) for k, v in sorted(arrays.items())
-                                      if k != refdata.RANDOM_X]))
+                                      if k != refdata.RANDOM_X]), x)
     missing: list[str] = []
     notes: list[str] = []
 
@@ -140,7 +140,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                                           layers=[type(la).__name__ for la in model.layers],
                                           producer={"source": path.name})
         common, lost = write_model(subject, staged, tools, report, keras_entry, arrays, spread,
-                                   quantize or [], c_array)
+                                   quantize or [], c_array, forms)
         missing.extend(lost)
         notes.extend(f"{name}: no {kind} form: {why}"
                      for kind, why in common.get("not_written", {}).items())

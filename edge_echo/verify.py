@@ -52,6 +52,9 @@ class RuntimeResult:
     looped: bool = False
     # Median latency of one sequence (batch 1), timed as bench times it.
     p50_us: float | None = None
+    # For a stateful file: the largest change in the second of two runs of one sequence when
+    # the reset the contract asks for is skipped (how much the contract matters).
+    without_reset: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -99,6 +102,7 @@ class RuntimeResult:
             "tolerance": asdict(self.tolerance),
             "looped": self.looped,
             "p50_us": self.p50_us,
+            "without_reset_max_abs": self.without_reset,
             "echo": self.echo.to_dict() if self.echo else None,
             "checks": [
                 {"inputs": c.inputs, "batch": c.batch, "samples": c.samples, "passed": c.passed,
@@ -231,10 +235,23 @@ def verify(
                     result.p50_us = time_runner(runner, in_names[0], one, one, latency_runs,
                                                 warmup=10).p50_us
                 result.looped = runner.looped
-                if runner.looped:
-                    notes.append(f"{name} / {rt}: the file has a fixed batch of "
-                                 f"{runner.fixed_batch}; batches were fed one sample at a time")
+                if runner.stateful:
+                    result.without_reset = reset_effect(runner, in_names[0], ref[refdata.RANDOM_X][:1])
                 results.append(result)
+            for art in arts.values():
+                for rt, why in art.get("not_on", {}).items():
+                    notes.append(f"{name}: {art['file']} is not run on {rt}: {why} (measured "
+                                 "at export)")
+            looped = [rt for rt, r in runners.items() if r.looped]
+            if looped:
+                notes.append(f"{name}: {', '.join(looped)} run files with a fixed batch of 1; "
+                             "batches were fed one sequence at a time")
+            kept = {r.runtime: r.without_reset for r in results
+                    if r.model == name and r.without_reset is not None}
+            if kept:
+                notes.append(f"{name}: stateful files, reset before each sequence as their "
+                             "contract says; run twice without the reset, the same sequence gave "
+                             + ", ".join(f"{rt} |diff| {d:.2g}" for rt, d in kept.items()))
         finally:
             for runner in runners.values():
                 runner.__exit__(None, None, None)
@@ -243,6 +260,18 @@ def verify(
                      "fresh random inputs skipped (they need a live Keras reference)")
     return Report(str(directory), keras, samples, seed, tuple(batch_sizes), results, notes,
                   files_checked)
+
+
+def reset_effect(runner: Runner, input_name: str, sequence: np.ndarray) -> float:
+    """Run one sequence twice, skipping the reset before the second run: how far it moves."""
+    runner.reset()
+    first = runner.infer({input_name: sequence})
+    runner.reset_per_sequence = False
+    try:
+        second = runner.infer({input_name: sequence})
+    finally:
+        runner.reset_per_sequence = True
+    return float(max(np.max(np.abs(second[k] - first[k])) for k in first))
 
 
 def _run_batched(runner: Runner, input_name: str, x: np.ndarray, batch: int) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-PACKAGES = ("edge-echo", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
-            "ai-edge-litert", "numpy")
+PACKAGES = ("edge-echo", "tensorflow", "keras", "tf-keras", "tf2onnx", "onnx", "onnxruntime",
+            "ai-edge-litert", "tflite-micro", "numpy")
 
 
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

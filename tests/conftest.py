@@ -24,6 +24,23 @@ def exported(tmp_path_factory) -> Path:
     return out
 
 
+# What `make run` asks for beside the default forms (--c-array, --quantize), and the TFLite
+# dynamic variant, which these models cannot have: it must be reported, not written.
+FULL_OPTIONS = {"c_array": True, "quantize": [("tflite", "float16"), ("tflite", "int8"),
+                                              ("onnx", "dynamic"), ("onnx", "float16"),
+                                              ("onnx", "int8"), ("tflite", "dynamic")]}
+
+
+@pytest.fixture(scope="session")
+def full_export(exported, tmp_path_factory):
+    """The session export plus every quantized variant and the C arrays (weights reused), and the
+    export result: tflite dynamic cannot be made for these models, so it is reported missing."""
+    out = tmp_path_factory.mktemp("full") / "exported"
+    shutil.copytree(exported, out)
+    result = export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, **FULL_OPTIONS)
+    return out, result
+
+
 @pytest.fixture
 def export_copy(exported, tmp_path) -> Path:
     """A private copy of the session export that a test may alter."""
@@ -104,3 +121,14 @@ def run_module(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
             f"sys.argv = ['edge-echo', *{list(map(str, args))!r}]\nrun()\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
+
+
+# Which Python the runtime-only smoke test ran on (test_runtime_install.py).
+RAN_ON = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say which Python the runtime-only smoke test ran on: it must never pass unseen."""
+    line = config.stash.get(RAN_ON, None)
+    if line:
+        terminalreporter.write_line(line)

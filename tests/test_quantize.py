@@ -1,7 +1,6 @@
 """Issue 7: quantized variants, each with its own precision-derived tolerance."""
 
 import json
-import shutil
 
 import numpy as np
 import onnx
@@ -12,20 +11,15 @@ from conftest import read_manifest
 from edge_echo.bench import bench
 from edge_echo.convert.quantize import STEPS, parse, tolerance
 from edge_echo.errors import UsageError
-from edge_echo.export import export
-from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+from edge_echo.specs import MODEL_NAMES
 
 WRITTEN = [("tflite", "float16"), ("tflite", "int8"), ("onnx", "dynamic"), ("onnx", "float16"),
            ("onnx", "int8")]
 
 
-@pytest.fixture(scope="module")
-def quantized(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("quantized") / "exported"
-    shutil.copytree(exported, out)
-    result = export(out, list(MODEL_NAMES), seed=DEFAULT_SEED,
-                    quantize=parse(["dynamic,float16,int8"]))
-    return out, result
+@pytest.fixture
+def quantized(full_export):
+    return full_export
 
 
 def test_variants_written_and_the_impossible_one_reported(quantized):
@@ -126,13 +120,17 @@ def test_table_generator(quantized, cli, tmp_path):
     result = cli("table", out)
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("| many-to-one |")]
-    assert len(rows) == 4 + len(WRITTEN)  # float32 full and step in two formats, then variants
-    assert any("| tflite | full | int8 |" in row for row in rows)
+    # float32 full and step in two formats, the variants, then the micro forms (float32, int8,
+    # step) on TFLM and LiteRT.
+    assert len(rows) == 4 + len(WRITTEN) + 6
+    assert any("| litert | tflite | full | int8 |" in row for row in rows)
+    assert any("| tflm-step | tflite | micro step | float32 |" in row for row in rows)
+    assert any("| tflm | tflite | micro | int8 |" in row for row in rows)
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- variant-table:start -->\nold\n<!-- variant-table:end -->\ntail\n")
     assert cli("table", out, "--readme", readme).exit_code == 0
     text = readme.read_text()
-    assert "old" not in text and "| one-to-one | onnx | full | dynamic |" in text
+    assert "old" not in text and "| one-to-one | onnxruntime | onnx | full | dynamic |" in text
     assert text.endswith("tail\n")
 
 
@@ -142,13 +140,3 @@ def test_bench_covers_every_variant(quantized):
     labels = {r.runtime for r in report.rows}
     assert {"litert:int8", "litert:float16", "onnxruntime:int8", "onnxruntime:dynamic",
             "onnxruntime:float16"} <= labels
-
-
-def test_quantized_export_is_reproducible(quantized, exported, tmp_path):
-    from conftest import tree_digest
-
-    out, _ = quantized
-    again = tmp_path / "again"
-    shutil.copytree(exported, again)
-    export(again, list(MODEL_NAMES), seed=DEFAULT_SEED, quantize=parse(["dynamic,float16,int8"]))
-    assert tree_digest(again) == tree_digest(out)

@@ -28,8 +28,9 @@ def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str
             # Manifests before the micro forms name no base: a variant then quantizes the
             # full file of its format.
             base = art.get("base") or art["format"]
+            # A file proven on only some of its form's runtimes lists them (runs_on).
             found.extend((f"{rt}:{art['variant']}", cls, art) for rt, cls in runners.items()
-                         if cls.artifact == base)
+                         if cls.artifact == base and rt in art.get("runs_on", [rt]))
     return found
 
 

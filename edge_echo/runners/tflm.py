@@ -190,8 +190,11 @@ class TFLMRunner(Runner):
         with native_stderr_silenced():
             self.interpreter = runtime.Interpreter.from_file(str(self.path), arena_size=arena)
         described = describe_tflite(self.path)
-        self.file_inputs = [d["shape"] for d in described["inputs"]]
-        self.file_outputs = [d["shape"] for d in described["outputs"]]
+        # TFLM runs the shapes the file stores and ignores a dynamic signature: batch 1.
+        self.file_inputs = [[int(d) for d in self.interpreter.get_input_details(k)["shape"]]
+                            for k in range(len(described["inputs"]))]
+        self.file_outputs = [[int(d) for d in self.interpreter.get_output_details(k)["shape"]]
+                             for k in range(len(described["outputs"]))]
         self.fixed_batch = self.file_inputs[0][0]
         self.arena_bytes = arena
         self.stateful = True

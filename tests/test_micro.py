@@ -1,0 +1,204 @@
+"""Issue 12: the micro forms, run and measured on TensorFlow Lite Micro (the tflite-micro package)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_manifest, rehash
+
+from edge_echo import refdata
+from edge_echo.artifacts import describe_tflite
+from edge_echo.errors import ArtifactError
+from edge_echo.runners import RUNNERS
+from edge_echo.runners.tflm import TFLMRunner, _Trial
+from edge_echo.specs import MODEL_NAMES, get_spec
+from edge_echo.verify import reset_effect, verify
+
+ROOT = Path(__file__).resolve().parents[1]
+ECHO = ["0.0", "0.2", "0.4", "0.6", "0.8"]
+MICRO = ("tflite_micro", "tflite_micro_int8", "tflite_micro_step")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_micro_forms_are_one_fused_lstm_at_batch_one(exported, name):
+    entry = read_manifest(exported)["models"][name]
+    arts, spec = entry["artifacts"], get_spec(name)
+    kinds = [k for k in MICRO if k in arts]
+    # one-to-one takes one time step: its micro file is already its step form, and says so.
+    assert kinds == (list(MICRO[:2]) if spec.input_shape[0] == 1 else list(MICRO))
+    if spec.input_shape[0] == 1:
+        assert "already its step form" in entry["not_written"]["tflite_micro_step"]
+    for kind in kinds:
+        art = arts[kind]
+        described = describe_tflite(exported / art["file"])
+        assert described["operators"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1
+        steps = 1 if kind == "tflite_micro_step" else spec.input_shape[0]
+        assert described["inputs"][0]["shape"] == [1, steps, *spec.input_shape[1:]]
+        assert [d["dtype"] for d in described["inputs"] + described["outputs"]] == ["float32"] * 2
+        micro = art["micro"]
+        assert micro["batch"] == 1 and micro["flash_bytes"] == art["size"]
+        assert micro["reset"]["tflm_cpp"] == "interpreter.Reset();"
+        assert micro["arena_min_bytes"] <= micro["arena_bytes"] < micro["arena_min_bytes"] + 512
+        assert sorted(micro["resolver"]) == micro["resolver"]
+        assert "AddUnidirectionalSequenceLSTM()" in micro["resolver"]
+    int8 = describe_tflite(exported / arts["tflite_micro_int8"]["file"])["tensor_types"]
+    assert int8.get("int8") and int8.get("int16")  # int8 activations, int16 cell state
+
+
+def test_verify_runs_every_micro_file_on_tflm_and_litert(exported):
+    report = verify(exported, keras=False, latency_runs=0)
+    assert report.passed, [line for r in report.results for line in r.failures()]
+    labels = {(r.model, r.runtime) for r in report.results}
+    for name in MODEL_NAMES:
+        expected = {"tflm", "tflm:int8", "litert-micro", "litert-micro:int8"}
+        if name != "one-to-one":
+            expected |= {"tflm-step", "litert-micro-step"}
+        assert {(name, rt) for rt in expected} <= labels
+    for r in report.results:
+        if r.runtime.startswith(("tflm", "litert-micro")):
+            assert r.echo is not None and r.echo.passed
+            # The contract matters: skipping the reset moves the output far past the tolerance.
+            assert r.without_reset > 4 * r.tolerance.atol + 1e-3, (r.model, r.runtime)
+        else:
+            assert r.without_reset is None
+
+
+def test_the_reset_check_can_find_nothing_on_a_stateless_file(exported):
+    """reset_effect is a measurement, not a constant: on the unrolled file it is exactly zero."""
+    ref = refdata.load(exported / "many-to-one.reference.npz")
+    art = read_manifest(exported)["models"]["many-to-one"]["artifacts"]["tflite"]
+    with RUNNERS["litert"](exported / art["file"], ["x"], ["y"], artifact=art) as runner:
+        assert runner.stateful is False
+        assert reset_effect(runner, "x", ref["random_x"][:1]) == 0.0
+
+
+@pytest.mark.parametrize("runtime", ["tflm", "tflm-step"])
+def test_step_and_whole_sequence_match_keras_step_by_step(exported, runtime):
+    name = "many-to-many"
+    art = read_manifest(exported)["models"][name]["artifacts"][RUNNERS[runtime].artifact]
+    ref = refdata.load(exported / f"{name}.reference.npz")
+    with RUNNERS[runtime](exported / art["file"], ["x"], ["y"], artifact=art) as runner:
+        got = runner.infer({"x": ref["random_x"][:32]})["y"]
+        again = runner.infer({"x": ref["random_x"][:32]})["y"]
+    np.testing.assert_array_equal(got, again)  # reset before each sequence: no drift
+    np.testing.assert_allclose(got, ref["random_y"][:32], atol=1e-4)
+
+
+def _perturb_first_weight(path: Path) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    sub = model.subgraphs[0]
+    fc = next(op for op in sub.operators
+              if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.FULLY_CONNECTED)
+    weights = model.buffers[sub.tensors[fc.inputs[1]].buffer]
+    values = np.frombuffer(bytes(bytearray(weights.data)), np.float32).copy()
+    values[0] += 0.5
+    weights.data = np.frombuffer(values.tobytes(), np.uint8)
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+
+
+def test_a_perturbed_micro_weight_fails_verify_on_tflm(export_copy, cli):
+    path = export_copy / "many-to-one.micro.tflite"
+    _perturb_first_weight(path)
+    rehash(export_copy, path.name)
+    result = cli("verify", export_copy, "--no-keras")
+    assert result.exit_code == 1, result.output
+    assert "FAIL many-to-one / tflm:" in result.stderr
+    assert "FAIL many-to-one / litert-micro:" in result.stderr
+    assert "many-to-one / tflm:int8" not in result.stderr  # only the altered file fails
+
+
+def test_the_declared_arena_is_measured_and_the_smallest(exported):
+    path = exported / "many-to-one.micro.tflite"
+    micro = read_manifest(exported)["models"]["many-to-one"]["artifacts"]["tflite_micro"]["micro"]
+    trial = _Trial(path, 1)
+    try:
+        assert trial.allocates(micro["arena_min_bytes"])
+        assert trial.allocates(micro["arena_bytes"])
+        assert not trial.allocates(micro["arena_min_bytes"] - 16)
+        # TFLM segfaults on some too-small arenas (256 B measured): the child dies, we do not.
+        assert not trial.allocates(256)
+        assert trial.allocates(micro["arena_bytes"])  # a fresh child after a crash
+    finally:
+        trial.close()
+
+
+def test_tflm_refuses_float16_in_one_line(exported, tmp_path):
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edge_echo.floors import tflite_floor
+
+    floor = tflite_floor(tmp_path / "f.tflite", "x", "y", [5, 1], [5])
+    model = schema.ModelT.InitFromPackedBuf(floor.read_bytes(), 0)
+    model.subgraphs[0].tensors[0].type = schema.TensorType.FLOAT16
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    half = tmp_path / "half.tflite"
+    half.write_bytes(bytes(builder.Output()))
+    with pytest.raises(ArtifactError, match="TFLM cannot run float16"), \
+            TFLMRunner(half, ["x"], ["y"]):
+        pass
+    # The same floor in float32 runs: the refusal is about float16, not about the file.
+    with TFLMRunner(floor, ["x"], ["y"]) as runner:
+        out = runner.infer({"x": np.arange(5, dtype=np.float32).reshape(1, 5, 1)})["y"]
+    np.testing.assert_array_equal(out, np.arange(5, dtype=np.float32).reshape(1, 5))
+
+
+@pytest.mark.parametrize("file, last", [("many-to-one.micro.tflite", ECHO),
+                                        ("many-to-one.micro.int8.tflite", ECHO),
+                                        ("many-to-many.micro.step.tflite", ECHO)])
+def test_the_python_tflm_example_echoes(exported, file, last):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "micro_echo.py"),
+                             str(exported / file), *ECHO], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    if ".step." in file:
+        assert [line.split()[-1] for line in result.stdout.splitlines()] == last
+    else:
+        assert result.stdout.split() == last
+
+
+def test_convert_gives_a_long_sequence_lstm_micro_forms_and_explains_a_gru(tmp_path):
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from edge_echo.usermodel import convert
+
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    i = keras.Input((120, 7))
+    forecaster = keras.Model(i, L.Dense(1)(L.LSTM(32)(L.LSTM(16, return_sequences=True)(i))))
+    forecaster.save(tmp_path / "forecaster.keras")
+    out = tmp_path / "f"
+    result = convert(tmp_path / "forecaster.keras", out)
+    assert result.missing == []
+    (entry,) = read_manifest(out)["models"].values()
+    arts = entry["artifacts"]
+    assert {"tflite_micro", "tflite_micro_step"} <= set(arts)
+    # Untrained and stacked, its outputs span a narrow range: int8 is kept only within its
+    # tolerance, and otherwise the reason is given (benchmarks/bench_micro.py: a trained one).
+    if "tflite_micro_int8" not in arts:
+        assert "exceeds its tolerance" in entry["not_written"]["tflite_micro_int8"]
+    assert describe_tflite(out / arts["tflite_micro"]["file"])["operators"][
+        "UNIDIRECTIONAL_SEQUENCE_LSTM"] == 2  # stacked: one fused op per layer
+    assert arts["tflite_micro"]["size"] < arts["tflite"]["size"] / 10  # no per-step copies
+    report = verify(out, latency_runs=0)
+    assert report.passed, [line for r in report.results for line in r.failures()]
+    assert {"tflm", "tflm-step"} <= {r.runtime for r in report.results}
+
+    g = keras.Input((6, 2))
+    keras.Model(g, L.Dense(1)(L.GRU(4, name="gru")(g))).save(tmp_path / "gru.keras")
+    result = convert(tmp_path / "gru.keras", tmp_path / "g")
+    assert result.missing == []
+    assert any("no tflite_micro form: layer 'gru' (GRU)" in n for n in result.notes), result.notes
