@@ -1,21 +1,31 @@
-# Two entry points for a fresh machine with only Python 3.11 and pip:
+# Two entry points for a fresh machine with CPython 3.11, 3.12 or 3.13 and pip:
 #   make run   - set up, then export and verify the default models into exported/
 #   make test  - set up, then lint and run the test suite
-PYTHON ?= python3.11
+# The interpreter is the first supported python3.x found (oldest first, pyenv's included), or
+# PYTHON=python3.13 (a name or a path). The virtual environment is rebuilt when it changes.
+PYTHON ?=
+PY := $(shell tools/find-python $(PYTHON))
+PYVER := $(if $(PY),$(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])'))
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: run readme-table test lint clean
+.PHONY: run readme-table test lint clean python
 
-$(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+python:
+	@test -n "$(PY)" || { echo "edge-echo: no supported Python (see above)" >&2; exit 2; }
+	@echo "edge-echo: using Python $$($(PY) -c 'import platform; print(platform.python_version())') ($(PY))"
+
+$(VENV)/.installed-%: requirements.lock pyproject.toml
+	@test -n "$(PY)" || exit 2
+	rm -rf $(VENV)
+	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-run: $(STAMP)
-	$(BIN)/edge-echo export --out exported --c-array --quantize $(QUANTIZE)
+run: python $(STAMP)
+	$(BIN)/edge-echo export --out exported --retrain --c-array --quantize $(QUANTIZE)
 	$(BIN)/edge-echo verify exported
 
 # The TFLite converter leaves these small LSTMs' weights in float32 under
@@ -23,11 +33,11 @@ run: $(STAMP)
 QUANTIZE := float16,int8,onnx:dynamic
 
 # Regenerates the variant table in README.md from a verify run of exported/.
-readme-table: $(STAMP)
+readme-table: python $(STAMP)
 	$(BIN)/edge-echo table exported --readme README.md
 
-lint: $(STAMP)
-	$(BIN)/ruff check edge_echo tests benchmarks
+lint: python $(STAMP)
+	$(BIN)/ruff check edge_echo tests benchmarks examples
 
 test: lint
 	$(BIN)/pytest

@@ -1,7 +1,12 @@
-"""Issue 6: the runtime-only install verifies, predicts, streams and benchmarks without TensorFlow.
+"""Issues 6 and 16: the runtime-only install verifies, predicts, streams and benchmarks without
+TensorFlow, on the newest supported CPython found here.
 
 Builds a fresh virtual environment from requirements-runtime.lock and the
-package itself (no extras), as `pip install edge-echo` gives a device user.
+package itself (no extras), as `pip install edge-echo` gives a device user,
+with the newest of CPython 3.11, 3.12 and 3.13 that tools/find-python finds
+(3.13 on this project's machines). Where none is found the module is skipped
+with the reason, and the summary line at the end of the run says which
+Python it ran on.
 """
 
 import shutil
@@ -10,13 +15,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import RAN_ON
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = ["0.0", "0.2", "0.4", "0.6", "0.8"]
 
 
+def newest_python() -> str:
+    found = subprocess.run([str(ROOT / "tools" / "find-python"), "--newest"], capture_output=True,
+                           text=True)
+    if found.returncode != 0:
+        pytest.skip(f"runtime-only smoke test not run: {found.stderr.strip()}")
+    return found.stdout.strip()
+
+
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory):
+def venv(tmp_path_factory, pytestconfig):
+    python = newest_python()
     base = tmp_path_factory.mktemp("runtime")
     source = base / "src"
     source.mkdir()
@@ -24,12 +39,28 @@ def venv(tmp_path_factory):
         copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
         copy(ROOT / item, source / item)
     env = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    subprocess.run([python, "-m", "venv", str(env)], check=True)
     pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet",
            "--disable-pip-version-check", "--no-deps"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements-runtime.lock")], check=True)
     subprocess.run([*pip, str(source)], check=True, capture_output=True)
+    version = subprocess.run([str(env / "bin" / "python"), "-c",
+                              "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    pytestconfig.stash[RAN_ON] = f"runtime-only smoke test ran on CPython {version} ({python})"
     return env / "bin"
+
+
+def test_the_newest_supported_python_is_used(venv):
+    newest = subprocess.run([str(ROOT / "tools" / "find-python"), "--newest"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    code = "import sys; print(sys.version_info[0], sys.version_info[1])"
+    want = subprocess.run([newest, "-c", code], capture_output=True, text=True, check=True).stdout
+    got = subprocess.run([str(venv / "python"), "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert got == want and got.split() in (["3", "11"], ["3", "12"], ["3", "13"])
+    # Never older than the interpreter running the tests.
+    assert tuple(map(int, got.split())) >= sys.version_info[:2]
 
 
 def run(bin_dir, *args, stdin=None):
