@@ -154,7 +154,11 @@ def check_target(out: Path) -> dict | None:
 
 
 def cache_key(spec: EchoSpec, seed: int, tools: dict) -> str:
-    """What determines the trained weights: the spec, the seed, the trainer and its libraries."""
+    """What determines the trained weights: the spec, the seed, the trainer and its libraries.
+
+    Not the Python version: CPython 3.11 and 3.13 with these pins train the same weights and
+    write byte-identical files (issue 16, tools/compare-exports).
+    """
     from .train import TRAINER
 
     basis = {"spec": spec.describe(), "seed": seed, "trainer": TRAINER,
