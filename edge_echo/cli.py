@@ -255,12 +255,14 @@ def predict(
         help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8; a multiple of one sequence's size "
         "gives a batch.")],
     decimals: Annotated[int, typer.Option(min=0, max=12, help="Decimals to print.")] = 4,
+    runtime: Annotated[Optional[str], typer.Option(
+        help="litert or tflm for a .tflite (default litert), onnxruntime for a .onnx.")] = None,
 ) -> None:
-    """Run one file on the given values with ONNX Runtime or LiteRT (no TensorFlow) and print the output."""
+    """Run one file on the given values in ONNX Runtime, LiteRT or TFLM (no TensorFlow); print the output."""
     with user_errors():
         from .device import predict as run_predict
 
-        output = run_predict(model, values)
+        output = run_predict(model, values, runtime)
         for row in output.reshape(len(output), -1):
             print(" ".join(f"{v:.{decimals}f}" for v in row))
 

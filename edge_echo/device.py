@@ -33,14 +33,26 @@ def parse_line(text: str, number: int) -> list[float]:
     return [parse_number(v, f"line {number}: value") for v in text.replace(",", " ").split()]
 
 
-def open_runner(path: Path, probe_first: bool = True) -> Runner:
-    """A runner for a file given directly: loaded in a child first, since nothing vouches for it."""
+def open_runner(path: Path, probe_first: bool = True, runtime: str | None = None) -> Runner:
+    """A runner for a file given directly: loaded in a child first, since nothing vouches for it.
+
+    runtime tflm runs a .tflite on TensorFlow Lite Micro instead of LiteRT: a file TFLM
+    cannot run is refused in one line, and its arena is found by bisection in child processes
+    (TFLM segfaults on some too-small arenas), so nothing loads in this process untried.
+    """
     path = Path(path)
     cls = _RUNNER_OF_SUFFIX.get(path.suffix)
     if cls is None:
         raise UsageError(f"{path}: expected a .onnx or .tflite file")
+    if runtime not in (None, cls.runtime, "tflm") or (runtime == "tflm" and cls is not LiteRTRunner):
+        raise UsageError(f"--runtime {runtime} does not run {path.suffix} files; "
+                         f"choose {cls.runtime}" + (" or tflm" if cls is LiteRTRunner else ""))
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    if runtime == "tflm":
+        from .runners.tflm import TFLMRunner
+
+        cls, probe_first = TFLMRunner, False
     if probe_first:
         from .probe import probe
 
@@ -53,9 +65,9 @@ def open_runner(path: Path, probe_first: bool = True) -> Runner:
     return runner
 
 
-def predict(path: Path, values: list[str]) -> np.ndarray:
+def predict(path: Path, values: list[str], runtime: str | None = None) -> np.ndarray:
     numbers = [parse_number(v) for v in values]
-    runner = open_runner(path)
+    runner = open_runner(path, runtime=runtime)
     try:
         if len(runner.file_inputs) != 1:
             raise UsageError(f"{Path(path).name} is a step model; use `edge-echo stream`")

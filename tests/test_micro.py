@@ -202,3 +202,22 @@ def test_convert_gives_a_long_sequence_lstm_micro_forms_and_explains_a_gru(tmp_p
     result = convert(tmp_path / "gru.keras", tmp_path / "g")
     assert result.missing == []
     assert any("no tflite_micro form: layer 'gru' (GRU)" in n for n in result.notes), result.notes
+
+
+@pytest.mark.parametrize("file", ["many-to-one.micro.tflite", "many-to-one.micro.int8.tflite",
+                                  "many-to-one.tflite"])
+def test_predict_runs_any_tflite_on_tflm(full_export, cli, file):
+    result = cli("predict", full_export[0] / file, *ECHO, "--runtime", "tflm", "--decimals", "1")
+    assert result.exit_code == 0, result.output
+    assert [f"{float(v) + 0.0:.1f}" for v in result.stdout.split()] == ECHO
+
+
+@pytest.mark.parametrize("file, args, message", [
+    ("many-to-one.float16.tflite", ["--runtime", "tflm"], "TFLM cannot run float16 weights"),
+    ("many-to-one.onnx", ["--runtime", "tflm"], "--runtime tflm does not run .onnx files"),
+    ("many-to-one.tflite", ["--runtime", "tpu"], "choose litert or tflm"),
+])
+def test_predict_refuses_what_tflm_cannot_run_in_one_line(full_export, cli, file, args, message):
+    result = cli("predict", full_export[0] / file, *ECHO, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
