@@ -19,9 +19,12 @@ def _tflite_names(enum_class) -> dict[int, str]:
 
 
 def describe_tflite(path: Path) -> dict:
+    return describe_tflite_bytes(path.read_bytes(), path.name)
+
+
+def describe_tflite_bytes(buf: bytes, name: str = "the model") -> dict:
     from ai_edge_litert import schema_py_generated as schema
 
-    buf = path.read_bytes()
     try:
         if not schema.Model.ModelBufferHasIdentifier(buf, 0):
             raise ValueError("no TFL3 identifier")
@@ -59,7 +62,7 @@ def describe_tflite(path: Path) -> dict:
     except ArtifactError:
         raise
     except Exception as exc:  # a malformed flatbuffer raises anything from struct to IndexError
-        raise ArtifactError(f"{path.name}: not a readable TFLite model ({exc})") from None
+        raise ArtifactError(f"{name}: not a readable TFLite model ({exc})") from None
     return {
         "inputs": inputs,
         "outputs": outputs,

@@ -150,19 +150,13 @@ def clear_orphan_buffers(data: bytes) -> bytes:
 
 
 def _check_fused(data: bytes, lstms: int) -> None:
-    from ai_edge_litert import schema_py_generated as schema
+    from ..artifacts import describe_tflite_bytes
 
-    model = schema.Model.GetRootAs(data, 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    ops = [names.get(max(model.OperatorCodes(model.Subgraphs(0).Operators(k).OpcodeIndex())
-                         .BuiltinCode(),
-                         model.OperatorCodes(model.Subgraphs(0).Operators(k).OpcodeIndex())
-                         .DeprecatedBuiltinCode()))
-           for k in range(model.Subgraphs(0).OperatorsLength())]
-    fused = ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM")
-    if fused != lstms or model.SubgraphsLength() != 1:
+    operators = describe_tflite_bytes(data)["operators"]
+    fused = operators.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    if fused != lstms or "WHILE" in operators:
         raise RuntimeError(f"the TFLite converter fused {fused} of {lstms} LSTM layers "
-                           f"({model.SubgraphsLength()} subgraphs)")
+                           f"(operators {sorted(operators)})")
 
 
 def to_micro(subject) -> bytes:
