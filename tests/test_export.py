@@ -231,3 +231,14 @@ def test_output_path_is_a_file(tmp_path, cli):
     result = cli("export", "--out", target, "--epochs", "1")
     assert result.exit_code == 2 and "not a directory" in result.stderr
     assert target.read_text() == "keep"
+
+
+def test_length_one_exports_every_form_and_verifies(tmp_path, cli):
+    """The bottom of --length's range: one time step, one unit (the step ONNX once failed here)."""
+    out = tmp_path / "one"
+    result = cli("export", "--out", out, "--length", "1", "--models", "many-to-many", "--quiet")
+    assert result.exit_code == 0, result.output
+    arts = read_manifest(out)["models"]["many-to-many"]["artifacts"]
+    assert {"tflite", "onnx", "tflite_step", "onnx_step", "tflite_micro"} <= set(arts)
+    verified = cli("verify", out, "--quiet")
+    assert verified.exit_code == 0, verified.output

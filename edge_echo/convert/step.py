@@ -57,20 +57,20 @@ def to_step_onnx(subject) -> bytes:
     full = onnx.load_from_string(to_onnx(subject))
     consts = {t.name: t for t in full.graph.initializer}
     lstm = next(n for n in full.graph.node if n.op_type == "LSTM")
-    matmul = next(n for n in full.graph.node if n.op_type == "MatMul")
-    add = next(n for n in full.graph.node if n.op_type == "Add")
-    kernel = consts[matmul.input[1]]
-    bias = consts[next(i for i in add.input if i in consts)]
+    # The Dense comes from Keras: with one unit tf2onnx writes it without a MatMul (--length 1).
+    model = subject.model
+    dense = model.layers[-1].layer if spec.time_distributed else model.layers[-1]
 
     io = spec.step_io()
     (x, h, c), (y, h_out, c_out) = ([d["name"] for d in io[k]] for k in ("inputs", "outputs"))
     weights = []
-    for role, name in (("W", lstm.input[1]), ("R", lstm.input[2]), ("B", lstm.input[3]),
-                       ("dense_kernel", kernel.name), ("dense_bias", bias.name)):
+    for role, name in (("W", lstm.input[1]), ("R", lstm.input[2]), ("B", lstm.input[3])):
         t = onnx.TensorProto()
         t.CopyFrom(consts[name])
         t.name = role
         weights.append(t)
+    weights += [numpy_helper.from_array(np.asarray(dense.kernel, np.float32), "dense_kernel"),
+                numpy_helper.from_array(np.asarray(dense.bias, np.float32), "dense_bias")]
     weights.append(numpy_helper.from_array(np.array([0], np.int64), "axis0"))
     nodes = [
         helper.make_node("Unsqueeze", [x, "axis0"], ["x_seq"]),
