@@ -95,7 +95,8 @@ def echo_check(prediction: np.ndarray, sequence: np.ndarray) -> EchoCheck:
     Rounded values are compared as numbers, so -0.0 (a prediction just below
     zero) equals 0.0.
     """
-    pred = np.round(np.asarray(prediction, dtype=np.float64).ravel(), 1)
-    want = np.round(np.asarray(sequence, dtype=np.float64).ravel(), 1)
+    # + 0.0 turns the -0.0 that rounding leaves of a value just below zero into 0.0.
+    pred = np.round(np.asarray(prediction, dtype=np.float64).ravel(), 1) + 0.0
+    want = np.round(np.asarray(sequence, dtype=np.float64).ravel(), 1) + 0.0
     passed = pred.shape == want.shape and bool(np.all(pred == want))
     return EchoCheck(passed, [f"{v:.1f}" for v in pred], [f"{v:.1f}" for v in want])
