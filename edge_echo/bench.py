@@ -144,6 +144,7 @@ def bench(
     predict_runs: int = DEFAULT_PREDICT_RUNS,
     batch: int = DEFAULT_BATCH,
     threads: int = 1,
+    models: list[str] | None = None,
 ) -> BenchReport:
     check_settings(runs, warmup, predict_runs, batch, threads)
     if not runtimes:
@@ -156,7 +157,7 @@ def bench(
         raise UsageError(f"unknown runtime {', '.join(unknown)}; choose from "
                          f"{', '.join(BENCH_RUNNERS)}")
     directory = Path(directory)
-    doc = manifest_mod.load(directory)
+    doc = manifest_mod.select_models(manifest_mod.load(directory), models)
     manifest_mod.check_integrity(directory, doc)
     check_loadable(directory, doc)
     settings = {"runs": runs, "warmup": warmup, "predict_runs": predict_runs, "batch": batch,

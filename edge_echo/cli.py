@@ -36,6 +36,7 @@ out_console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 EXIT_FAILED, EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: all."
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
               "tflite_micro_step. Default: every one the model has.")
@@ -86,8 +87,8 @@ def export(
     epochs: Annotated[Optional[int], typer.Option(
         help="Override the seed configuration's epochs (for quick runs).")] = None,
     c_array: Annotated[bool, typer.Option(
-        "--c-array", help="Also write each .tflite as a C array (NAME_model_data.h/.cc) for "
-        "TensorFlow Lite Micro.")] = False,
+        "--c-array", help="Also write each micro form as a C array (NAME_model_data.h/.cc) for "
+        "TensorFlow Lite Micro, with its arena size.")] = False,
     quantize: Annotated[Optional[list[str]], typer.Option(
         help="Also write quantized variants: dynamic, float16, int8 (comma-separate; "
         "FORMAT:VARIANT for one format, e.g. onnx:dynamic). Exit 3 if any cannot be made.")] = None,
@@ -233,13 +234,15 @@ def verify(
     json_file: Annotated[Optional[Path], typer.Option(
         "--json", help="Write the full report (inputs, tolerances, every figure) here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help=MODELS_HELP)] = None,
 ) -> None:
     """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
     with user_errors():
         from .verify import verify as run_verify
 
         report = run_verify(directory, keras=not no_keras, samples=samples, seed=seed,
-                            atol=atol, rtol=rtol)
+                            atol=atol, rtol=rtol, models=models)
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         _render_verify(report, quiet)
@@ -367,6 +370,8 @@ def bench(
         "--json", help="Write every figure, the settings, CPU and versions here.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option(
         "--plot", help="Write a PNG: per model, p50 bars with p99 whiskers, model and floor.")] = None,
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help=MODELS_HELP)] = None,
 ) -> None:
     """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor."""
     with user_errors():
@@ -377,7 +382,8 @@ def bench(
         with _progress(False) as report_progress:
             report_progress("", "timing runtimes and their floors")
             report = run_bench(directory, tuple(runtimes) or None, runs=runs, warmup=warmup,
-                               predict_runs=predict_runs, batch=batch, threads=threads)
+                               predict_runs=predict_runs, batch=batch, threads=threads,
+                               models=models)
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         if plot_file is not None:

@@ -157,6 +157,20 @@ def _check_step(step, where: str) -> None:
         _need(_is_number(item.get("initial")), f"{at}/initial", "a number")
 
 
+def select_models(doc: dict, names: list[str] | None) -> dict:
+    """The manifest with only the named models (repeat or comma-separate); all when names is empty."""
+    if not names:
+        return doc
+    wanted = [v.strip() for item in names for v in item.split(",") if v.strip()]
+    unknown = sorted(set(wanted) - set(doc["models"]))
+    if unknown or not wanted:
+        from .errors import UsageError
+
+        what = f"no model {', '.join(unknown)} in this export" if unknown else "--models is empty"
+        raise UsageError(f"{what}; it has {', '.join(doc['models'])}")
+    return {**doc, "models": {k: v for k, v in doc["models"].items() if k in wanted}}
+
+
 def artifact_path(directory: Path, artifact: dict) -> Path:
     name = artifact["file"]
     if not isinstance(name, str) or "\x00" in name or Path(name).name != name \

@@ -170,6 +170,7 @@ def verify(
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     threads: int = 1,
     latency_runs: int = 100,
+    models: list[str] | None = None,
 ) -> Report:
     check_samples(samples)
     if atol is not None or rtol is not None:
@@ -178,7 +179,7 @@ def verify(
         raise UsageError("TensorFlow is not installed here; add --no-keras to verify against "
                          "the Keras outputs stored at export")
     directory = Path(directory)
-    doc = manifest_mod.load(directory)
+    doc = manifest_mod.select_models(manifest_mod.load(directory), models)
     files_checked = manifest_mod.check_integrity(directory, doc)
     check_loadable(directory, doc)
 

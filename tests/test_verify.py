@@ -188,3 +188,22 @@ def test_device_mode_runs_without_tensorflow(exported):
     without = run_module("verify", exported, prelude=BLOCK_TF)
     assert without.returncode == 2
     assert "--no-keras" in without.stderr and "Traceback" not in without.stderr
+
+
+def test_models_selects_what_verify_and_bench_run(exported, cli, tmp_path):
+    result = cli("verify", exported, "--no-keras", "--models", "many-to-one", "--json",
+                 tmp_path / "one.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "one.json").read_text())
+    assert {r["model"] for r in report["results"]} == {"many-to-one"}
+    timed = cli("bench", exported, "-m", "one-to-one", "-r", "litert", "--runs", "3", "--warmup",
+                "0", "--batch", "2")
+    assert timed.exit_code == 0, timed.output
+    rows = [line.split()[0] for line in timed.stdout.splitlines() if " litert" in line]
+    assert rows and set(rows) == {"one-to-one"}
+    for command in ("verify", "bench"):
+        refused = cli(command, exported, "--no-keras" if command == "verify" else "-r", *(
+            [] if command == "verify" else ["litert"]), "--models", "two-to-two")
+        assert refused.exit_code == 2
+        assert refused.stderr.strip() == ("edge-echo: error: no model two-to-two in this export; "
+                                          "it has one-to-one, many-to-one, many-to-many")
