@@ -36,6 +36,18 @@ out_console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 EXIT_FAILED, EXIT_ERROR, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout. Piped (CI logs, | tee), it gets the width it needs: no cell is cut."""
+    if sys.stdout.isatty():
+        out_console.print(table)
+        return
+    # Rich caps a measurement at the console's width: measure on a console wide enough.
+    width = max(120, Console(width=10_000).measure(table).maximum)
+    Console(width=width).print(table)
+
+
 MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: all."
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
@@ -156,7 +168,7 @@ def _render_export(result) -> None:
             *(str(sum(arts[k]["operators"].values())) if k in arts else "-"
               for k in ("tflite", "onnx")),
         )
-    out_console.print(table)
+    print_table(table)
     for m in result.models:
         if not m.echo_passed:
             err_console.print(f"warning: {m.spec.name} did not learn the echo at this seed "
@@ -335,7 +347,7 @@ def _render_verify(report, quiet: bool) -> None:
                 "-" if r.p50_us is None else f"{r.p50_us:.1f}",
                 "[green]pass" if r.passed else "[red]FAIL",
             )
-        out_console.print(table)
+        print_table(table)
         for note in report.notes:
             out_console.print(f"note: {note}", markup=False, highlight=False)
     for r in report.results:
@@ -414,7 +426,7 @@ def _render_bench(report) -> None:
             f"{t.sequences_per_s:,.0f}",
             "-" if r.arena_bytes is None else f"{r.arena_bytes / 1024:.1f}",
         )
-    out_console.print(table)
+    print_table(table)
     out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
 
 
