@@ -79,7 +79,7 @@ def _version(value: bool):
 def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True,
-                           help="Print the version and exit.")
+                           metavar="", help="Print the version and exit.")
     ] = False,
 ) -> None:
     """edge-echo: take the Keras LSTM echo models to the edge and prove they behave the same."""
@@ -87,29 +87,30 @@ def main(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the export into "
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Directory to write the export into "
                                       "(replaced whole, atomically).")] = Path("exported"),
     models: Annotated[Optional[list[str]], typer.Option(
-        "--models", "-m", help="Models to export: one-to-one, many-to-one, many-to-many "
+        "--models", "-m", metavar="MODELS", help="Models to export: one-to-one, many-to-one, many-to-many "
         "(repeat or comma-separate). Default: all three.")] = None,
     length: Annotated[int, typer.Option(
-        help="Sequence length (1-128); the LSTM has as many units.")] = DEFAULT_LENGTH,
-    seed: Annotated[int, typer.Option(help="Random seed for weights and reference inputs.",
+        metavar="N", help="Sequence length (1-128); the LSTM has as many units.")] = DEFAULT_LENGTH,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed for weights and reference inputs.",
                                       min=0, max=2**31 - 1)] = DEFAULT_SEED,
     epochs: Annotated[Optional[int], typer.Option(
-        help="Override the seed configuration's epochs (for quick runs).")] = None,
+        metavar="N", help="Override the seed configuration's epochs (for quick runs).")] = None,
     c_array: Annotated[bool, typer.Option(
-        "--c-array", help="Also write each micro form as a C array (NAME_model_data.h/.cc) for "
+        "--c-array", metavar="", help="Also write each micro form as a C array (NAME_model_data.h/.cc) for "
         "TensorFlow Lite Micro, with its arena size.")] = False,
     quantize: Annotated[Optional[list[str]], typer.Option(
-        help="Also write quantized variants: dynamic, float16, int8 (comma-separate; "
+        metavar="VARIANTS", help="Also write quantized variants: dynamic, float16, int8 (comma-separate; "
         "FORMAT:VARIANT for one format, e.g. onnx:dynamic). Exit 3 if any cannot be made.")] = None,
     retrain: Annotated[bool, typer.Option(
-        help="Train even when the previous export in --out has weights for the same spec, "
+        metavar="", help="Train even when the previous export in --out has weights for the same spec, "
         "seed and versions.")] = False,
     forms: Annotated[Optional[list[str]], typer.Option(
-        help=FORMS_HELP)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+        metavar="FORMS", help=FORMS_HELP)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+        metavar="", help="Print nothing on success.")] = False,
 ) -> None:
     """Train the echo models and write .keras, .tflite, .onnx, reference data and manifest.json."""
     with user_errors():
@@ -178,27 +179,28 @@ def _render_export(result) -> None:
 
 @app.command()
 def convert(
-    model: Annotated[Path, typer.Argument(help="Your trained Keras 3 model (.keras).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the export into "
+    model: Annotated[Path, typer.Argument(metavar="FILE", help="Your trained Keras 3 model (.keras).")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Directory to write the export into "
                                       "(replaced whole, atomically).")] = Path("converted"),
-    name: Annotated[Optional[str], typer.Option(help="Name of the files (default: the model "
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="Name of the files (default: the model "
                                                 "file's name).")] = None,
     timesteps: Annotated[Optional[int], typer.Option(
-        help="Time steps, when the model leaves them open (TFLite and the reference need them).")
+        metavar="N", help="Time steps, when the model leaves them open (TFLite and the reference need them).")
     ] = None,
     input_range: Annotated[tuple[float, float], typer.Option(
-        help="Range of the seeded uniform reference inputs.")] = (0.0, 1.0),
+        metavar="LOW HIGH", help="Range of the seeded uniform reference inputs.")] = (0.0, 1.0),
     data: Annotated[Optional[Path], typer.Option(
-        help="Real input samples (.npy, shape N x time steps x features) instead of random ones.")
+            metavar="FILE",
+            help="Real input samples (.npy, shape N x time steps x features) instead of random ones.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the reference inputs.", min=0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the reference inputs.", min=0,
                                       max=2**31 - 1)] = 0,
     quantize: Annotated[Optional[list[str]], typer.Option(
-        help="Quantized variants, as for export.")] = None,
-    c_array: Annotated[bool, typer.Option("--c-array", help="Also write C arrays of the "
+        metavar="VARIANTS", help="Quantized variants, as for export.")] = None,
+    c_array: Annotated[bool, typer.Option("--c-array", metavar="", help="Also write C arrays of the "
                                           "micro files.")] = False,
-    forms: Annotated[Optional[list[str]], typer.Option(help=FORMS_HELP)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
+    forms: Annotated[Optional[list[str]], typer.Option(metavar="FORMS", help=FORMS_HELP)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
 ) -> None:
     """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
     with user_errors():
@@ -231,23 +233,25 @@ def convert(
 
 @app.command()
 def verify(
-    directory: Annotated[Path, typer.Argument(help="Export directory to verify.")] = Path("exported"),
+    directory: Annotated[Path, typer.Argument(
+        metavar="DIR", help="Export directory to verify.")] = Path("exported"),
     no_keras: Annotated[bool, typer.Option(
-        "--no-keras", help="Device mode: compare with the Keras outputs stored at export; "
+        "--no-keras", metavar="", help="Device mode: compare with the Keras outputs stored at export; "
         "TensorFlow is not imported.")] = False,
     samples: Annotated[int, typer.Option(
-        help="Fresh random sequences, fed at batch sizes 1, 7 and 64.")] = DEFAULT_SAMPLES,
-    seed: Annotated[int, typer.Option(help="Seed of the fresh random sequences.",
+        metavar="N", help="Fresh random sequences, fed at batch sizes 1, 7 and 64.")] = DEFAULT_SAMPLES,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the fresh random sequences.",
                                       min=0, max=2**31 - 1)] = DEFAULT_VERIFY_SEED,
     atol: Annotated[Optional[float], typer.Option(
-        help="Absolute tolerance (default: the manifest's, else 1e-5).")] = None,
+        metavar="X", help="Absolute tolerance (default: the manifest's, else 1e-5).")] = None,
     rtol: Annotated[Optional[float], typer.Option(
-        help="Relative tolerance (default: the manifest's, else 1e-4).")] = None,
+        metavar="X", help="Relative tolerance (default: the manifest's, else 1e-4).")] = None,
     json_file: Annotated[Optional[Path], typer.Option(
-        "--json", help="Write the full report (inputs, tolerances, every figure) here.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+        "--json",
+            metavar="FILE", help="Write the full report (inputs, tolerances, every figure) here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only failures.")] = False,
     models: Annotated[Optional[list[str]], typer.Option(
-        "--models", "-m", help=MODELS_HELP)] = None,
+        "--models", "-m", metavar="MODELS", help=MODELS_HELP)] = None,
 ) -> None:
     """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
     with user_errors():
@@ -265,13 +269,15 @@ def verify(
 # Values may be negative: "-0.5" is a value here, not an unknown option.
 @app.command(context_settings={"ignore_unknown_options": True})
 def predict(
-    model: Annotated[Path, typer.Argument(help="A .onnx or .tflite file (not a step model).")],
+    model: Annotated[Path, typer.Argument(
+        metavar="FILE", help="A .onnx or .tflite file (not a step model).")],
     values: Annotated[list[str], typer.Argument(
-        help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8; a multiple of one sequence's size "
+        metavar="VALUES", help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8; a multiple of one sequence's size "
         "gives a batch.")],
-    decimals: Annotated[int, typer.Option(min=0, max=12, help="Decimals to print.")] = 4,
+    decimals: Annotated[int, typer.Option(min=0, max=12, metavar="N", help="Decimals to print.")] = 4,
     runtime: Annotated[Optional[str], typer.Option(
-        help="litert or tflm for a .tflite (default litert), onnxruntime for a .onnx.")] = None,
+            metavar="RUNTIME",
+            help="litert or tflm for a .tflite (default litert), onnxruntime for a .onnx.")] = None,
 ) -> None:
     """Run one file on the given values in ONNX Runtime, LiteRT or TFLM (no TensorFlow); print the output."""
     with user_errors():
@@ -284,10 +290,11 @@ def predict(
 
 @app.command()
 def stream(
-    model: Annotated[Path, typer.Argument(help="A step model: NAME.step.onnx or NAME.step.tflite.")],
+    model: Annotated[Path, typer.Argument(
+        metavar="FILE", help="A step model: NAME.step.onnx or NAME.step.tflite.")],
     reset_every: Annotated[int, typer.Option(
-        min=0, help="Start a new sequence (zero state) every N steps; 0 = never.")] = 0,
-    decimals: Annotated[int, typer.Option(min=0, max=12, help="Decimals to print.")] = 4,
+        min=0, metavar="N", help="Start a new sequence (zero state) every N steps; 0 = never.")] = 0,
+    decimals: Annotated[int, typer.Option(min=0, max=12, metavar="N", help="Decimals to print.")] = 4,
 ) -> None:
     """Read one value per line from stdin and print each output as it arrives (a blank line resets)."""
     with user_errors():
@@ -299,9 +306,10 @@ def stream(
 
 @app.command()
 def table(
-    directory: Annotated[Path, typer.Argument(help="Export directory.")] = Path("exported"),
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Export directory.")] = Path("exported"),
     readme: Annotated[Optional[Path], typer.Option(
-        help="Write the table into this Markdown file between its variant-table markers.")] = None,
+            metavar="FILE",
+            help="Write the table into this Markdown file between its variant-table markers.")] = None,
 ) -> None:
     """Markdown table, model x format x variant: size, p50 latency, max error vs Keras, echo."""
     with user_errors():
@@ -367,23 +375,30 @@ def _render_verify(report, quiet: bool) -> None:
 
 @app.command()
 def bench(
-    directory: Annotated[Path, typer.Argument(help="Export directory to benchmark.")] = Path("exported"),
+    directory: Annotated[Path, typer.Argument(
+        metavar="DIR", help="Export directory to benchmark.")] = Path("exported"),
     runtime: Annotated[Optional[list[str]], typer.Option(
-        "--runtime", "-r", help="Runtimes to time: keras-predict, keras, onnxruntime, litert, "
+        "--runtime", "-r",
+            metavar="RUNTIMES", help="Runtimes to time: keras-predict, keras, onnxruntime, litert, "
         "tflm, litert-micro (repeat or comma-separate). Default: all.")] = None,
-    runs: Annotated[int, typer.Option(help="Timed single-sequence calls per runtime.")] = DEFAULT_RUNS,
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = DEFAULT_WARMUP,
+    runs: Annotated[int, typer.Option(
+        metavar="N", help="Timed single-sequence calls per runtime.")] = DEFAULT_RUNS,
+    warmup: Annotated[int, typer.Option(metavar="N", help="Untimed calls before timing.")] = DEFAULT_WARMUP,
     predict_runs: Annotated[int, typer.Option(
-        help="Timed calls for keras-predict, which costs tens of ms each.")] = DEFAULT_PREDICT_RUNS,
-    batch: Annotated[int, typer.Option(help="Batch size for the throughput figure.")] = DEFAULT_BATCH,
+            metavar="N",
+            help="Timed calls for keras-predict, which costs tens of ms each.")] = DEFAULT_PREDICT_RUNS,
+    batch: Annotated[int, typer.Option(
+        metavar="N", help="Batch size for the throughput figure.")] = DEFAULT_BATCH,
     threads: Annotated[int, typer.Option(
-        help="Threads for every runtime (ORT intra-op, LiteRT, TF pools).")] = 1,
+        metavar="N", help="Threads for every runtime (ORT intra-op, LiteRT, TF pools).")] = 1,
     json_file: Annotated[Optional[Path], typer.Option(
-        "--json", help="Write every figure, the settings, CPU and versions here.")] = None,
+        "--json", metavar="FILE", help="Write every figure, the settings, CPU and versions here.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Write a PNG: per model, p50 bars with p99 whiskers, model and floor.")] = None,
+        "--plot",
+            metavar="FILE",
+            help="Write a PNG: per model, p50 bars with p99 whiskers, model and floor.")] = None,
     models: Annotated[Optional[list[str]], typer.Option(
-        "--models", "-m", help=MODELS_HELP)] = None,
+        "--models", "-m", metavar="MODELS", help=MODELS_HELP)] = None,
 ) -> None:
     """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor."""
     with user_errors():

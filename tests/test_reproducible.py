@@ -1,5 +1,6 @@
 """Issue 5: the same seed and versions give the same bytes, and unchanged models are not retrained."""
 
+import re
 import subprocess
 import sys
 
@@ -71,3 +72,17 @@ def test_help_does_not_even_load_tensorflow_modules():
             "('tensorflow', 'keras', 'tf2onnx', 'onnx', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["export", "convert", "verify", "bench", "predict", "stream",
+                                     "table"])
+def test_help_shows_conventional_metavars(cli, command, monkeypatch):
+    """MODELS, N, FILE rather than Python types, and nothing on flags (issue 13)."""
+    monkeypatch.setenv("COLUMNS", "160")
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    options = [line for line in result.stdout.splitlines()
+               if line.lstrip("│ ").startswith("--") and "--help" not in line]
+    assert options
+    # <bool>, <int>, <list[str]>, <path>, ... (a range such as [0<=x<=12] is fine).
+    assert not [line for line in options if re.search(r"<[a-z]", line)], options
