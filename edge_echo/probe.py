@@ -24,12 +24,13 @@ from edge_echo.runners.tflm import TFLMRunner
 for item in sys.argv[1:]:
     print("BEGIN", item, flush=True)
     try:
-        if item.startswith("tflm:"):  # tflm:ARENA:PATH, on TFLM with the arena its manifest declares
-            _, arena, path = item.split(":", 2)
+        kind, _, rest = item.partition(":")
+        if kind == "tflm":  # tflm:ARENA:PATH, on TFLM with the arena its manifest declares
+            arena, _, path = rest.partition(":")
             runner = TFLMRunner(path, [], [], artifact={"micro": {"arena_bytes": int(arena)}})
             runner.__enter__()
-        else:
-            runner = open_runner(item, probe_first=False)
+        else:  # file:PATH, on the runtime its suffix names
+            runner = open_runner(rest, probe_first=False)
         try:
             names = [f"i{k}" for k in range(len(runner.file_inputs))]
             runner.input_names = names
@@ -50,13 +51,18 @@ def tflm_item(path: Path, arena: int) -> str:
     return f"tflm:{int(arena)}:{path}"
 
 
+def _arg(item: Path | str) -> str:
+    """The child's argument: every item says its kind, so a path never reads as a TFLM item."""
+    return item if isinstance(item, str) else f"file:{item}"
+
+
 def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str, str | None]:
     """For each file (or tflm_item): None if it loads and runs, else why not, in one line."""
     results: dict[Path | str, str | None] = {}
     pending = [p if isinstance(p, str) else Path(p) for p in paths]
     while pending:
         try:
-            done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, pending)],
+            done = subprocess.run([sys.executable, "-c", _CHILD, *map(_arg, pending)],
                                   capture_output=True, text=True, timeout=timeout)
             stdout, code = done.stdout, done.returncode
         except subprocess.TimeoutExpired as exc:
@@ -66,7 +72,7 @@ def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str
         for line in stdout.splitlines():
             word, _, rest = line.partition(" ")
             if word == "BEGIN":
-                current = next((p for p in pending if str(p) == rest), None)
+                current = next((p for p in pending if _arg(p) == rest), None)
             elif word in ("OK", "ERROR") and current is not None:
                 results[current] = None if word == "OK" else rest
                 current = None
@@ -102,7 +108,7 @@ def check_loadable(directory: Path, doc: dict) -> None:
     failed = [(item, why) for item, why in probe_many(files).items() if why]
     if failed:
         item, why = failed[0]
-        path = Path(str(item).split(":", 2)[-1])
+        path = Path(item.split(":", 2)[2]) if isinstance(item, str) else item
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         on = " on TFLM" if isinstance(item, str) else ""
         reason = why if why.startswith(path.name) else f"{path.name}{on}: {why}"

@@ -13,10 +13,6 @@ from .onnxruntime import OnnxRunner, OnnxStepRunner
 from .tflm import TFLMRunner, TFLMStepRunner
 
 
-def runner_for_format(fmt: str) -> type[Runner]:
-    return {"onnx": OnnxRunner, "tflite": LiteRTRunner}[fmt]
-
-
 def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str, type[Runner], dict]]:
     """(label, runner class, artifact) for every runtime whose file this export has, then every
     quantized variant on the runtimes of the form it quantizes, labelled RUNTIME:VARIANT
@@ -54,4 +50,4 @@ BENCH_RUNNERS: dict[str, type[Runner]] = {
 }
 
 __all__ = ["BENCH_RUNNERS", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",
-           "runner_for_format", "targets"]
+           "targets"]

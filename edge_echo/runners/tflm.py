@@ -109,7 +109,8 @@ def smallest_arena(path: Path) -> int:
     """The smallest arena (a multiple of 16 bytes) in which TFLM allocates and runs the file."""
     from ..artifacts import describe_tflite
 
-    trial = _Trial(path, len(describe_tflite(path)["inputs"]))
+    inputs = len(describe_tflite(path)["inputs"])
+    trial = _Trial(path, inputs)
     try:
         high = 16 * 1024 + 4 * path.stat().st_size
         while not trial.allocates(high):
@@ -127,7 +128,7 @@ def smallest_arena(path: Path) -> int:
     finally:
         trial.close()
     # The bisection ran in one process; the answer is confirmed in a fresh one.
-    confirm = _Trial(path, len(describe_tflite(path)["inputs"]))
+    confirm = _Trial(path, inputs)
     try:
         if not confirm.allocates(high):
             raise ArtifactError(f"{path.name}: TFLM did not run it again in the {high} bytes "
