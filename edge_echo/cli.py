@@ -344,18 +344,23 @@ def _render_verify(report, quiet: bool) -> None:
     if not quiet:
         table = Table(title=f"edge-echo verify {report.directory}", box=box.SIMPLE_HEAD,
                   pad_edge=False)
-        for col in ("model", "runtime", "max abs err", "max rel err", "echo", "p50 µs", "verdict"):
-            table.add_column(col, justify="right" if col in ("max abs err", "max rel err", "p50 µs")
+        # "worst/allowed": the worst element's |diff| over the error its tolerance allows it
+        # (atol + rtol * |expected|); 1 is the edge of failing. A relative error means nothing
+        # where the expected value is near 0.
+        for col in ("model", "runtime", "max abs err", "worst/allowed", "echo", "p50 µs", "verdict"):
+            table.add_column(col, justify="right" if col in ("max abs err", "worst/allowed", "p50 µs")
                              else "left", no_wrap=True)
         for r in report.results:
             echo = " ".join(r.echo.printed) if r.echo else "-"
             table.add_row(
                 r.model, r.runtime + (" (looped)" if r.looped else ""), f"{r.max_abs:.2e}",
-                f"{r.max_rel:.2e}", ("[green]" if r.echo and r.echo.passed else "[red]") + echo,
+                _used(r.used), ("[green]" if r.echo and r.echo.passed else "[red]") + echo,
                 "-" if r.p50_us is None else f"{r.p50_us:.1f}",
                 "[green]pass" if r.passed else "[red]FAIL",
             )
         print_table(table)
+        out_console.print("worst/allowed: the worst element's |diff| / (atol + rtol x |expected|); "
+                          "above 1 fails", markup=False, highlight=False)
         for note in report.notes:
             out_console.print(f"note: {note}", markup=False, highlight=False)
     for r in report.results:
@@ -443,6 +448,11 @@ def _render_bench(report) -> None:
         )
     print_table(table)
     out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
+
+
+def _used(value: float) -> str:
+    """worst |diff| / allowed: 0.031, 0.52, 3.1, inf."""
+    return f"{value:.2g}" if value < 10 else f"{value:,.0f}" if value < float("inf") else "inf"
 
 
 def _us(value: float) -> str:

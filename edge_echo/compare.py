@@ -42,6 +42,9 @@ class Comparison:
     min_atol: float
     elements: int
     error: str | None = None
+    # max |diff| / (atol + rtol * |expected|) over the elements: how much of the allowed error
+    # the worst element used (pass <= 1). Unlike max_rel it means something where expected ~ 0.
+    used: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +56,8 @@ def compare(output: str, actual: np.ndarray, expected: np.ndarray, tol: Toleranc
     if actual.shape != expected.shape:
         return Comparison(output, False, float("inf"), float("inf"), (), float("nan"),
                           float("nan"), float("inf"), int(expected.size),
-                          error=f"shape {list(actual.shape)} != expected {list(expected.shape)}")
+                          error=f"shape {list(actual.shape)} != expected {list(expected.shape)}",
+                          used=float("inf"))
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
     diff = np.abs(a - e)
@@ -63,6 +67,9 @@ def compare(output: str, actual: np.ndarray, expected: np.ndarray, tol: Toleranc
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(diff == 0, 0.0, diff / np.abs(e))
     excess = diff - tol.rtol * np.abs(e)
+    allowed = tol.atol + tol.rtol * np.abs(e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        used = np.where(diff == 0, 0.0, diff / allowed)
     worst = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.size else ()
     min_atol = float(max(0.0, excess.max())) if excess.size else 0.0
     passed = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(e)))
@@ -76,6 +83,7 @@ def compare(output: str, actual: np.ndarray, expected: np.ndarray, tol: Toleranc
         worst_expected=float(e[worst]) if excess.size else float("nan"),
         min_atol=min_atol,
         elements=int(e.size),
+        used=float(used.max()) if used.size else 0.0,
     )
 
 

@@ -68,6 +68,11 @@ class RuntimeResult:
     def max_rel(self) -> float:
         return max((c.max_rel for ch in self.checks for c in ch.comparisons), default=0.0)
 
+    @property
+    def used(self) -> float:
+        """The worst |diff| / allowed over every check: how close this runtime came to failing."""
+        return max((c.used for ch in self.checks for c in ch.comparisons), default=0.0)
+
     def failures(self) -> list[str]:
         lines = []
         for check in self.checks:
@@ -99,6 +104,7 @@ class RuntimeResult:
             "passed": self.passed,
             "max_abs": self.max_abs,
             "max_rel": self.max_rel,
+            "worst_diff_over_allowed": self.used,
             "tolerance": asdict(self.tolerance),
             "looped": self.looped,
             "p50_us": self.p50_us,

@@ -6,6 +6,7 @@ import onnx
 import pytest
 from conftest import BLOCK_TF, rehash, run_module
 
+from edge_echo.cli import _used
 from edge_echo.compare import DEFAULT_TOLERANCE, compare, echo_check
 from edge_echo.runners import RUNTIMES
 from edge_echo.specs import MODEL_NAMES
@@ -37,7 +38,8 @@ def test_passes_on_a_fresh_export(exported, cli, tmp_path):
         # Every number of the table is in the report, as printed.
         row = next(line for line in result.stdout.splitlines()
                    if r["model"] in line and f" {r['runtime']} " in line)
-        assert f"{r['max_abs']:.2e}" in row and f"{r['max_rel']:.2e}" in row
+        assert f"{r['max_abs']:.2e}" in row and f" {_used(r['worst_diff_over_allowed'])} " in row
+        assert r["worst_diff_over_allowed"] <= 1
         assert " ".join(r["echo"]["printed"]) in row
         if ":int8" not in r["runtime"]:  # the micro int8 file has its precision's tolerance
             assert r["tolerance"] == {"atol": DEFAULT_TOLERANCE.atol, "rtol": DEFAULT_TOLERANCE.rtol}
@@ -144,12 +146,17 @@ def test_compare_semantics():
     assert compare("y", expected, expected, tol).passed
     inside = expected + tol.atol * 0.9
     assert compare("y", inside, expected, tol).passed
+    # worst |diff| / allowed: 0.9 of the allowed error at the expected 0, where the relative
+    # error is infinite and says nothing.
+    assert compare("y", inside, expected, tol).used == pytest.approx(0.9)
+    assert compare("y", inside, expected, tol).max_rel == np.inf
     worse = expected.copy()
     worse[1, 1] += 0.01
     result = compare("y", worse, expected, tol)
     assert not result.passed and result.worst_index == (1, 1)
     assert result.worst_expected == -3.0 and result.max_abs == pytest.approx(0.01)
     assert result.min_atol == pytest.approx(0.01 - tol.rtol * 3.0)
+    assert result.used == pytest.approx(0.01 / (tol.atol + tol.rtol * 3.0)) and result.used > 1
     # The smallest atol reported would indeed pass.
     assert compare("y", worse, expected, type(tol)(result.min_atol * 1.000001, tol.rtol)).passed
     nan = expected.copy()
