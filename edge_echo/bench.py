@@ -19,6 +19,7 @@ import numpy as np
 
 from . import floors, refdata
 from . import manifest as manifest_mod
+from . import memory as _memory
 from .errors import UsageError
 from .probe import check_loadable
 from .runners import BENCH_RUNNERS, Runner, targets
@@ -44,33 +45,43 @@ class Timing:
     std_us: float
     batch: int
     sequences_per_s: float
+    # p50 of the same call through Runner.infer (dict, dtype conversion, copies): what
+    # edge-echo's own wrapper adds is wrapped_p50_us - p50_us, and is not in the figures above.
+    wrapped_p50_us: float = 0.0
+
+
+def _samples(call, runs: int) -> np.ndarray:
+    samples = np.empty(runs, dtype=np.float64)
+    clock = time.perf_counter_ns
+    for i in range(runs):
+        start = clock()
+        call()
+        samples[i] = clock() - start
+    return samples / 1e3
 
 
 def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
                 runs: int, warmup: int) -> Timing:
-    feed_one, feed_batch = {name: one}, {name: batch}
+    """Times the bare runtime call (Runner.prepared) on a feed prepared once, as a device app
+    makes it: the first call, percentiles of single-sequence calls after a warm-up, and
+    sequences per second at a larger batch. The wrapper is timed after, as its own figure."""
+    feed_one = {name: one}
+    call = runner.prepared(feed_one)
     start = time.perf_counter_ns()
-    runner.infer(feed_one)
+    call()
     first = time.perf_counter_ns() - start
     for _ in range(warmup):
-        runner.infer(feed_one)
-    samples = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        runner.infer(feed_one)
-        samples[i] = time.perf_counter_ns() - start
-    runner.infer(feed_batch)  # resize and warm at the larger batch
-    batch_runs = max(3, runs // 10)
-    batch_samples = np.empty(batch_runs, dtype=np.float64)
-    for i in range(batch_runs):
-        start = time.perf_counter_ns()
-        runner.infer(feed_batch)
-        batch_samples[i] = time.perf_counter_ns() - start
-    us = samples / 1e3
+        call()
+    us = _samples(call, runs)
+    wrapped = _samples(lambda: runner.infer(feed_one), runs)
+    call_batch = runner.prepared({name: batch})  # resizes where the file allows it
+    call_batch()
+    batch_us = _samples(call_batch, max(3, runs // 10))
     p50, p90, p99 = np.percentile(us, [50, 90, 99])
     return Timing(runs, warmup, first / 1e3, float(p50), float(p90), float(p99),
                   float(us.mean()), float(us.std()), len(batch),
-                  float(len(batch) / (np.median(batch_samples) / 1e9)))
+                  float(len(batch) / (np.median(batch_us) / 1e6)),
+                  float(np.median(wrapped)))
 
 
 @dataclass
@@ -83,6 +94,11 @@ class BenchRow:
     speedup_vs_predict: float | None = None
     # TFLM rows: the arena the manifest declares, in which the file ran here.
     arena_bytes: int | None = None
+    file_bytes: int = 0
+    # How far the peak RSS grew to create and run the session or interpreter (memory.py);
+    # None with memory_note saying why when it was not measured.
+    peak_rss_delta_bytes: int | None = None
+    memory_note: str | None = None
 
     @property
     def floor_ratio(self) -> float:
@@ -92,7 +108,10 @@ class BenchRow:
         return {"model": self.model, "runtime": self.runtime, "file": self.file,
                 "timing": asdict(self.timing), "floor": asdict(self.floor),
                 "floor_ratio": self.floor_ratio, "speedup_vs_predict": self.speedup_vs_predict,
-                "arena_bytes": self.arena_bytes}
+                "memory": {"file_bytes": self.file_bytes,
+                           "peak_rss_delta_bytes": self.peak_rss_delta_bytes,
+                           "arena_bytes": self.arena_bytes,
+                           **({"note": self.memory_note} if self.memory_note else {})}}
 
 
 @dataclass
@@ -145,6 +164,7 @@ def bench(
     batch: int = DEFAULT_BATCH,
     threads: int = 1,
     models: list[str] | None = None,
+    memory: bool = True,
 ) -> BenchReport:
     check_settings(runs, warmup, predict_runs, batch, threads)
     if not runtimes:
@@ -161,75 +181,120 @@ def bench(
     manifest_mod.check_integrity(directory, doc)
     check_loadable(directory, doc)
     settings = {"runs": runs, "warmup": warmup, "predict_runs": predict_runs, "batch": batch,
-                "threads": {"requested": threads}}
+                "threads": {"requested": threads},
+                "timed": ("the bare runtime call on a feed prepared once (set, invoke, get; ORT run; "
+                          "the reset of a stateful file); wrapped_p50_us times edge-echo's "
+                          "Runner.infer around it"),
+                "memory": (_memory.METHOD.format(runs=_memory.RUNS) if memory and _memory.supported()
+                           else "not measured" + ("" if memory else " (--no-memory)")
+                           + ("" if _memory.supported() else ": needs Linux /proc"))}
     if any(BENCH_RUNNERS[rt].artifact == "keras" for rt in runtimes):
         from .tfenv import configure_threads
 
         require_tensorflow("benchmarking Keras")
         settings["threads"]["tensorflow"] = configure_threads(threads)
 
+    plan = []  # (model, entry, label, runner class, artifact, path)
+    for model, entry in doc["models"].items():
+        chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes}
+        plan += [(model, entry, label, cls, art, manifest_mod.artifact_path(directory, art))
+                 for label, cls, art in targets(entry["artifacts"], chosen)]
+    # Memory first, in children, so that nothing else runs while this process is timing.
+    peaks: list[int | str | None] = [None] * len(plan)
+    if memory and _memory.supported():
+        peaks = _memory.measure_all([
+            {"cls": cls, "path": path, "artifact": art, "input_name": entry["inputs"][0]["name"],
+             "output_name": entry["outputs"][0]["name"],
+             "shape": [1, *entry["inputs"][0]["shape"][1:]], "threads": threads}
+            for _, entry, _, cls, art, path in plan])
+
     rows: list[BenchRow] = []
+    references: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix="edge-echo-floor-") as scratch:
-        for model, entry in doc["models"].items():
-            arts = entry["artifacts"]
-            ref = refdata.load(manifest_mod.artifact_path(directory, arts["reference"]))
-            x = ref[refdata.RANDOM_X]
-            one = x[:1]
-            many = np.resize(x, (batch, *x.shape[1:]))
+        floor_files: dict[tuple[str, str], Path] = {}
+        for (model, entry, label, cls, art, path), peak in zip(plan, peaks, strict=True):
+            if model not in references:
+                ref = refdata.load(manifest_mod.artifact_path(directory,
+                                                              entry["artifacts"]["reference"]))
+                references[model] = ref[refdata.RANDOM_X]
+                (Path(scratch) / model).mkdir()
+            x = references[model]
+            one, many = x[:1], np.resize(x, (batch, *x.shape[1:]))
             in_name, out_name = entry["inputs"][0]["name"], entry["outputs"][0]["name"]
-            floor_dir = Path(scratch) / model
-            floor_dir.mkdir()
-            floor_files: dict[str, Path] = {}
-            chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes}
-            for label, cls, art in targets(arts, chosen):
-                n = predict_runs if label == "keras-predict" else runs
-                fmt = art["format"]
-                if fmt not in floor_files:
-                    floor_files[fmt] = _floor_file(fmt, floor_dir, entry)
-                path = manifest_mod.artifact_path(directory, art)
-                with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
-                    timing = time_runner(runner, in_name, one, many, n, warmup)
-                    arena = getattr(runner, "arena_bytes", None)
-                with cls(floor_files[fmt], [in_name], [out_name], threads=threads) as fl:
-                    floor = time_runner(fl, in_name, one, many, n, warmup)
-                rows.append(BenchRow(model, label, path.name, timing, floor, arena_bytes=arena))
-            base = next((r for r in rows if r.model == model and r.runtime == "keras-predict"), None)
-            if base is not None:
-                for r in rows:
-                    if r.model == model:
-                        r.speedup_vs_predict = base.timing.p50_us / r.timing.p50_us
+            n = predict_runs if label == "keras-predict" else runs
+            fmt = art["format"]
+            if (model, fmt) not in floor_files:
+                floor_files[model, fmt] = _floor_file(fmt, Path(scratch) / model, entry)
+            with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
+                timing = time_runner(runner, in_name, one, many, n, warmup)
+                arena = getattr(runner, "arena_bytes", None)
+            with cls(floor_files[model, fmt], [in_name], [out_name], threads=threads) as fl:
+                floor = time_runner(fl, in_name, one, many, n, warmup)
+            row = BenchRow(model, label, path.name, timing, floor, arena_bytes=arena,
+                           file_bytes=int(art["size"]))
+            if isinstance(peak, int):
+                row.peak_rss_delta_bytes = peak
+            else:
+                row.memory_note = peak or settings["memory"]
+            rows.append(row)
+    for model in doc["models"]:
+        base = next((r for r in rows if r.model == model and r.runtime == "keras-predict"), None)
+        if base is not None:
+            for r in rows:
+                if r.model == model:
+                    r.speedup_vs_predict = base.timing.p50_us / r.timing.p50_us
     machine = {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version()}
     return BenchReport(str(directory), settings, machine, rows)
 
 
 def plot(report: BenchReport, path: Path) -> Path:
-    """Per model: p50 bars with p99 whiskers for each runtime and its floor, log scale."""
+    """Per model, two panels: latency (p50 bars, p99 whiskers, model and floor) and memory (file,
+    peak-RSS growth, TFLM arena), horizontal bars on log scales so that no label overlaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(r.model for r in report.rows))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.8), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        rows = [r for r in report.rows if r.model == model]
+    most = max(sum(r.model == m for r in report.rows) for m in models)
+    height = 1.2 + 0.32 * most
+    fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 2 * height),
+                             squeeze=False)
+    for column, model in enumerate(models):
+        rows = [r for r in report.rows if r.model == model][::-1]  # first row on top
         pos = np.arange(len(rows))
-        for offset, key, label, color in ((-0.2, "timing", "model", "#2a6f97"),
-                                          (0.2, "floor", "floor (trivial model)", "#b0b0b0")):
+        labels = [r.runtime for r in rows]
+        ax = axes[0][column]
+        for offset, key, label, color in ((0.2, "timing", "model", "#2a6f97"),
+                                          (-0.2, "floor", "floor (trivial model)", "#b0b0b0")):
             timings = [getattr(r, key) for r in rows]
             p50 = np.array([t.p50_us for t in timings])
             p99 = np.array([t.p99_us for t in timings])
-            ax.bar(pos + offset, p50, 0.38, label=label, color=color,
-                   yerr=[np.zeros_like(p50), p99 - p50], capsize=3)
-        ax.set_yscale("log")
-        ax.set_xticks(pos, [r.runtime for r in rows], rotation=20)
-        ax.set_ylabel("latency, batch 1 (µs; bar p50, whisker p99)")
+            ax.barh(pos + offset, p50, 0.38, label=label, color=color,
+                    xerr=[np.zeros_like(p50), p99 - p50], capsize=2)
+        ax.set_xscale("log")
+        ax.set_yticks(pos, labels, fontsize=8)
+        ax.set_xlabel("latency, batch 1 (µs; bar p50, whisker p99)", fontsize=8)
         ax.set_title(model)
-        ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].legend(loc="upper right")
-    fig.suptitle(f"edge-echo bench ({report.settings['threads']['requested']} thread, "
-                 f"{report.machine['cpu']})", fontsize=10)
-    fig.tight_layout()
+        ax.grid(axis="x", which="both", alpha=0.3)
+        ax = axes[1][column]
+        for offset, key, label, color in ((0.27, "file_bytes", "file", "#6a994e"),
+                                          (0.0, "peak_rss_delta_bytes", "peak RSS growth",
+                                           "#bc4749"),
+                                          (-0.27, "arena_bytes", "TFLM arena", "#f2a541")):
+            values = np.array([getattr(r, key) or 0 for r in rows], dtype=float) / 1024
+            ax.barh(pos + offset, np.where(values > 0, values, np.nan), 0.26, label=label,
+                    color=color)
+        ax.set_xscale("log")
+        ax.set_yticks(pos, labels, fontsize=8)
+        ax.set_xlabel("memory (KiB)", fontsize=8)
+        ax.grid(axis="x", which="both", alpha=0.3)
+    # Legends above the panels, never over a bar.
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper left", ncol=2, fontsize=8)
+    fig.legend(*axes[1][0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)
+    fig.suptitle(f"edge-echo bench: bare runtime call ({report.settings['threads']['requested']} "
+                 f"thread, {report.machine['cpu']})", fontsize=10, y=0.985)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -404,8 +404,13 @@ def bench(
             help="Write a PNG: per model, p50 bars with p99 whiskers, model and floor.")] = None,
     models: Annotated[Optional[list[str]], typer.Option(
         "--models", "-m", metavar="MODELS", help=MODELS_HELP)] = None,
+    memory: Annotated[bool, typer.Option(
+        "--memory/--no-memory",
+        help="Measure each row's peak-RSS growth in a child process of its own (Linux).")] = True,
 ) -> None:
-    """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor."""
+    """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor.
+
+    Times the bare runtime call a device app makes (set, invoke, get on a feed prepared once)."""
     with user_errors():
         from .bench import bench as run_bench
         from .bench import plot
@@ -415,7 +420,7 @@ def bench(
             report_progress("", "timing runtimes and their floors")
             report = run_bench(directory, tuple(runtimes) or None, runs=runs, warmup=warmup,
                                predict_runs=predict_runs, batch=batch, threads=threads,
-                               models=models)
+                               models=models, memory=memory)
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         if plot_file is not None:
@@ -431,23 +436,39 @@ def bench(
 def _render_bench(report) -> None:
     s = report.settings
     table = Table(title=f"edge-echo bench {report.directory} (µs, batch 1, {s['threads']['requested']} "
-                  f"thread(s), {s['runs']} runs)", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "runtime", "first", "p50", "p90", "p99", "std", "floor p50", "x floor",
-                "x predict", f"seq/s @{s['batch']}", "arena KiB"):
+                  f"thread(s), {s['runs']} runs; memory in KiB)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "runtime", "first", "p50", "p90", "p99", "std", "+wrapper", "floor p50",
+                "x floor", "x predict", f"seq/s @{s['batch']}", "file KiB", "RSS +KiB", "arena KiB"):
         table.add_column(col, justify="left" if col in ("model", "runtime") else "right",
                          no_wrap=True)
     for r in report.rows:
         t = r.timing
         table.add_row(
             r.model, r.runtime, *(_us(v) for v in (t.first_us, t.p50_us, t.p90_us, t.p99_us,
-                                                   t.std_us, r.floor.p50_us)),
+                                                   t.std_us, t.wrapped_p50_us - t.p50_us,
+                                                   r.floor.p50_us)),
             f"{r.floor_ratio:.2f}",
             "-" if r.speedup_vs_predict is None else f"{r.speedup_vs_predict:,.0f}",
             f"{t.sequences_per_s:,.0f}",
-            "-" if r.arena_bytes is None else f"{r.arena_bytes / 1024:.1f}",
+            _kib(r.file_bytes), _kib(r.peak_rss_delta_bytes), _kib(r.arena_bytes),
         )
     print_table(table)
+    out_console.print("timed: the bare runtime call a device app makes, on a feed prepared once; "
+                      "+wrapper: what edge-echo's Runner.infer adds to p50 (not in the figures); "
+                      "RSS +KiB: peak-RSS growth to create and run it, in a child of its own",
+                      markup=False, highlight=False)
+    notes = {r.memory_note for r in report.rows if r.memory_note}
+    for note in sorted(notes):
+        out_console.print(f"memory: {note}", markup=False, highlight=False)
     out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
+
+
+def _kib(value: int | None) -> str:
+    """KiB, compact: 0.5, 13.4, 4,417."""
+    if value is None:
+        return "-"
+    kib = value / 1024
+    return f"{kib:.1f}" if kib < 100 else f"{kib:,.0f}"
 
 
 def _used(value: float) -> str:

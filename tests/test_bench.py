@@ -1,10 +1,15 @@
 import json
 import math
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
+from edge_echo import manifest, memory, refdata
 from edge_echo.bench import bench
-from edge_echo.runners import BENCH_RUNNERS
+from edge_echo.runners import BENCH_RUNNERS, RUNNERS, targets
+from edge_echo.runners.onnxruntime import OnnxRunner
 from edge_echo.specs import MODEL_NAMES
 
 
@@ -19,6 +24,71 @@ def test_every_model_and_runtime_is_timed(report):
     assert {(r.model, r.runtime) for r in report.rows} == {
         (m, rt) for m in MODEL_NAMES for rt in labels}
     assert all((r.arena_bytes or 0) > 0 for r in report.rows if r.runtime.startswith("tflm"))
+    assert all(r.arena_bytes is None for r in report.rows if not r.runtime.startswith("tflm"))
+
+
+def test_every_row_has_its_memory(exported, report):
+    for r in report.rows:
+        assert r.file_bytes == (exported / r.file).stat().st_size > 0
+        # Creating any session or interpreter and running it takes some memory of its own.
+        assert r.peak_rss_delta_bytes > 0 and r.memory_note is None, (r.runtime, r.memory_note)
+    assert "VmHWM" in report.settings["memory"]
+
+
+def _dense_onnx(path, width):
+    """y = x @ W: a model whose weights alone take 4 * width**2 bytes."""
+    w = numpy_helper.from_array(np.full((width, width), 0.5, np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "dense",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
+                              [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_peak_rss_delta_grows_with_the_model(tmp_path):
+    """The measurement can tell a 16 KiB model from a 16 MiB one: it measures the model."""
+    deltas = memory.measure_all([
+        {"cls": OnnxRunner, "path": _dense_onnx(tmp_path / f"d{w}.onnx", w), "artifact": {},
+         "input_name": "x", "output_name": "y", "shape": [1, w]} for w in (64, 2048)])
+    small, large = deltas
+    assert isinstance(small, int) and isinstance(large, int), deltas
+    assert large - small >= 16 << 20 and small < 16 << 20
+
+
+def test_a_row_that_cannot_be_measured_says_why(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    why = memory.peak_rss_delta(OnnxRunner, tmp_path / "bad.onnx", {}, "x", "y", [1, 2])
+    assert isinstance(why, str) and "cannot load it" in why and "\n" not in why
+
+
+def test_the_bare_call_is_the_model(exported):
+    """bench times Runner.prepared: it must compute what infer computes, reset included."""
+    doc = manifest.load(exported)
+    checked = 0
+    for model, entry in doc["models"].items():
+        arts = entry["artifacts"]
+        x = refdata.load(manifest.artifact_path(exported, arts["reference"]))[refdata.RANDOM_X]
+        name, out = entry["inputs"][0]["name"], entry["outputs"][0]["name"]
+        for label, cls, art in targets(arts, {**RUNNERS, **BENCH_RUNNERS}):
+            with cls(manifest.artifact_path(exported, art), [name], [out], artifact=art) as r:
+                want = r.infer({name: x[:1]})[out]
+                call = r.prepared({name: x[:1]})
+                for _ in range(2):  # twice: a stateful file is reset before each sequence
+                    got = call()
+                    got = got[0] if isinstance(got, list) else got
+                    # A stepped runner's bare loop returns the last step, as it streams.
+                    got = np.asarray(got).reshape(-1)[-want[0].size:]
+                    np.testing.assert_allclose(got, want.reshape(-1)[-got.size:], rtol=1e-5,
+                                               atol=1e-6, err_msg=f"{model} {label}")
+                checked += 1
+                if r.stateful and label in ("tflm", "litert-micro") and model != "one-to-one":
+                    # Without the reset the same sequence gives another answer: the check can fail.
+                    r.reset_per_sequence = False
+                    again = r.prepared({name: x[:1]})
+                    again()
+                    assert np.abs(np.asarray(again()[0]) - want).max() > 1e-3, (model, label)
+    assert checked >= 3 * 10
 
 
 def test_figures_are_positive_and_ordered(report):

@@ -8,6 +8,7 @@ module pulls in neither TensorFlow nor a native runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ class Runner:
     runtime = "?"
     # The manifest artifact this runtime loads.
     artifact = "?"
+    # The modules activate() imports: a memory measurement imports them before it starts.
+    imports: tuple[str, ...] = ()
 
     def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1,
                  artifact: dict | None = None):
@@ -70,6 +73,28 @@ class Runner:
             outs = [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
         return dict(zip(self.output_names, outs, strict=True))
 
+    def prepared(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+        """The call a device app makes, on this feed prepared once: bench times it.
+
+        No dict, no conversion, no copy: the runtime's own set, invoke and get (or
+        ORT's run with a built feed), and the reset a stateful file's contract asks
+        for before each sequence. A file with a fixed batch of 1 gets one call per sample.
+        """
+        arrays = [np.ascontiguousarray(feed[name], dtype=np.float32) for name in self.input_names]
+        batch = arrays[0].shape[0]
+        if self.fixed_batch is None or batch == self.fixed_batch:
+            return self._bare(arrays)
+        calls = [self._bare([a[i:i + 1] for a in arrays]) for i in range(batch)]
+
+        def each_sample():
+            for call in calls:
+                call()
+
+        return each_sample
+
+    def _bare(self, arrays: list[np.ndarray]) -> Callable[[], object]:
+        raise NotImplementedError(f"{self.runtime} has no bare call")
+
     def _sequence(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         if self.stateful and self.reset_per_sequence:
             self.reset()
@@ -116,6 +141,41 @@ class SteppedRunner(Runner):
 
     def reset(self) -> None:
         self.runner.reset()
+
+    def _bare(self, arrays):
+        """A device app's stepping loop: per step, copy x_t (and the state the last step
+        returned) into the inputs, then the runtime's bare call; the reset once per sequence
+        where the state is inside."""
+        (sequences,) = arrays
+        x = self.step["inputs"][0]
+        batch, steps = len(sequences), sequences.shape[1]
+        xs = [np.ascontiguousarray(sequences[:, t].reshape(batch, *x["shape"][1:]))
+              for t in range(steps)]
+        order = self.runner.input_names
+        buffers = {x["name"]: xs[0].copy()}
+        initial = {s["input"]: np.full((batch, *s["shape"][1:]), s["initial"], np.float32)
+                   for s in self.step["state"]}
+        buffers.update({name: value.copy() for name, value in initial.items()})
+        step = self.runner._bare([buffers[name] for name in order])
+        outputs = self.runner.output_names
+        feedback = [(buffers[s["input"]], outputs.index(s["output"])) for s in self.step["state"]]
+        x_buffer = buffers[x["name"]]
+        reset = self.runner.reset if self.inside else None
+        starts = [(buffers[name], value) for name, value in initial.items()]
+
+        def sequence():
+            if reset is not None:
+                reset()
+            for buffer, value in starts:
+                np.copyto(buffer, value)
+            for x_t in xs:
+                np.copyto(x_buffer, x_t)
+                out = step()
+                for buffer, k in feedback:
+                    np.copyto(buffer, out[k])
+            return out
+
+        return sequence
 
     def _run(self, arrays):
         (sequences,) = arrays

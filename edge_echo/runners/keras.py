@@ -12,6 +12,7 @@ class KerasRunner(Runner):
 
     runtime = "keras"
     artifact = "keras"
+    imports = ("tensorflow", "keras")
 
     def activate(self) -> None:
         from ..tfenv import import_tensorflow
@@ -31,6 +32,10 @@ class KerasRunner(Runner):
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return [np.asarray(o) for o in outs]
 
+    def _bare(self, arrays):
+        call = self.call
+        return lambda: call(*arrays)
+
 
 class KerasPredictRunner(KerasRunner):
     """Keras model.predict, the call the seed notebook makes: a baseline, not a deployment."""
@@ -40,3 +45,7 @@ class KerasPredictRunner(KerasRunner):
     def _run(self, arrays):
         outs = self.model.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
         return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+
+    def _bare(self, arrays):
+        predict, x = self.model.predict, arrays[0] if len(arrays) == 1 else arrays
+        return lambda: predict(x, verbose=0)

@@ -19,6 +19,8 @@ def has_variable_tensors(path) -> bool:
 class LiteRTRunner(Runner):
     runtime = "litert"
     artifact = "tflite"
+    # The flatbuffer schema reads the file for its variable tensors.
+    imports = ("ai_edge_litert.interpreter", "ai_edge_litert.schema_py_generated")
 
     def activate(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -40,7 +42,7 @@ class LiteRTRunner(Runner):
     def reset(self) -> None:
         self.interpreter.reset_all_variables()
 
-    def _run(self, arrays):
+    def _resize(self, arrays) -> None:
         it = self.interpreter
         shapes = [a.shape for a in arrays]
         if shapes != self._shapes:
@@ -49,10 +51,37 @@ class LiteRTRunner(Runner):
             with native_stderr_silenced():
                 it.allocate_tensors()
             self._shapes = shapes
+
+    def _run(self, arrays):
+        it = self.interpreter
+        self._resize(arrays)
         for detail, array in zip(self._in, arrays, strict=True):
             it.set_tensor(detail["index"], array)
         it.invoke()
         return [it.get_tensor(d["index"]).copy() for d in self._out]
+
+    def _bare(self, arrays):
+        self._resize(arrays)
+        it = self.interpreter
+        set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+        sets = [(d["index"], a) for d, a in zip(self._in, arrays, strict=True)]
+        gets = [d["index"] for d in self._out]
+        if self.stateful and self.reset_per_sequence:
+            reset = it.reset_all_variables
+
+            def call():
+                reset()
+                for index, array in sets:
+                    set_tensor(index, array)
+                invoke()
+                return [get_tensor(index) for index in gets]
+        else:
+            def call():
+                for index, array in sets:
+                    set_tensor(index, array)
+                invoke()
+                return [get_tensor(index) for index in gets]
+        return call
 
 
 class LiteRTStepRunner(SteppedRunner):

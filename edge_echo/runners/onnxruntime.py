@@ -8,6 +8,7 @@ from .base import Runner, SteppedRunner, dims
 class OnnxRunner(Runner):
     runtime = "onnxruntime"
     artifact = "onnx"
+    imports = ("onnxruntime",)
 
     def activate(self) -> None:
         import onnxruntime as ort
@@ -29,6 +30,10 @@ class OnnxRunner(Runner):
 
     def _run(self, arrays):
         return self.session.run(self._out, dict(zip(self._in, arrays, strict=True)))
+
+    def _bare(self, arrays):
+        run, names, feed = self.session.run, self._out, dict(zip(self._in, arrays, strict=True))
+        return lambda: run(names, feed)
 
 
 class OnnxStepRunner(SteppedRunner):

@@ -177,6 +177,9 @@ def micro_contract(path: Path, reset: dict) -> dict:
 class TFLMRunner(Runner):
     runtime = "tflm"
     artifact = "tflite_micro"
+    # The flatbuffer schema (refusal, describe_tflite) reads the file before TFLM loads it.
+    imports = ("tflite_micro.python.tflite_micro.runtime", "ai_edge_litert.schema_py_generated",
+               "edge_echo.artifacts")
 
     def activate(self) -> None:
         from ..artifacts import describe_tflite
@@ -209,6 +212,23 @@ class TFLMRunner(Runner):
             it.set_input(array, k)
         it.invoke()
         return [it.get_output(k).copy() for k in range(len(self.file_outputs))]
+
+    def _bare(self, arrays):
+        it = self.interpreter
+        set_input, invoke, get_output = it.set_input, it.invoke, it.get_output
+        sets = list(enumerate(arrays))
+        gets = range(len(self.file_outputs))
+        reset = it.reset if self.reset_per_sequence else None
+
+        def call():
+            if reset is not None:
+                reset()
+            for k, array in sets:
+                set_input(array, k)
+            invoke()
+            return [get_output(k) for k in gets]
+
+        return call
 
 
 class TFLMStepRunner(SteppedRunner):
