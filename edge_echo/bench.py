@@ -1,10 +1,13 @@
-"""Latency and throughput of every runtime, each against its own floor.
+"""Latency, throughput and memory of every runtime, each against its own floor.
 
-The same runners verify uses are timed with perf_counter_ns: the first call,
-then percentiles of single-sequence calls after a warm-up, then sequences per
-second at a larger batch. Each runtime's floor (floors.py) is timed the same
-way in the same process, so model / floor separates the model's cost from the
-cost of one call into the runtime.
+What is timed is what a device app does: the bare runtime call of the runners
+verify uses (Runner.prepared: set, invoke, get on a feed prepared once), with
+perf_counter_ns: the first call, then percentiles of single-sequence calls
+after a warm-up, then sequences per second at a larger batch. edge-echo's own
+wrapper (Runner.infer) is timed apart. Each runtime's floor (floors.py) is
+timed the same way in the same process, so model / floor separates the model's
+cost from the cost of one call into the runtime. Memory (memory.py) is measured
+first, in a child process per row.
 """
 
 from __future__ import annotations

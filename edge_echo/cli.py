@@ -252,6 +252,9 @@ def verify(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only failures.")] = False,
     models: Annotated[Optional[list[str]], typer.Option(
         "--models", "-m", metavar="MODELS", help=MODELS_HELP)] = None,
+    plot_file: Annotated[Optional[Path], typer.Option(
+        "--plot", metavar="FILE",
+        help="Write a PNG: per model, each runtime against Keras (parity) and the difference.")] = None,
 ) -> None:
     """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
     with user_errors():
@@ -261,6 +264,10 @@ def verify(
                             atol=atol, rtol=rtol, models=models)
         if json_file is not None:
             _write_json(json_file, report.to_dict())
+        if plot_file is not None:
+            from .verify import plot
+
+            _write_plot(plot, report, plot_file)
         _render_verify(report, quiet)
         if not report.passed:
             raise typer.Exit(EXIT_FAILED)
@@ -338,6 +345,15 @@ def _write_json(path: Path, data: dict) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise EdgeEchoError(f"{path}: cannot write the report ({exc.strerror})") from None
+
+
+def _write_plot(plot, report, path: Path) -> None:
+    try:
+        plot(report, path)
+    except ImportError:
+        raise EdgeEchoError("--plot needs matplotlib; install edge-echo[export]") from None
+    except OSError as exc:
+        raise EdgeEchoError(f"{path}: cannot write the plot ({exc.strerror})") from None
 
 
 def _render_verify(report, quiet: bool) -> None:
@@ -424,12 +440,7 @@ def bench(
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         if plot_file is not None:
-            try:
-                plot(report, plot_file)
-            except ImportError:
-                raise EdgeEchoError("--plot needs matplotlib; install edge-echo[export]") from None
-            except OSError as exc:
-                raise EdgeEchoError(f"{plot_file}: cannot write the plot ({exc.strerror})") from None
+            _write_plot(plot, report, plot_file)
         _render_bench(report)
 
 

@@ -23,7 +23,7 @@ from .errors import ArtifactError, check_interrupted
 from .forms import Interface, Subject, write_forms
 from .probe import probe
 from .runners import RUNTIMES
-from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, OUTPUT_NAME, EchoSpec, get_spec
+from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, MAX_LENGTH, OUTPUT_NAME, EchoSpec, get_spec
 from .tfenv import import_tensorflow, quiet_converters, require_tensorflow
 from .versions import versions
 
@@ -67,8 +67,9 @@ def export(
     c_array: bool = False,
     quantize: list[tuple[str, str]] | None = None,
     forms: tuple[str, ...] | None = None,
+    max_length: int = MAX_LENGTH,
 ) -> ExportResult:
-    specs = [get_spec(name, length, epochs) for name in models]
+    specs = [get_spec(name, length, epochs, max_length) for name in models]
     require_tensorflow("edge-echo export")
     report = progress or (lambda model, stage: None)
 

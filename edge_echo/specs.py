@@ -142,9 +142,9 @@ _BUILDERS = {"one-to-one": _one_to_one, "many-to-one": _many_to_one, "many-to-ma
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
-def check_length(length: int) -> int:
-    if not 1 <= length <= MAX_LENGTH:
-        raise UsageError(f"--length must be between 1 and {MAX_LENGTH}, got {length}")
+def check_length(length: int, max_length: int = MAX_LENGTH) -> int:
+    if not 1 <= length <= max_length:
+        raise UsageError(f"--length must be between 1 and {max_length}, got {length}")
     return length
 
 
@@ -169,8 +169,11 @@ def parse_model_names(values: list[str] | None) -> list[str]:
     return [n for n in MODEL_NAMES if n in wanted]
 
 
-def get_spec(name: str, length: int = DEFAULT_LENGTH, epochs: int | None = None) -> EchoSpec:
-    check_length(length)
+def get_spec(name: str, length: int = DEFAULT_LENGTH, epochs: int | None = None,
+             max_length: int = MAX_LENGTH) -> EchoSpec:
+    """max_length: the CLI's range unless a caller (benchmarks/bench_scaling.py) goes past it
+    on purpose, knowing what it costs."""
+    check_length(length, max_length)
     check_epochs(epochs)
     if name not in _BUILDERS:
         raise UsageError(f"unknown model {name}; choose from {', '.join(MODEL_NAMES)}")

@@ -55,6 +55,8 @@ class RuntimeResult:
     # For a stateful file: the largest change in the second of two runs of one sequence when
     # the reset the contract asks for is skipped (how much the contract matters).
     without_reset: float | None = None
+    # (Keras, this runtime) on the stored reference inputs at the largest batch: the parity plot.
+    parity: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -234,6 +236,9 @@ def verify(
                         result.checks.append(Check(label, batch, len(x), [
                             compare(o, got[o], y[o], result.tolerance) for o in out_names
                         ]))
+                        if label == "reference" and batch == max(batches):
+                            result.parity = (np.ravel(y[out_names[0]]),
+                                             np.ravel(got[out_names[0]]))
                 if has_seed:
                     seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                     result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())
@@ -284,3 +289,43 @@ def reset_effect(runner: Runner, input_name: str, sequence: np.ndarray) -> float
 def _run_batched(runner: Runner, input_name: str, x: np.ndarray, batch: int) -> dict:
     pieces = [runner.infer({input_name: x[i:i + batch]}) for i in range(0, len(x), batch)]
     return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+
+
+def plot(report: Report, path: Path) -> Path:
+    """Per model: each runtime's output against Keras on the stored reference inputs (parity),
+    and below it the difference, on a symmetric log scale so that 1e-7 and 1e-2 both show."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r.model for r in report.results))
+    fig, axes = plt.subplots(2, len(models), figsize=(5.6 * len(models), 9.5), squeeze=False)
+    for column, model in enumerate(models):
+        results = [r for r in report.results if r.model == model and r.parity is not None]
+        top, bottom = axes[0][column], axes[1][column]
+        low = min(float(np.min(r.parity[0])) for r in results)
+        high = max(float(np.max(r.parity[0])) for r in results)
+        top.plot([low, high], [low, high], color="black", linewidth=0.8, label="y = x")
+        for k, r in enumerate(results):
+            expected, actual = r.parity
+            marker = "x" if not r.passed else "o"
+            top.scatter(expected, actual, s=6, marker=marker, color=f"C{k % 10}", alpha=0.6,
+                        label=f"{r.runtime}{'' if r.passed else ' (FAIL)'}")
+            bottom.scatter(expected, actual - expected, s=6, marker=marker, color=f"C{k % 10}",
+                           alpha=0.6)
+        top.set_title(model)
+        top.set_xlabel("Keras")
+        top.set_ylabel("runtime")
+        top.grid(alpha=0.3)
+        bottom.set_yscale("symlog", linthresh=1e-8)
+        bottom.set_xlabel("Keras")
+        bottom.set_ylabel("runtime - Keras")
+        bottom.grid(alpha=0.3)
+        top.legend(fontsize=6.5, markerscale=2, loc="upper left")
+    fig.suptitle(f"edge-echo verify {report.directory}: every runtime against Keras, stored "
+                 "reference inputs", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
