@@ -101,10 +101,18 @@ def echo_check(prediction: np.ndarray, sequence: np.ndarray) -> EchoCheck:
     """The notebook's check: the prediction printed as '%.1f' reads back the sequence.
 
     Rounded values are compared as numbers, so -0.0 (a prediction just below
-    zero) equals 0.0.
+    zero) equals 0.0. Where the sequence value is itself a tie of that
+    rounding (0.25 and 0.75 at length 128), a prediction a float's error away
+    prints either neighbour, and either is accepted; nothing else is.
     """
     # + 0.0 turns the -0.0 that rounding leaves of a value just below zero into 0.0.
     pred = np.round(np.asarray(prediction, dtype=np.float64).ravel(), 1) + 0.0
-    want = np.round(np.asarray(sequence, dtype=np.float64).ravel(), 1) + 0.0
-    passed = pred.shape == want.shape and bool(np.all(pred == want))
+    seq = np.asarray(sequence, dtype=np.float64).ravel()
+    want = np.round(seq, 1) + 0.0
+    passed = pred.shape == want.shape
+    if passed:
+        scaled = seq * 10
+        tie = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+        either = (pred == np.floor(scaled) / 10 + 0.0) | (pred == np.ceil(scaled) / 10 + 0.0)
+        passed = bool(np.all((pred == want) | (tie & either)))
     return EchoCheck(passed, [f"{v:.1f}" for v in pred], [f"{v:.1f}" for v in want])

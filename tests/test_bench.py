@@ -116,6 +116,20 @@ def test_json_round_trips_and_plot_is_png(exported, report, cli, tmp_path):
     assert len(written["rows"]) == 2 * len(MODEL_NAMES)
     for row in written["rows"]:
         assert f"{row['floor_ratio']:.2f}" in result.stdout
+        assert set(row["memory"]) == {"file_bytes", "peak_rss_delta_bytes", "arena_bytes"}
+        assert row["memory"]["peak_rss_delta_bytes"] > 0 and row["memory"]["arena_bytes"] is None
+        # The table shows memory in KiB, as the JSON has it in bytes.
+        line = next(x for x in result.stdout.splitlines()
+                    if row["model"] in x and f" {row['runtime']} " in x)
+        assert f" {row['memory']['peak_rss_delta_bytes'] / 1024:,.0f} " in line
+        assert row["timing"]["wrapped_p50_us"] > 0
+    result = cli("bench", exported, "-r", "tflm", "-m", "many-to-one", "--runs", "5", "--warmup",
+                 "0", "--batch", "2", "--no-memory", "--json", tmp_path / "n.json")
+    assert result.exit_code == 0, result.output
+    (row,) = [r for r in json.loads((tmp_path / "n.json").read_text())["rows"]
+              if r["runtime"] == "tflm"]
+    assert row["memory"]["peak_rss_delta_bytes"] is None and row["memory"]["arena_bytes"] > 0
+    assert "--no-memory" in row["memory"]["note"]
 
 
 @pytest.mark.parametrize("args, message", [

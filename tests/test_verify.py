@@ -25,8 +25,9 @@ LABELS = (*RUNTIMES, "tflm:int8", "litert-micro:int8")
 
 def test_passes_on_a_fresh_export(exported, cli, tmp_path):
     report_path = tmp_path / "report.json"
-    result = cli("verify", exported, "--json", report_path)
+    result = cli("verify", exported, "--json", report_path, "--plot", tmp_path / "parity.png")
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"verdict: PASS (3 models x {len(LABELS)} runtimes" in result.stdout
     report = json.loads(report_path.read_text())
     assert report["passed"] is True
@@ -138,6 +139,29 @@ def test_echo_check_semantics():
     assert echo_check(seq - 0.04, seq).printed[0] == "0.0"  # and prints as the notebook's 0.0
     assert not echo_check(seq + 0.1, seq).passed
     assert not echo_check(seq[:4], seq).passed
+    # Length 128 holds 32/128 = 0.25, a tie of '%.1f' (it prints 0.2): a float's error above
+    # prints 0.3, and is accepted there only, never a tenth further, never beside a non-tie.
+    tie = np.array([0.25, 0.75], np.float32)
+    assert echo_check(tie + 1e-7, tie).passed and echo_check(tie - 1e-7, tie).passed
+    assert not echo_check(tie + 0.1, tie).passed
+    assert not echo_check(np.float32([0.2500001]), np.float32([0.24])).passed
+
+
+def test_parity_plot_data_and_a_bad_plot_path(exported, cli, tmp_path):
+    from edge_echo.verify import verify
+
+    report = verify(exported, keras=False, models=["many-to-one"], latency_runs=0)
+    for r in report.results:
+        expected, actual = r.parity
+        # The stored reference, Keras against this runtime, element by element.
+        assert expected.shape == actual.shape and expected.size >= 64 * 5
+        assert np.abs(actual - expected).max() == pytest.approx(
+            max(c.max_abs for ch in r.checks if ch.inputs == "reference" and ch.batch == 64
+                for c in ch.comparisons))
+    result = cli("verify", exported, "--no-keras", "--models", "one-to-one",
+                 "--plot", tmp_path / "missing" / "p.png")
+    assert result.exit_code == 2 and "cannot write the plot" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_compare_semantics():
