@@ -25,6 +25,29 @@ from .errors import EdgeEchoError
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED
 from .verify import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 
+
+def _conventional_metavars() -> None:
+    """Typer (0.29) prints a Python type beside every parameter in --help: <path> beside an
+    argument already named DIR, <bool> beside flags (--help included). An argument with a
+    metavar and a flag get none; other options keep the metavar each one sets. The usage line
+    reads FILE VALUES... [DIR], not {FILE} {VALUES}...: braces mean a choice by convention."""
+    from typer import core
+
+    def usage_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    core.TyperArgument._usage_display_name = usage_name
+    argument_type = core.TyperArgument.display_type_rich
+    option_type = core.TyperOption.display_type_rich
+    core.TyperArgument.display_type_rich = (
+        lambda self, ctx: None if self.metavar else argument_type(self, ctx))
+    core.TyperOption.display_type_rich = (
+        lambda self, ctx: None if self.is_flag else option_type(self, ctx))
+
+
+_conventional_metavars()
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,

@@ -82,7 +82,8 @@ def test_help_shows_conventional_metavars(cli, command, monkeypatch):
     result = cli(command, "--help")
     assert result.exit_code == 0
     options = [line for line in result.stdout.splitlines()
-               if line.lstrip("│ ").startswith("--") and "--help" not in line]
-    assert options
+               if line.lstrip("│ ").startswith("--") or re.match(r"│ +[A-Z]+ ", line)]
+    assert any("--help" in line for line in options) and len(options) > 1
+    assert "{" not in next(line for line in result.stdout.splitlines() if "Usage:" in line)
     # <bool>, <int>, <list[str]>, <path>, ... (a range such as [0<=x<=12] is fine).
     assert not [line for line in options if re.search(r"<[a-z]", line)], options
