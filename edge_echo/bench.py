@@ -139,15 +139,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _floor_file(kind: str, directory: Path, entry: dict) -> Path:
+def _floor_file(kind: str, directory: Path, entry: dict) -> tuple[Path, dict | None]:
+    """The floor file of a format, and the manifest entry its runner needs (C only)."""
     name_in, name_out = entry["inputs"][0]["name"], entry["outputs"][0]["name"]
     shape_in = entry["inputs"][0]["shape"][1:]
     shape_out = entry["outputs"][0]["shape"][1:]
     if kind == "onnx":
-        return floors.onnx_floor(directory / "floor.onnx", name_in, name_out, shape_in, shape_out)
+        return floors.onnx_floor(directory / "floor.onnx", name_in, name_out, shape_in,
+                                 shape_out), None
     if kind == "tflite":
-        return floors.tflite_floor(directory / "floor.tflite", name_in, name_out, shape_in, shape_out)
-    return floors.keras_floor(directory / "floor.keras", name_in, shape_in, shape_out)
+        return floors.tflite_floor(directory / "floor.tflite", name_in, name_out, shape_in,
+                                   shape_out), None
+    if kind == "c":
+        return floors.c_floor(directory / "floor.c", shape_in, shape_out)
+    return floors.keras_floor(directory / "floor.keras", name_in, shape_in, shape_out), None
 
 
 def check_settings(runs: int, warmup: int, predict_runs: int, batch: int, threads: int) -> None:
@@ -198,8 +203,10 @@ def bench(
         settings["threads"]["tensorflow"] = configure_threads(threads)
 
     plan = []  # (model, entry, label, runner class, artifact, path)
+    skipped = {rt: BENCH_RUNNERS[rt].unavailable() for rt in runtimes}
+    settings["skipped"] = {rt: why for rt, why in skipped.items() if why}
     for model, entry in doc["models"].items():
-        chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes}
+        chosen = {rt: BENCH_RUNNERS[rt] for rt in runtimes if not skipped[rt]}
         plan += [(model, entry, label, cls, art, manifest_mod.artifact_path(directory, art))
                  for label, cls, art in targets(entry["artifacts"], chosen)]
     # Memory first, in children, so that nothing else runs while this process is timing.
@@ -231,7 +238,9 @@ def bench(
             with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
                 timing = time_runner(runner, in_name, one, many, n, warmup)
                 arena = getattr(runner, "arena_bytes", None)
-            with cls(floor_files[model, fmt], [in_name], [out_name], threads=threads) as fl:
+            floor_path, floor_entry = floor_files[model, fmt]
+            with cls(floor_path, [in_name], [out_name], threads=threads,
+                     artifact=floor_entry) as fl:
                 floor = time_runner(fl, in_name, one, many, n, warmup)
             row = BenchRow(model, label, path.name, timing, floor, arena_bytes=arena,
                            file_bytes=int(art["size"]))

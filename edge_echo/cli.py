@@ -124,6 +124,9 @@ def export(
     c_array: Annotated[bool, typer.Option(
         "--c-array", metavar="", help="Also write each micro form as a C array (NAME_model_data.h/.cc) for "
         "TensorFlow Lite Micro, with its arena size.")] = False,
+    c_source: Annotated[bool, typer.Option(
+        "--c-source", help="Also write NAME.c and NAME.h: the model as plain C99, no runtime "
+        "(verified as the runtimes c and c-step).")] = False,
     quantize: Annotated[Optional[list[str]], typer.Option(
         metavar="VARIANTS", help="Also write quantized variants: dynamic, float16, int8 (comma-separate; "
         "FORMAT:VARIANT for one format, e.g. onnx:dynamic). Exit 3 if any cannot be made.")] = None,
@@ -148,6 +151,7 @@ def export(
         with _progress(quiet) as report:
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
                                 progress=report, retrain=retrain, c_array=c_array,
+                                c_source=c_source,
                                 quantize=variants, forms=kinds)
         if not quiet:
             _render_export(result)
@@ -222,6 +226,9 @@ def convert(
         metavar="VARIANTS", help="Quantized variants, as for export.")] = None,
     c_array: Annotated[bool, typer.Option("--c-array", metavar="", help="Also write C arrays of the "
                                           "micro files.")] = False,
+    c_source: Annotated[bool, typer.Option(
+        "--c-source", help="Also write NAME.c and NAME.h: the model as plain C99 (LSTM, GRU and "
+        "SimpleRNN stacks with Dense heads).")] = False,
     forms: Annotated[Optional[list[str]], typer.Option(metavar="FORMS", help=FORMS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
 ) -> None:
@@ -238,7 +245,7 @@ def convert(
             result = run_convert(model, out, name=name, timesteps=timesteps,
                                  input_range=input_range, data=data, seed=seed,
                                  quantize=variants, c_array=c_array, progress=report,
-                                 forms=kinds)
+                                 forms=kinds, c_source=c_source)
             report("", "verifying")
             verified = run_verify(out)
         for line in result.missing:
@@ -491,6 +498,8 @@ def _render_bench(report) -> None:
                       "+wrapper: what edge-echo's Runner.infer adds to p50 (not in the figures); "
                       "RSS +KiB: peak-RSS growth to create and run it, in a child of its own",
                       markup=False, highlight=False)
+    for rt, why in report.settings.get("skipped", {}).items():
+        out_console.print(f"{rt} skipped: {why}", markup=False, highlight=False)
     notes = {r.memory_note for r in report.rows if r.memory_note}
     for note in sorted(notes):
         out_console.print(f"memory: {note}", markup=False, highlight=False)

@@ -68,6 +68,7 @@ def export(
     quantize: list[tuple[str, str]] | None = None,
     forms: tuple[str, ...] | None = None,
     max_length: int = MAX_LENGTH,
+    c_source: bool = False,
 ) -> ExportResult:
     specs = [get_spec(name, length, epochs, max_length) for name in models]
     require_tensorflow("edge-echo export")
@@ -79,7 +80,7 @@ def export(
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
             results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or [], c_array, forms))
+                                         quantize or [], c_array, forms, c_source))
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -182,7 +183,7 @@ def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tupl
 def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
                   key: str, cached: tuple[Path, dict] | None,
                   quantize: list[tuple[str, str]], c_array: bool,
-                  forms: tuple[str, ...] | None = None) -> ModelExport:
+                  forms: tuple[str, ...] | None = None, c_source: bool = False) -> ModelExport:
     """The echo model is a user model the project trains itself: train, then the same forms."""
     from .convert.keras import save_keras
     from .convert.quantize import calibration_inputs
@@ -224,7 +225,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                       np.ravel(arrays[refdata.RANDOM_Y]), arrays[refdata.RANDOM_X], spec=spec)
     common, missing = write_model(subject, out, tools, report, keras_entry, arrays,
                                   {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
-                                  quantize, c_array, forms)
+                                  quantize, c_array, forms, c_source)
     echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
     entry = {
         "spec": spec.describe(),
@@ -248,10 +249,16 @@ def echo_interface(spec: EchoSpec) -> Interface:
 
 def write_model(subject: Subject, out: Path, tools: dict, report: Progress, keras_entry: dict,
                 arrays: dict[str, np.ndarray], spread: dict, quantize: list[tuple[str, str]],
-                c_array: bool, forms: tuple[str, ...] | None = None) -> tuple[dict, list[str]]:
+                c_array: bool, forms: tuple[str, ...] | None = None,
+                c_source: bool = False) -> tuple[dict, list[str]]:
     """Every form of one model, its reference data, variants and C arrays: the manifest fields
     export and convert share, and one line per file that could not be made."""
-    written = write_forms(subject, out, tools, report, forms)
+    from .forms import registered
+
+    kinds = forms or tuple(f.kind for f in registered() if not f.optional)
+    if c_source:
+        kinds = (*kinds, "c_header", "c_source")
+    written = write_forms(subject, out, tools, report, kinds)
     arts = {"keras": keras_entry, **written.artifacts}
     ref_path = out / f"{subject.name}.reference.npz"
     refdata.save(ref_path, arrays)

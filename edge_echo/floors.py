@@ -115,3 +115,25 @@ def keras_floor(path: Path, input_name: str, input_shape, output_shape) -> Path:
     inputs = keras.Input(shape=tuple(input_shape), name=input_name)
     keras.Model(inputs, keras.layers.Reshape(tuple(output_shape))(inputs)).save(path)
     return path
+
+
+def c_floor(path: Path, input_shape, output_shape) -> tuple[Path, dict]:
+    """The C floor: the generated API around one memcpy, and the manifest entry CRunner reads."""
+    _check(input_shape, output_shape)
+    size = int(np.prod(output_shape))
+    steps, features = (list(input_shape) + [1])[:2] if len(input_shape) >= 2 else (1, size)
+    per_step = max(1, size // max(1, steps))
+    path.write_text(f"""#include <string.h>
+typedef struct {{ float h0[1]; }} floor_state;
+void floor_reset(floor_state *s) {{ memset(s, 0, sizeof *s); }}
+void floor_step(floor_state *s, const float *x_t, float *y_t)
+{{
+    (void)s;
+    memcpy(y_t, x_t, {min(per_step, int(features))} * sizeof(float));
+}}
+void floor_predict(const float *x, float *y) {{ memcpy(y, x, {size} * sizeof(float)); }}
+""")
+    entry = {"outputs": [{"shape": [None, *output_shape]}],
+             "c": {"prefix": "floor", "steps": int(steps), "features": int(features),
+                   "outputs": size, "sequence_output": "last_step", "state_bytes": 4}}
+    return path, entry

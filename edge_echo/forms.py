@@ -84,11 +84,15 @@ class Form:
     base: str | None = None
     # Runtime labels this form adds to the tolerances, with their tolerance.
     tolerance: Callable[[Subject], dict] | None = None
+    # Written only when asked for by its own option (the C source: --c-source), not by default.
+    optional: bool = False
 
 
 def describe(path: Path, fmt: str) -> dict:
     from .artifacts import describe_onnx, describe_tflite
 
+    if fmt == "c":  # C source describes itself in its contract (convert/csource.py)
+        return {}
     return describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
 
 
@@ -123,7 +127,8 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
     done = Written({}, {}, [], {})
     name = subject.name
     written: list[tuple[Form, Path, dict]] = []
-    for form in [f for f in registered() if kinds is None or f.kind in kinds]:
+    for form in [f for f in registered()
+                 if (kinds is None and not f.optional) or (kinds is not None and f.kind in kinds)]:
         report(name, f"writing {name}{form.suffix}")
         path = out / f"{name}{form.suffix}"
         try:
@@ -147,9 +152,11 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
             continue
         written.append((form, path, described))
     # One child process loads and runs every new file: a file that crashes a runtime is dropped.
-    crashed = probe_many([path for _, path, _ in written]) if written else {}
+    # (C source has no runtime to crash; its contract compiles it.)
+    loadable = [path for form, path, _ in written if form.format in ("tflite", "onnx")]
+    crashed = probe_many(loadable) if loadable else {}
     for form, path, described in written:
-        if crashed[path]:
+        if crashed.get(path):
             path.unlink()
             done.missing.append(f"{name}: {path.name} not written: {crashed[path]}")
             continue
@@ -179,7 +186,7 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
     """--forms: repeated or comma-separated form names (manifest artifact kinds); None = all."""
     if not values:
         return None
-    known = [f.kind for f in registered()]
+    known = [f.kind for f in registered() if not f.optional]
     wanted = {v.strip() for item in values for v in item.split(",") if v.strip()}
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
@@ -192,6 +199,6 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
 
 def registered() -> tuple[Form, ...]:
     """Every form, in the order they are written (quantized forms after what they quantize)."""
-    from .convert import micro, onnx, step, tflite
+    from .convert import csource, micro, onnx, step, tflite
 
-    return (*tflite.FORMS, *onnx.FORMS, *step.FORMS, *micro.FORMS)
+    return (*tflite.FORMS, *onnx.FORMS, *step.FORMS, *micro.FORMS, *csource.FORMS)

@@ -113,7 +113,8 @@ def reference_inputs(interface: Interface, seed: int, low: float, high: float,
 def convert(path: Path, out: Path, name: str | None = None, timesteps: int | None = None,
             input_range: tuple[float, float] = (0.0, 1.0), data: Path | None = None, seed: int = 0,
             quantize: list[tuple[str, str]] | None = None, c_array: bool = False,
-            progress=None, forms: tuple[str, ...] | None = None) -> ConvertResult:
+            progress=None, forms: tuple[str, ...] | None = None,
+            c_source: bool = False) -> ConvertResult:
     from .export import publish, write_model
 
     report = progress or (lambda model, stage: None)
@@ -140,7 +141,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                                           layers=[type(la).__name__ for la in model.layers],
                                           producer={"source": path.name})
         common, lost = write_model(subject, staged, tools, report, keras_entry, arrays, spread,
-                                   quantize or [], c_array, forms)
+                                   quantize or [], c_array, forms, c_source)
         missing.extend(lost)
         notes.extend(f"{name}: no {kind} form: {why}"
                      for kind, why in common.get("not_written", {}).items())

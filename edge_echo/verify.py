@@ -192,8 +192,14 @@ def verify(
     check_loadable(directory, doc)
 
     runners_here = {rt: cls for rt, cls in RUNNERS.items() if keras or rt != "keras"}
+    cannot = {rt: cls.unavailable() for rt, cls in runners_here.items()}
+    cannot = {rt: why for rt, why in cannot.items() if why}
+    runners_here = {rt: cls for rt, cls in runners_here.items() if rt not in cannot}
     results: list[RuntimeResult] = []
     notes: list[str] = []
+    for rt, why in cannot.items():
+        if any(RUNNERS[rt].artifact in e["artifacts"] for e in doc["models"].values()):
+            notes.append(f"{rt} skipped: {why}")
     for name, entry in doc["models"].items():
         arts = entry["artifacts"]
         ref = refdata.load(manifest_mod.artifact_path(directory, arts["reference"]))

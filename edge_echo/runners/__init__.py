@@ -7,6 +7,7 @@ runtime is adding one module and its classes to RUNNERS below.
 from __future__ import annotations
 
 from .base import Runner, SteppedRunner
+from .c import CRunner, CStepRunner
 from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
@@ -40,13 +41,14 @@ def labels_for(kind: str, variant: str | None = None) -> list[str]:
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
     for cls in (KerasRunner, OnnxRunner, LiteRTRunner, OnnxStepRunner, LiteRTStepRunner,
-                TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner)
+                TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner,
+                CRunner, CStepRunner)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
 BENCH_RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, LiteRTRunner,
-                                 TFLMRunner, LiteRTMicroRunner)
+                                 TFLMRunner, LiteRTMicroRunner, CRunner)
 }
 
 __all__ = ["BENCH_RUNNERS", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",

@@ -39,6 +39,11 @@ class Runner:
         self.stateful = False
         self.reset_per_sequence = True
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this runtime cannot run here at all (e.g. no C compiler), or None."""
+        return None
+
     def __enter__(self):
         try:
             self.activate()
