@@ -1,0 +1,197 @@
+"""Issue 15: plain C99 source for every model, compiled and verified against Keras."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_manifest, rehash
+
+from edge_echo.convert.csource import STRICT, compiler
+from edge_echo.export import export
+from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+from edge_echo.usermodel import convert
+from edge_echo.verify import verify
+
+ROOT = Path(__file__).resolve().parents[1]
+CC = compiler()
+pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler here")
+
+
+@pytest.fixture(scope="module")
+def c_export(exported, tmp_path_factory):
+    """The session export's weights, with only the .tflite beside the C source (fast)."""
+    out = tmp_path_factory.mktemp("c") / "exported"
+    shutil.copytree(exported, out)
+    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
+    return out
+
+
+def test_every_echo_model_gets_c_within_its_targets(c_export):
+    doc = read_manifest(c_export)
+    for name, entry in doc["models"].items():
+        arts = entry["artifacts"]
+        assert arts["c_source"]["file"] == f"{name}.c" and arts["c_header"]["file"] == f"{name}.h"
+        c = arts["c_source"]["c"]
+        prefix = name.replace("-", "_")
+        assert c["prefix"] == prefix
+        text = (c_export / f"{name}.h").read_text()
+        for api in (f"void {prefix}_reset({prefix}_state *s);",
+                    f"void {prefix}_step({prefix}_state *s, const float *x_t, float *y_t);",
+                    f"void {prefix}_predict(const float *x, float *y);",
+                    'extern "C"',
+                    f"#define {prefix.upper()}_STEPS {entry['inputs'][0]['shape'][1]}\n"):
+            assert api in text, api
+        source = (c_export / f"{name}.c").read_text()
+        # Weights in flash: every array is static const; no heap.
+        arrays = re.findall(r"^(.*)\[\d+\] = \{", source, re.M)
+        assert arrays and all(a.startswith("static const float ") for a in arrays), arrays
+        assert "malloc" not in source
+        footprint = c["footprint"]
+        params = entry["spec"]["param_count"]
+        assert c["params"] == params
+        assert 0 < footprint["flash_bytes"] <= 4 * params + 2048, (name, footprint)
+        assert footprint["mutable_global_bytes"] == 0
+        assert c["state_bytes"] == 2 * 4 * entry["spec"]["units"]
+
+
+def test_c_and_c_step_reproduce_keras(c_export):
+    report = verify(c_export, latency_runs=0)
+    assert report.passed, [line for r in report.results for line in r.failures()]
+    ran = {(r.model, r.runtime): r for r in report.results}
+    for name in MODEL_NAMES:
+        for rt in ("c", "c-step"):
+            r = ran[(name, rt)]
+            assert r.max_abs <= 1e-5 and r.echo.passed, (name, rt, r.max_abs)
+            assert {c.inputs for c in r.checks} == {"seed", "reference", "random"}
+
+
+def test_a_perturbed_weight_in_the_c_makes_verify_fail(c_export, tmp_path, cli):
+    target = tmp_path / "copy"
+    shutil.copytree(c_export, target)
+    path = target / "many-to-one.c"
+    source = path.read_text()
+    # The first weight of the Dense head, moved by 0.01.
+    match = re.search(r"static const float D0_W\[\d+\] = \{\n\s+(-?[0-9.e-]+)f", source)
+    value = float(match.group(1))
+    path.write_text(source[:match.start(1)] + repr(value + 0.01) + source[match.end(1):])
+    rehash(target, "many-to-one.c")
+    result = cli("verify", target, "--no-keras", "--models", "many-to-one")
+    assert result.exit_code == 1
+    failed = {line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("FAIL")}
+    assert failed == {"FAIL many-to-one / c", "FAIL many-to-one / c-step"}, result.stderr
+
+
+@pytest.mark.parametrize("language", ["c99", "c++"])
+def test_compiles_warning_free_as_c99_and_as_cxx(c_export, tmp_path, language):
+    for name in MODEL_NAMES:
+        src = c_export / f"{name}.c"
+        if language == "c99":
+            args = [CC, *STRICT, "-O2", "-c", str(src), "-o", str(tmp_path / "m.o")]
+        else:
+            cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+            if cxx is None:
+                pytest.skip("no C++ compiler here")
+            args = [cxx, "-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    "-c", str(src), "-o", str(tmp_path / "m.o")]
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not done.stderr
+
+
+def test_the_example_streams_the_echo_through_step(c_export, tmp_path):
+    binary = tmp_path / "echo_stream"
+    done = subprocess.run([CC, *STRICT, "-O2", "-I", str(c_export),
+                           str(ROOT / "examples" / "c_echo_stream.c"),
+                           str(c_export / "many-to-many.c"), "-o", str(binary), "-lm"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # Two sequences: the reset between them makes the second echo like the first.
+    values = "0.0 0.2 0.4 0.6 0.8 " * 2
+    run = subprocess.run([str(binary)], input=values.replace(" ", "\n"), capture_output=True,
+                         text=True, timeout=30)
+    assert run.stdout.split() == values.split()
+    # Fed shifted values, it does not echo the sequence: the check can fail.
+    run = subprocess.run([str(binary)], input="0.3\n0.5\n0.7\n0.9\n1.1\n", capture_output=True,
+                         text=True, timeout=30)
+    assert run.stdout.split() != ["0.0", "0.2", "0.4", "0.6", "0.8"]
+
+
+def test_without_a_compiler_verify_says_so_in_one_line(c_export, cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang on it
+    result = cli("verify", c_export, "--no-keras", "--models", "one-to-one")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if "C compiler" in line]
+    assert notes == ["note: c skipped: no C compiler (cc, gcc or clang) found, so the C source "
+                     "was not compiled here",
+                     "note: c-step skipped: no C compiler (cc, gcc or clang) found, so the C "
+                     "source was not compiled here"], result.stdout
+
+
+def _user_models():
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(5)
+
+    def build(inputs, outputs):
+        return keras.Model(inputs, outputs)
+
+    i = keras.Input((6, 3))
+    stacked = build(i, L.Dense(2, activation="sigmoid")(
+        L.LSTM(4)(L.LSTM(6, return_sequences=True)(i))))
+    i = keras.Input((7, 2))
+    gru = build(i, L.TimeDistributed(L.Dense(1))(L.GRU(5, return_sequences=True)(i)))
+    i = keras.Input((7, 2))
+    gru_before = build(i, L.Dense(3, activation="relu")(L.GRU(4, reset_after=False)(i)))
+    i = keras.Input((6, 1))
+    rnn = build(i, L.Dense(2)(L.Dense(4, activation="tanh")(
+        L.SimpleRNN(5, activation="relu")(L.SimpleRNN(3, return_sequences=True)(i)))))
+    return {"stacked-lstm": stacked, "gru-seq": gru, "gru-reset-before": gru_before,
+            "deep-rnn": rnn}
+
+
+@pytest.mark.parametrize("name", ["stacked-lstm", "gru-seq", "gru-reset-before", "deep-rnn"])
+def test_convert_c_source_for_user_stacks(name, tmp_path):
+    model = _user_models()[name]
+    model.save(tmp_path / f"{name}.keras")
+    result = convert(tmp_path / f"{name}.keras", tmp_path / "out", forms=("tflite",),
+                     c_source=True)
+    assert not result.missing, result.missing
+    report = verify(tmp_path / "out", latency_runs=0)
+    ran = {r.runtime: r for r in report.results}
+    for rt in ("c", "c-step"):
+        assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
+
+
+def test_convert_says_why_a_model_has_no_c(tmp_path):
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    i = keras.Input((5, 1))
+    keras.Model(i, keras.layers.Dense(1)(keras.layers.Bidirectional(keras.layers.LSTM(3))(i))) \
+        .save(tmp_path / "bi.keras")
+    convert(tmp_path / "bi.keras", tmp_path / "out", forms=("tflite",), c_source=True)
+    doc = read_manifest(tmp_path / "out")
+    (entry,) = doc["models"].values()
+    assert "c_source" not in entry["artifacts"] and not list((tmp_path / "out").glob("*.c"))
+    why = entry["not_written"]["c_source"]
+    assert "Bidirectional" in why and "\n" not in why
+    assert not list((tmp_path / "out").glob("*.h"))
+
+
+def test_c_is_timed_by_bench(c_export):
+    from edge_echo.bench import bench
+
+    report = bench(c_export, runtimes=("c",), runs=20, warmup=2, batch=4, memory=False)
+    assert {r.model for r in report.rows} == set(MODEL_NAMES)
+    for r in report.rows:
+        assert r.timing.p50_us > 0 and r.floor.p50_us > 0 and r.file.endswith(".c")
+    assert np.isfinite([r.floor_ratio for r in report.rows]).all()
