@@ -25,7 +25,7 @@ $(VENV)/.installed-%: requirements.lock pyproject.toml
 	touch $@
 
 run: python $(STAMP)
-	$(BIN)/edge-echo export --out exported --retrain --c-array --quantize $(QUANTIZE)
+	$(BIN)/edge-echo export --out exported --retrain --c-array --c-source --quantize $(QUANTIZE)
 	$(BIN)/edge-echo verify exported
 
 # The TFLite converter leaves these small LSTMs' weights in float32 under

@@ -259,6 +259,9 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, kera
     if c_source:
         kinds = (*kinds, "c_header", "c_source")
     written = write_forms(subject, out, tools, report, kinds)
+    if "c_header" in written.artifacts and "c_source" not in written.artifacts:
+        # A header without its source is no use to anyone: the C source line says why.
+        (out / written.artifacts.pop("c_header")["file"]).unlink()
     arts = {"keras": keras_entry, **written.artifacts}
     ref_path = out / f"{subject.name}.reference.npz"
     refdata.save(ref_path, arrays)
@@ -392,6 +395,73 @@ target before relying on it.
 """
 
 
+def c_section(doc: dict) -> str:
+    """The C source: how to drop NAME.c / NAME.h into a device project, from the manifest."""
+    rows, example = [], None
+    for name, m in doc["models"].items():
+        art = m["artifacts"].get("c_source")
+        if art is None:
+            if "c_source" in m.get("not_written", {}):
+                rows.append(f"| {name}: no C source | | | | {m['not_written']['c_source']} |")
+            continue
+        c, fp = art["c"], art["c"]["footprint"]
+        flash = f"{fp['flash_bytes']:,}" if "flash_bytes" in fp else "-"
+        stack = f"{fp['max_stack_frame_bytes']:,}" if "max_stack_frame_bytes" in fp else "-"
+        rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | {flash} | "
+                    f"{c['state_bytes']:,} | {stack} |")
+        if example is None or c["sequence_output"] == "every_step":
+            example = (name, c)
+    if not rows:
+        return ""
+    loop = ""
+    if example is not None:
+        name, c = example
+        n, upper = c["prefix"], c["prefix"].upper()
+        loop = f"""
+A device app streams one value per time step through `{n}_step`, no runtime:
+
+```c
+#include "{name}.h"  /* and compile {name}.c with your code; link -lm */
+
+/* The only RAM that persists between samples: {c['state_bytes']} bytes. */
+static {n}_state state;
+
+void on_sequence_start(void) {{ {n}_reset(&state); }}
+
+void on_sample(const float x_t[{upper}_FEATURES])
+{{
+    float y_t[{upper}_OUTPUTS];
+    {n}_step(&state, x_t, y_t);  /* y_t: the model's output at this step */
+    use_output(y_t);  /* yours */
+}}
+```
+
+`{n}_predict(x, y)` runs a whole sequence at once instead ({upper}_STEPS x
+{upper}_FEATURES floats in, row-major). `examples/c_echo_stream.c` in the
+edge-echo repository is a complete program around `many_to_many_step`.
+"""
+    measured = next((a["c"]["footprint"].get("measured") for m in doc["models"].values()
+                     for a in m["artifacts"].values() if "c" in a and "footprint" in a["c"]), "")
+    return f"""## Plain C99: NAME.c and NAME.h, no runtime at all
+
+The model as C: the trained weights as `static const float` arrays (flash,
+not RAM), a state struct with h (and c) per recurrent layer, and
+`NAME_reset`, `NAME_step` and `NAME_predict` (NAME is the model name with
+`-` turned into `_`). No heap, no mutable globals, nothing of libc beyond
+`<math.h>` and `memset`; it compiles warning-free under `-std=c99 -Wall
+-Wextra -Werror -pedantic` and as C++ (`extern "C"`). The contract is in the
+header: float32, row-major, reset at the start of each sequence. `verify`
+compiles it and runs it against Keras as the runtimes `c` (whole sequence)
+and `c-step` (step by step).
+
+| files | params | flash bytes (-Os) | state bytes | deepest stack frame |
+|---|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+Measured with {measured}.
+{loop}"""
+
+
 def render_readme(doc: dict) -> str:
     from .convert.onnx import OPSET
 
@@ -422,7 +492,7 @@ N is the batch. The TFLite file has every recurrent layer unrolled over the
 time steps shown; `NAME.reference.npz` holds the reference inputs and the
 Keras outputs on them.
 
-{micro_section(doc)}"""
+{micro_section(doc)}{c_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -481,7 +551,7 @@ session = ort.InferenceSession("many-to-one.onnx")
 print(session.run(["{OUTPUT_NAME}"], {{"{INPUT_NAME}": x}})[0])
 ```
 
-{micro_section(doc)}
+{micro_section(doc)}{c_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

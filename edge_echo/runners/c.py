@@ -46,7 +46,7 @@ class CRunner(Runner):
             raise ArtifactError(f"{self.path.name}: {self.unavailable()}")
         self._tmp = tempfile.TemporaryDirectory(prefix="edge-echo-c-")
         lib = Path(self._tmp.name) / "model.so"
-        done = subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", str(self.path), "-o",
+        done = subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", str(self.path.resolve()), "-o",
                                str(lib), "-lm"], capture_output=True, text=True)
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["no message"])[0]
