@@ -24,9 +24,9 @@ def exported(tmp_path_factory) -> Path:
     return out
 
 
-# What `make run` asks for beside the default forms (--c-array, --quantize), and the TFLite
+# What `make run` asks for beside the default forms (--c-array, --c-source, --quantize), and the TFLite
 # dynamic variant, which these models cannot have: it must be reported, not written.
-FULL_OPTIONS = {"c_array": True, "quantize": [("tflite", "float16"), ("tflite", "int8"),
+FULL_OPTIONS = {"c_array": True, "c_source": True, "quantize": [("tflite", "float16"), ("tflite", "int8"),
                                               ("onnx", "dynamic"), ("onnx", "float16"),
                                               ("onnx", "int8"), ("tflite", "dynamic")]}
 
