@@ -17,10 +17,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from bare import litert_call, p50_us, tflm_call
 
 from edge_echo import manifest, refdata
 from edge_echo.convert.csource import compiler
@@ -79,48 +79,6 @@ def c_predict_ns(directory: Path, art: dict, x: np.ndarray) -> float:
     return float(np.median([float(v) for v in out.stdout.split()]))
 
 
-def p50_ns(call, runs: int = 3000) -> float:
-    for _ in range(300):
-        call()
-    samples = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        call()
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.median(samples))
-
-
-def litert_ns(path: Path, x: np.ndarray, reset: bool) -> float:
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def call():
-        if reset:
-            it.reset_all_variables()
-        it.set_tensor(i, x)
-        it.invoke()
-        return it.get_tensor(o)
-
-    return p50_ns(call)
-
-
-def tflm_ns(path: Path, arena: int, x: np.ndarray) -> float:
-    from tflite_micro.python.tflite_micro import runtime
-
-    it = runtime.Interpreter.from_file(str(path), arena_size=arena)
-
-    def call():
-        it.reset()
-        it.set_input(x, 0)
-        it.invoke()
-        return it.get_output(0)
-
-    return p50_ns(call)
-
-
 def report(directory: Path) -> None:
     doc = manifest.load(directory)
     checked = verify(directory, latency_runs=0)
@@ -135,10 +93,10 @@ def report(directory: Path) -> None:
         x = refdata.load(manifest.artifact_path(directory, arts["reference"]))[
             refdata.RANDOM_X][:1].astype(np.float32)
         c_ns = c_predict_ns(directory, art, x)
-        lite = litert_ns(directory / arts["tflite"]["file"], x, reset=False) \
+        lite = 1e3 * p50_us(litert_call(directory / arts["tflite"]["file"], x, reset=False)) \
             if "tflite" in arts else float("nan")
         micro = arts.get("tflite_micro")
-        tflm = tflm_ns(directory / micro["file"], micro["micro"]["arena_bytes"], x) \
+        tflm = 1e3 * p50_us(tflm_call(directory / micro["file"], micro["micro"]["arena_bytes"], x)) \
             if micro else float("nan")
         flash_target = 4 * c["params"] + 2048
         err = max(errors[(name, "c")], errors[(name, "c-step")])

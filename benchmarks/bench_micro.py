@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from bare import litert_call, p50_us, tflm_call
 
 from edge_echo import manifest, refdata
 
@@ -28,51 +28,6 @@ TARGETS = {  # kind: (flash, arena)
     "tflite_micro_int8": (5 * KIB, 5 * KIB),
     "tflite_micro_step": (4 * KIB, 4 * KIB),
 }
-
-
-def p50_us(call, runs: int = 2000, warmup: int = 200) -> float:
-    for _ in range(warmup):
-        call()
-    samples = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        call()
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.median(samples) / 1e3)
-
-
-def tflm_call(path: Path, arena: int, x: np.ndarray):
-    from tflite_micro.python.tflite_micro import runtime
-
-    it = runtime.Interpreter.from_file(str(path), arena_size=arena)
-
-    def call():
-        it.reset()
-        it.set_input(x, 0)
-        it.invoke()
-        return it.get_output(0)
-
-    return call
-
-
-def litert_call(path: Path, x: np.ndarray, reset: bool):
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    (i,), (o,) = it.get_input_details(), it.get_output_details()
-    if tuple(i["shape"]) != x.shape:
-        it.resize_tensor_input(i["index"], x.shape)
-        it.allocate_tensors()
-
-    def call():
-        if reset:
-            it.reset_all_variables()
-        it.set_tensor(i["index"], x)
-        it.invoke()
-        return it.get_tensor(o["index"])
-
-    return call
 
 
 def worst_error(call, xs: np.ndarray, ys: np.ndarray, step: bool) -> float:

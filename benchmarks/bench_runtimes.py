@@ -17,10 +17,10 @@ comparable on a shared, noisy machine.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from bare import litert_call, ort_call, p50_us
 
 from edge_echo import manifest, refdata
 from edge_echo.bench import bench
@@ -33,51 +33,11 @@ WARMUP = 200
 REPEATS = 3
 
 
-def p50(call) -> float:
-    for _ in range(WARMUP):
-        call()
-    samples = np.empty(RUNS)
-    for i in range(RUNS):
-        start = time.perf_counter_ns()
-        call()
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.median(samples)) / 1e3
-
-
-def bare_ort(path: Path, x: np.ndarray) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x}
-    names = [o.name for o in session.get_outputs()]
-    return p50(lambda: session.run(names, feed))
-
-
-def bare_litert(path: Path, x: np.ndarray, reset: bool) -> float:
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def call():
-        if reset:  # the micro file's contract: zero h and c before each sequence
-            it.reset_all_variables()
-        it.set_tensor(i, x)
-        it.invoke()
-        return it.get_tensor(o)
-
-    return p50(call)
-
-
 def bare_loop(directory: Path, row, x: np.ndarray) -> float:
     path = directory / row.file
     if row.runtime.startswith("onnxruntime"):
-        return bare_ort(path, x)
-    return bare_litert(path, x, reset=row.runtime.startswith("litert-micro"))
+        return p50_us(ort_call(path, x), RUNS, WARMUP)
+    return p50_us(litert_call(path, x, reset=row.runtime.startswith("litert-micro")), RUNS, WARMUP)
 
 
 def main() -> int:
