@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bare import p50_us
 
 from edge_echo import manifest, refdata
 from edge_echo.runners import RUNNERS, targets
@@ -49,19 +50,13 @@ PAIRS = (
 BUDGET_S = 1.5  # timing per file: enough runs for a stable p50 without taking all day
 
 
-def p50_us(call) -> tuple[float, int]:
+def p50_budget(call) -> tuple[float, int]:
+    """p50 in µs with as many runs as fit the budget (15 to 2000), and that count."""
     start = time.perf_counter()
     call()
     once = max(time.perf_counter() - start, 1e-6)
     runs = int(min(2000, max(15, BUDGET_S / once)))
-    for _ in range(min(20, runs // 5)):
-        call()
-    samples = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        call()
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.median(samples) / 1e3), runs
+    return p50_us(call, runs, warmup=min(20, runs // 5)), runs
 
 
 def measure(directory: Path, family: str, length: int) -> list[dict]:
@@ -77,7 +72,7 @@ def measure(directory: Path, family: str, length: int) -> list[dict]:
                 continue
             cls, art = found[label]
             with cls(manifest.artifact_path(directory, art), [name], [out], artifact=art) as r:
-                us, runs = p50_us(r.prepared({name: x[:1]}))
+                us, runs = p50_budget(r.prepared({name: x[:1]}))
             micro = art.get("micro") or {}
             rows.append({"family": family, "model": model, "length": length, "form": kind,
                          "runtime": label, "file": art["file"], "bytes": art["size"],
