@@ -13,6 +13,8 @@ def variant_rows(report, doc: dict) -> list[dict]:
     for r in report.results:
         art = next(a for a in doc["models"][r.model]["artifacts"].values() if a["file"] == r.file)
         form = " ".join(w for w, on in (("micro", "micro" in art), ("step", "step" in art)) if on)
+        if art["format"] == "c":  # one .c file, run whole (c) and step by step (c-step)
+            form = "step" if r.runtime == "c-step" else ""
         rows.append({
             "model": r.model, "runtime": r.runtime.split(":")[0], "format": art["format"],
             "form": form or "full",

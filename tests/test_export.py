@@ -246,15 +246,16 @@ def test_length_one_exports_every_form_and_verifies(tmp_path, cli):
     assert verified.exit_code == 0, verified.output
 
 
-def test_length_128_exports_every_form_and_verifies(tmp_path, cli):
-    """The top of --length's range: 128 steps through an LSTM(128), every form, the echo learnt
-    (many-to-one learns it at the default seed; one-to-one needs more --epochs at this length)."""
+def test_length_128_exports_and_verifies(tmp_path, cli):
+    """The top of --length's range: 128 steps through an LSTM(128), the echo learnt (many-to-one
+    learns it at the default seed; one-to-one needs more --epochs at this length). The unrolled,
+    ONNX and micro forms: the step forms are the length-1 test's (they take 40 s more here)."""
     out = tmp_path / "long"
-    result = cli("export", "--out", out, "--length", "128", "--models", "many-to-one", "--quiet")
+    result = cli("export", "--out", out, "--length", "128", "--models", "many-to-one", "--quiet",
+                 "--forms", "tflite,onnx,tflite_micro")
     assert result.exit_code == 0, result.output
     arts = read_manifest(out)["models"]["many-to-one"]["artifacts"]
-    assert {"tflite", "onnx", "tflite_step", "onnx_step", "tflite_micro",
-            "tflite_micro_step"} <= set(arts)
+    assert {"tflite", "onnx", "tflite_micro"} <= set(arts)
     assert arts["tflite"]["inputs"][0]["shape"] == [None, 128, 1]
-    verified = cli("verify", out, "--quiet", "--samples", "32")
+    verified = cli("verify", out, "--quiet", "--samples", "8")
     assert verified.exit_code == 0, verified.output

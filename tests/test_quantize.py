@@ -120,9 +120,11 @@ def test_table_generator(quantized, cli, tmp_path):
     result = cli("table", out)
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("| many-to-one |")]
-    # float32 full and step in two formats, the variants, then the micro forms (float32, int8,
-    # step) on TFLM and LiteRT.
-    assert len(rows) == 4 + len(WRITTEN) + 6
+    # float32 full and step in two formats, the variants, the micro forms (float32, int8,
+    # step) on TFLM and LiteRT, then the C source whole and step by step.
+    assert len(rows) == 4 + len(WRITTEN) + 6 + 2
+    assert any("| c-step | c | step | float32 |" in row for row in rows)
+    assert any("| c | c | full | float32 |" in row for row in rows)
     assert any("| litert | tflite | full | int8 |" in row for row in rows)
     assert any("| tflm-step | tflite | micro step | float32 |" in row for row in rows)
     assert any("| tflm | tflite | micro | int8 |" in row for row in rows)
