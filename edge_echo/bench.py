@@ -50,7 +50,7 @@ class Timing:
     sequences_per_s: float
     # p50 of the same call through Runner.infer (dict, dtype conversion, copies): what
     # edge-echo's own wrapper adds is wrapped_p50_us - p50_us, and is not in the figures above.
-    wrapped_p50_us: float = 0.0
+    wrapped_p50_us: float | None = None  # None: not timed (verify times the bare call only)
 
 
 def _samples(call, runs: int) -> np.ndarray:
@@ -64,7 +64,7 @@ def _samples(call, runs: int) -> np.ndarray:
 
 
 def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
-                runs: int, warmup: int) -> Timing:
+                runs: int, warmup: int, wrapped: bool = True) -> Timing:
     """Times the bare runtime call (Runner.prepared) on a feed prepared once, as a device app
     makes it: the first call, percentiles of single-sequence calls after a warm-up, and
     sequences per second at a larger batch. The wrapper is timed after, as its own figure."""
@@ -76,7 +76,7 @@ def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
     for _ in range(warmup):
         call()
     us = _samples(call, runs)
-    wrapped = _samples(lambda: runner.infer(feed_one), runs)
+    wrapped_us = _samples(lambda: runner.infer(feed_one), runs) if wrapped else None
     call_batch = runner.prepared({name: batch})  # resizes where the file allows it
     call_batch()
     batch_us = _samples(call_batch, max(3, runs // 10))
@@ -84,7 +84,7 @@ def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
     return Timing(runs, warmup, first / 1e3, float(p50), float(p90), float(p99),
                   float(us.mean()), float(us.std()), len(batch),
                   float(len(batch) / (np.median(batch_us) / 1e6)),
-                  float(np.median(wrapped)))
+                  None if wrapped_us is None else float(np.median(wrapped_us)))
 
 
 @dataclass

@@ -251,7 +251,7 @@ def verify(
                 if latency_runs:
                     one = ref[refdata.RANDOM_X][:1]
                     result.p50_us = time_runner(runner, in_names[0], one, one, latency_runs,
-                                                warmup=10).p50_us
+                                                warmup=10, wrapped=False).p50_us
                 result.looped = runner.looped
                 if runner.stateful:
                     result.without_reset = reset_effect(runner, in_names[0], ref[refdata.RANDOM_X][:1])
