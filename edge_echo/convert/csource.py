@@ -233,8 +233,16 @@ void {n}_predict(const float *x, float *y);
 """
 
 
+def _accumulate(dst: str, src: str, rows: int, matrix: str, stride: int, width: int,
+                offset: str = "") -> str:
+    """dst[j] += sum_k src[k] * matrix[k][offset + j], for j < width: one matrix-vector line."""
+    return (f"        for (k = 0; k < {rows}; k++) {{ const float v = {src}[k]; "
+            f"for (j = 0; j < {width}; j++) {dst}[j] += v * {matrix}[k * {stride}{offset} + j]; }}")
+
+
 def _cell_code(k: int, c: Cell, src: str) -> str:
     u, i = c.units, c.inputs
+    h = f"s->h{k}"
     w = f"L{k}_W"
     r = f"L{k}_U"
     b = f"L{k}_B"
@@ -248,10 +256,8 @@ def _cell_code(k: int, c: Cell, src: str) -> str:
             f"        float z[{g}];",
             "        int j, k;",
             f"        for (j = 0; j < {g}; j++) {init}",
-            f"        for (k = 0; k < {i}; k++) {{ const float v = {src}[k]; "
-            f"for (j = 0; j < {g}; j++) z[j] += v * {w}[k * {g} + j]; }}",
-            f"        for (k = 0; k < {u}; k++) {{ const float v = s->h{k}[k]; "
-            f"for (j = 0; j < {g}; j++) z[j] += v * {r}[k * {g} + j]; }}",
+            _accumulate("z", src, i, w, g, g),
+            _accumulate("z", h, u, r, g, g),
             f"        for (j = 0; j < {u}; j++) {{",
             f"            const float ig = {_act(ra, 'z[j]')};",
             f"            const float fg = {_act(ra, f'z[{u} + j]')};",
@@ -274,10 +280,8 @@ def _cell_code(k: int, c: Cell, src: str) -> str:
                 f"        float zx[{g}], zh[{g}];",
                 "        int j, k;",
                 f"        for (j = 0; j < {g}; j++) {{ zx[j] = {xb}; zh[j] = {rb}; }}",
-                f"        for (k = 0; k < {i}; k++) {{ const float v = {src}[k]; "
-                f"for (j = 0; j < {g}; j++) zx[j] += v * {w}[k * {g} + j]; }}",
-                f"        for (k = 0; k < {u}; k++) {{ const float v = s->h{k}[k]; "
-                f"for (j = 0; j < {g}; j++) zh[j] += v * {r}[k * {g} + j]; }}",
+                _accumulate("zx", src, i, w, g, g),
+                _accumulate("zh", h, u, r, g, g),
                 f"        for (j = 0; j < {u}; j++) {{",
                 f"            const float zg = {_act(ra, 'zx[j] + zh[j]')};",
                 f"            const float rg = {_act(ra, f'zx[{u} + j] + zh[{u} + j]')};",
@@ -294,14 +298,11 @@ def _cell_code(k: int, c: Cell, src: str) -> str:
                 f"        float zx[{g}], rh[{u}], hh[{u}];",
                 "        int j, k;",
                 f"        for (j = 0; j < {g}; j++) zx[j] = {xb};",
-                f"        for (k = 0; k < {i}; k++) {{ const float v = {src}[k]; "
-                f"for (j = 0; j < {g}; j++) zx[j] += v * {w}[k * {g} + j]; }}",
-                f"        for (k = 0; k < {u}; k++) {{ const float v = s->h{k}[k]; "
-                f"for (j = 0; j < {2 * u}; j++) zx[j] += v * {r}[k * {g} + j]; }}",
+                _accumulate("zx", src, i, w, g, g),
+                _accumulate("zx", h, u, r, g, 2 * u),  # z and r: the h part comes after the reset
                 f"        for (j = 0; j < {u}; j++) {{ zx[j] = {_act(ra, 'zx[j]')}; "
                 f"rh[j] = {_act(ra, f'zx[{u} + j]')} * s->h{k}[j]; hh[j] = zx[{2 * u} + j]; }}",
-                f"        for (k = 0; k < {u}; k++) {{ const float v = rh[k]; "
-                f"for (j = 0; j < {u}; j++) hh[j] += v * {r}[k * {g} + {2 * u} + j]; }}",
+                _accumulate("hh", "rh", u, r, g, u, offset=f" + {2 * u}"),
                 f"        for (j = 0; j < {u}; j++) s->h{k}[j] = zx[j] * s->h{k}[j] + "
                 f"(1.0f - zx[j]) * {_act(a, 'hh[j]')};",
                 "    }",
@@ -313,10 +314,8 @@ def _cell_code(k: int, c: Cell, src: str) -> str:
             f"        float z[{u}];",
             "        int j, k;",
             f"        for (j = 0; j < {u}; j++) {init}",
-            f"        for (k = 0; k < {i}; k++) {{ const float v = {src}[k]; "
-            f"for (j = 0; j < {u}; j++) z[j] += v * {w}[k * {u} + j]; }}",
-            f"        for (k = 0; k < {u}; k++) {{ const float v = s->h{k}[k]; "
-            f"for (j = 0; j < {u}; j++) z[j] += v * {r}[k * {u} + j]; }}",
+            _accumulate("z", src, i, w, u, u),
+            _accumulate("z", h, u, r, u, u),
             f"        for (j = 0; j < {u}; j++) s->h{k}[j] = {_act(c.activation, 'z[j]')};",
             "    }",
         ]

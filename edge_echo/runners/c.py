@@ -49,6 +49,7 @@ class CRunner(Runner):
         done = subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", str(self.path.resolve()), "-o",
                                str(lib), "-lm"], capture_output=True, text=True)
         if done.returncode != 0:
+            self._tmp.cleanup()
             first = (done.stderr.strip().splitlines() or ["no message"])[0]
             raise ArtifactError(f"{self.path.name}: does not compile ({first})")
         self.lib = ctypes.CDLL(str(lib))
