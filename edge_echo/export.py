@@ -20,7 +20,7 @@ from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError, check_interrupted
-from .forms import Interface, Subject, write_forms
+from .forms import Input, Interface, Subject, write_forms
 from .probe import probe
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, MAX_LENGTH, OUTPUT_NAME, EchoSpec, get_spec
@@ -243,7 +243,8 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
 
 
 def echo_interface(spec: EchoSpec) -> Interface:
-    return Interface(spec.input_shape[0], spec.input_shape[0], spec.input_shape, INPUT_NAME,
+    return Interface(spec.input_shape[0], spec.input_shape[0],
+                     [Input(INPUT_NAME, spec.input_shape, model_shape=spec.input_shape)],
                      [(OUTPUT_NAME, spec.output_shape)])
 
 
@@ -292,7 +293,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
     TFLite file was converted from.
     """
     from .convert import quantize as q
-    from .convert.tflite import frozen_function
+    from .convert.tflite import frozen_function, name_outputs
     from .runners import labels_for
 
     arts, name = entry["artifacts"], subject.name
@@ -305,9 +306,16 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
             continue
         path = out / f"{name}.{variant}.{fmt}"
         try:
+            if variant == "int8" and not subject.interface.plain:
+                raise q.VariantUnavailable("int8 calibration is made for models with one float "
+                                           "input; this one takes "
+                                           + ", ".join(f"{i.name} ({i.dtype})"
+                                                       for i in subject.interface.inputs))
             with quiet_converters():
                 if fmt == "tflite":
-                    data = q.tflite_variant(frozen_function(subject), variant, subject.calibration)
+                    data = name_outputs(q.tflite_variant(frozen_function(subject), variant,
+                                                         subject.calibration),
+                                        subject.interface.output_names)
                 else:
                     data = q.onnx_variant(out / arts["onnx"]["file"], variant, subject.calibration,
                                           input_name)

@@ -28,6 +28,27 @@ class Unavailable(Exception):
     """This model has no such form; the message says why, in one line. Not a failure."""
 
 
+@dataclass(frozen=True)
+class Input:
+    """One input of a model, one sample: its name, shape (time steps fixed) and dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    # The model's own shape, None where it leaves a dimension open (the ONNX file keeps it open).
+    model_shape: tuple[int | None, ...] | None = None
+    # Token ids: the input_dim of the Embedding the input feeds; ids are drawn from [0, this).
+    vocabulary: int | None = None
+
+    @property
+    def integer(self) -> bool:
+        return self.dtype.startswith("int")
+
+    def io(self) -> dict:
+        return {"name": self.name, "shape": [None, *self.shape], "dtype": self.dtype,
+                **({"vocabulary": self.vocabulary} if self.vocabulary else {})}
+
+
 @dataclass
 class Interface:
     """What a model takes and returns, one sample, time steps fixed: the one source of shapes."""
@@ -35,17 +56,33 @@ class Interface:
     timesteps: int
     # The time steps the model itself fixes; None where it leaves them open.
     model_timesteps: int | None
-    input_shape: tuple[int, ...]
-    input_name: str
+    inputs: list[Input]
     outputs: list[tuple[str, tuple[int, ...]]]
 
     def io(self) -> dict:
         return {
-            "inputs": [{"name": self.input_name, "shape": [None, *self.input_shape],
-                        "dtype": "float32"}],
+            "inputs": [i.io() for i in self.inputs],
             "outputs": [{"name": n, "shape": [None, *s], "dtype": "float32"}
                         for n, s in self.outputs],
         }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The first (for most models the only) input's shape."""
+        return self.inputs[0].shape
+
+    @property
+    def input_name(self) -> str:
+        return self.inputs[0].name
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def plain(self) -> bool:
+        """One float input: what the micro, C and int8 forms take."""
+        return len(self.inputs) == 1 and not self.inputs[0].integer
 
     @property
     def output_names(self) -> list[str]:

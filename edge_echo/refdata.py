@@ -26,6 +26,16 @@ def output_key(prefix: str, index: int) -> str:
     return prefix if index == 0 else f"{prefix}.{index}"
 
 
+def input_key(prefix: str, index: int) -> str:
+    """A model with several inputs has random_x, random_x.1, ... in the manifest's input order."""
+    return output_key(prefix, index)
+
+
+def inputs(arrays: dict[str, np.ndarray], prefix: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The stored inputs under prefix (RANDOM_X), keyed by input name."""
+    return {name: arrays[input_key(prefix, i)] for i, name in enumerate(names)}
+
+
 def outputs(arrays: dict[str, np.ndarray], prefix: str, names: list[str]) -> dict[str, np.ndarray]:
     """The stored outputs under prefix (SEED_Y or RANDOM_Y), keyed by output name."""
     return {name: arrays[output_key(prefix, i)] for i, name in enumerate(names)}
@@ -36,6 +46,26 @@ def random_inputs(input_shape: tuple[int, ...], samples: int, seed: int,
                   low: float = 0.0, high: float = 1.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.uniform(low, high, size=(samples, *input_shape)).astype(np.float32)
+
+
+def draw(inputs: list[dict], samples: int, seed: int, spread: dict) -> dict[str, np.ndarray]:
+    """Fresh inputs like the stored ones: per input (manifest entries), uniform floats in its
+    range, or integer token ids in [low, high) of the Embedding the input feeds."""
+    per_input = spread.get("inputs", {})
+    low, high = float(spread.get("low", 0.0)), float(spread.get("high", 1.0))
+    feed = {}
+    for k, entry in enumerate(inputs):
+        shape = tuple(entry["shape"][1:])
+        own = per_input.get(entry["name"], {})
+        if own.get("distribution") == "integers":
+            rng = np.random.default_rng(seed + k)
+            feed[entry["name"]] = rng.integers(int(own["low"]), int(own["high"]),
+                                               size=(samples, *shape)).astype(entry["dtype"])
+        else:
+            feed[entry["name"]] = random_inputs(shape, samples, seed + k,
+                                                float(own.get("low", low)),
+                                                float(own.get("high", high)))
+    return feed
 
 
 def save(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from . import manifest, refdata
 from .convert.tflite import as_list
 from .errors import ArtifactError, UsageError, first_line
-from .forms import Interface, Subject
+from .forms import Input, Interface, Subject
 from .tfenv import import_tensorflow, require_tensorflow
 
 
@@ -56,28 +56,68 @@ def load_user_model(path: Path):
 
 
 def interface_of(model, timesteps: int | None) -> Interface:
-    if len(model.inputs) != 1:
-        raise UsageError(f"convert takes models with one input; this one has {len(model.inputs)}")
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(shape) < 2:
-        raise UsageError(f"the input must be (time steps, features); the model takes {list(shape)}")
-    if any(d is None for d in shape[1:]):
-        raise UsageError(f"only the number of time steps may be open; the input is {list(shape)}")
-    model_t = shape[0]
-    if model_t is None and timesteps is None:
-        raise UsageError("the model leaves the number of time steps open; give --timesteps N")
-    if model_t is not None and timesteps not in (None, model_t):
+    """Names, shapes and dtypes of the model's inputs and outputs.
+
+    Only the first dimension of an input (its time steps) may be open; --timesteps fixes
+    it. An input that feeds an Embedding takes integer token ids (int32 unless the model
+    says int64), whatever dtype its Input declares: Keras casts them to integers anyway.
+    """
+    import keras
+
+    tensors = list(model.inputs)
+    shapes = [tuple(t.shape[1:]) for t in tensors]
+    for t, shape in zip(tensors, shapes, strict=True):
+        if not shape:
+            raise UsageError(f"input '{t.name}' takes one number per sample; edge-echo converts "
+                             "sequence models (an input of at least one dimension)")
+        if any(d is None for d in shape[1:]):
+            raise UsageError(f"only the number of time steps may be open; input '{t.name}' is "
+                             f"{list(shape)}")
+    open_inputs = [t.name for t, shape in zip(tensors, shapes, strict=True) if shape[0] is None]
+    model_t = None if open_inputs else shapes[0][0]
+    if open_inputs and timesteps is None:
+        raise UsageError(f"the model leaves the number of time steps open (input "
+                         f"'{open_inputs[0]}'); give --timesteps N")
+    if not open_inputs and timesteps not in (None, model_t):
         raise UsageError(f"--timesteps {timesteps} contradicts the model's {model_t} time steps")
-    t = model_t or timesteps
+    t = timesteps or model_t
     if not 1 <= t <= 4096:
         raise UsageError(f"--timesteps must be between 1 and 4096, got {t}")
-    zeros = np.zeros((1, t, *shape[1:]), np.float32)
-    outs = as_list(model(zeros, training=False))
-    names = [_clean(n) for n in _output_names(model, len(outs))]
+    # One input keeps the name every edge-echo file has used; several keep the model's names.
+    names = ["x"] if len(tensors) == 1 else [_clean(x.name) for x in tensors]
     if len(set(names)) != len(names):
-        names = [f"y{i}" for i in range(len(outs))]
-    return Interface(t, model_t, (t, *shape[1:]), "x",
-                     [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(names, outs, strict=True)])
+        names = [f"x{k}" for k in range(len(tensors))]
+    inputs = []
+    for name, tensor, shape in zip(names, tensors, shapes, strict=True):
+        vocabulary = _embedding_size(model, tensor, keras)
+        dtype = str(tensor.dtype)
+        if vocabulary is not None and not dtype.startswith("int"):
+            dtype = "int32"
+        if dtype not in ("float32", "int32", "int64"):
+            raise UsageError(f"input '{tensor.name}' is {dtype}; edge-echo takes float32 inputs "
+                             "and int32 or int64 token ids")
+        fixed = tuple(t if d is None else d for d in shape)
+        inputs.append(Input(name, fixed, dtype, shape, vocabulary))
+    zeros = [np.zeros((1, *i.shape), i.dtype) for i in inputs]
+    outs = as_list(model(zeros if len(zeros) > 1 else zeros[0], training=False))
+    out_names = [_clean(n) for n in _output_names(model, len(outs))]
+    if len(set(out_names)) != len(out_names) or set(out_names) & set(names):
+        out_names = [f"y{i}" for i in range(len(outs))]
+    return Interface(t, model_t, inputs,
+                     [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(out_names, outs, strict=True)])
+
+
+def _embedding_size(model, tensor, keras) -> int | None:
+    """input_dim of the Embedding that tensor feeds (directly), or None."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            try:
+                source = layer.input
+            except (AttributeError, ValueError):
+                continue
+            if source is tensor:
+                return int(layer.input_dim)
+    return None
 
 
 def _output_names(model, count: int) -> list[str]:
@@ -88,26 +128,99 @@ def _output_names(model, count: int) -> list[str]:
 
 
 def reference_inputs(interface: Interface, seed: int, low: float, high: float,
-                     data: Path | None) -> tuple[np.ndarray, dict]:
+                     data: Path | None) -> tuple[dict[str, np.ndarray], dict]:
+    """The reference inputs, by input name, and how they were drawn (the manifest's spread)."""
     if data is None:
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise UsageError(f"--input-range needs two finite numbers LOW < HIGH, got {low} {high}")
-        x = refdata.random_inputs(interface.input_shape, refdata.SAMPLES, seed, low, high)
-        return x, {"distribution": "uniform", "low": low, "high": high, "seed": seed}
+        per_input = {}
+        for i in interface.inputs:
+            if i.integer:
+                top = i.vocabulary if i.vocabulary else int(np.floor(high)) + 1
+                bottom = 0 if i.vocabulary else int(np.ceil(low))
+                if bottom >= top:
+                    raise UsageError(f"input '{i.name}' takes integers and --input-range {low} "
+                                     f"{high} holds none")
+                per_input[i.name] = {"distribution": "integers", "low": bottom, "high": top}
+            else:
+                per_input[i.name] = {"distribution": "uniform", "low": low, "high": high}
+        spread = {"distribution": "uniform", "low": low, "high": high, "seed": seed,
+                  "inputs": per_input}
+        return refdata.draw([i.io() for i in interface.inputs], refdata.SAMPLES, seed, spread), spread
+    feed = _read_data(interface, Path(data))
+    per_input = {}
+    for i in interface.inputs:
+        x = feed[i.name]
+        low, high = float(x.min()), float(x.max())
+        per_input[i.name] = ({"distribution": "integers", "low": int(low), "high": int(high) + 1}
+                             if i.integer else
+                             {"distribution": "uniform", "low": low, "high": max(high, low + 1e-6)})
+    first = per_input[interface.input_name]
+    return feed, {"distribution": "data", "file": Path(data).name, "low": first["low"],
+                  "high": first["high"], "samples": len(feed[interface.input_name]),
+                  "inputs": per_input}
+
+
+def _read_data(interface: Interface, data: Path) -> dict[str, np.ndarray]:
+    """--data: an .npy (a model with one input) or an .npz with one array per input name."""
+    names = interface.input_names
     try:
-        x = np.load(data, allow_pickle=False)
+        loaded = np.load(data, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+        else:
+            arrays = None
     except Exception as exc:
-        raise UsageError(f"--data {data}: not a readable .npy array ({exc})") from None
-    if x.ndim == len(interface.input_shape):
-        x = x[None]
-    if tuple(x.shape[1:]) != interface.input_shape:
-        raise UsageError(f"--data {data}: samples of shape {list(x.shape[1:])}; the model takes "
-                         f"{list(interface.input_shape)}")
-    if not np.all(np.isfinite(x)):
-        raise UsageError(f"--data {data}: holds NaN or infinity")
-    low, high = float(x.min()), float(x.max())
-    return x.astype(np.float32), {"distribution": "data", "file": Path(data).name, "low": low,
-                                  "high": max(high, low + 1e-6), "samples": len(x)}
+        raise UsageError(f"--data {data}: not a readable .npy or .npz file ({first_line(exc)})") from None
+    if arrays is None:
+        if len(names) != 1:
+            raise UsageError(f"--data {data}: the model has {len(names)} inputs; give an .npz "
+                             f"with one array per input: {', '.join(names)}")
+        arrays = {names[0]: loaded}
+    elif len(names) == 1 and len(arrays) == 1:
+        arrays = {names[0]: next(iter(arrays.values()))}
+    missing, unknown = [n for n in names if n not in arrays], sorted(set(arrays) - set(names))
+    if missing or unknown:
+        raise UsageError(f"--data {data}: " + "; ".join(
+            ([f"no array for input {', '.join(missing)}"] if missing else [])
+            + ([f"unknown array {', '.join(unknown)}"] if unknown else []))
+            + f" (the model's inputs: {', '.join(names)})")
+    feed, counts = {}, set()
+    for i in interface.inputs:
+        x = arrays[i.name]
+        if x.dtype.kind not in "biuf":
+            raise UsageError(f"--data {data}: '{i.name}' holds {x.dtype}, not numbers")
+        if x.ndim == len(i.shape):
+            x = x[None]
+        if tuple(x.shape[1:]) != i.shape:
+            raise UsageError(f"--data {data}: '{i.name}' has samples of shape {list(x.shape[1:])}; "
+                             f"the model takes {list(i.shape)}")
+        if not np.all(np.isfinite(x)):
+            raise UsageError(f"--data {data}: '{i.name}' holds NaN or infinity")
+        if len(x) == 0:
+            raise UsageError(f"--data {data}: '{i.name}' holds no samples")
+        if i.integer:
+            x = check_token_ids(x, i, f"--data {data}: '{i.name}'")
+        feed[i.name] = x.astype(i.dtype)
+        counts.add(len(x))
+    if len(counts) > 1:
+        raise UsageError(f"--data {data}: the inputs hold different numbers of samples "
+                         f"({', '.join(str(len(feed[n])) for n in names)})")
+    return feed
+
+
+def check_token_ids(x: np.ndarray, i: Input, what: str) -> np.ndarray:
+    """Integer token ids of input i, or a one-line refusal."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0):
+        bad = x[np.mod(x, 1) != 0].flat[0]
+        raise UsageError(f"{what} takes integer token ids; got {bad:g}")
+    if x.size and (x.min() < 0 or (i.vocabulary and x.max() >= i.vocabulary)):
+        bad = x.min() if x.min() < 0 else x.max()
+        top = f"[0, {i.vocabulary})" if i.vocabulary else "0 or more"
+        raise UsageError(f"{what}: token id {int(bad)} is outside {top}")
+    return x
 
 
 def convert(path: Path, out: Path, name: str | None = None, timesteps: int | None = None,
@@ -122,15 +235,20 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     model = load_user_model(path)
     interface = interface_of(model, timesteps)
     name = _clean(name or path.stem).replace("_", "-")
-    x, spread = reference_inputs(interface, seed, *input_range, data)
-    arrays = {refdata.RANDOM_X: x}
-    for i, o in enumerate(as_list(model(x, training=False))):
-        arrays[refdata.output_key(refdata.RANDOM_Y, i)] = np.asarray(o)
-    calibration = refdata.random_inputs(interface.input_shape, 2000, seed + 1_000_003,
-                                        spread["low"], spread["high"])
+    feed, spread = reference_inputs(interface, seed, *input_range, data)
+    arrays = {refdata.input_key(refdata.RANDOM_X, k): feed[n]
+              for k, n in enumerate(interface.input_names)}
+    x = feed[interface.input_name]
+    for k, o in enumerate(as_list(model(list(feed.values()) if len(feed) > 1 else x,
+                                        training=False))):
+        arrays[refdata.output_key(refdata.RANDOM_Y, k)] = np.asarray(o)
+    # int8 calibration (plain models only: one float input) in the range of the reference inputs.
+    calibration = (refdata.random_inputs(interface.input_shape, 2000, seed + 1_000_003,
+                                         spread["low"], spread["high"])
+                   if interface.plain else x)
     subject = Subject(name, model, interface, calibration,
                       np.concatenate([np.ravel(v) for k, v in sorted(arrays.items())
-                                      if k != refdata.RANDOM_X]), x)
+                                      if k.startswith(refdata.RANDOM_Y)]), x)
     missing: list[str] = []
     notes: list[str] = []
 

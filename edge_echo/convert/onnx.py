@@ -31,15 +31,18 @@ def _convert(subject) -> bytes:
     import onnx
     import tf2onnx
 
-    from .tflite import as_list, inference_clone
+    from .native_rnn import native_recurrences
+    from .tflite import call, inference_clone, signature
 
     i = subject.interface
     # None keeps the time steps open in the ONNX file where the model leaves them open.
-    shape = (i.model_timesteps, *i.input_shape[1:])
-    model = inference_clone(subject.model, shape, i.input_name, unroll=False)
-    signature = tf.TensorSpec((None, *shape), tf.float32, name=i.input_name)
-    function = tf.function(lambda x: as_list(model(x, training=False)), input_signature=[signature])
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=[signature], opset=OPSET)
+    inputs = [(x.name, x.model_shape or x.shape, x.dtype) for x in i.inputs]
+    model = inference_clone(subject.model, inputs, unroll=False)
+    handlers = native_recurrences(model)
+    specs = signature(inputs)
+    function = tf.function(call(model, len(inputs)), input_signature=specs)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET,
+                                             custom_op_handlers=handlers)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
@@ -50,7 +53,7 @@ def _convert(subject) -> bytes:
         raise RuntimeError(f"{reason} (node {culprits[0]})" if culprits else reason) from None
     # Where the time steps are fixed every dimension but the batch is known, which tf2onnx
     # can lose through reshapes.
-    shapes = ({i.input_name: i.input_shape, **dict(i.outputs)}
+    shapes = ({**{x.name: x.shape for x in i.inputs}, **dict(i.outputs)}
               if i.model_timesteps is not None else None)
     finish(proto, i.output_names, shapes)
     proto.graph.name = subject.name

@@ -37,7 +37,7 @@ def as_list(outputs) -> list:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def inference_clone(model, input_shape: tuple[int, ...], input_name: str, unroll: bool):
+def inference_clone(model, inputs: list[tuple[str, tuple, str]], unroll: bool):
     """The same model and weights in the form converters handle best.
 
     TimeDistributed(Dense) becomes the Dense itself: Keras 3's Dense maps the
@@ -45,7 +45,8 @@ def inference_clone(model, input_shape: tuple[int, ...], input_name: str, unroll
     matmul, the same values as one MatMul / FULLY_CONNECTED, where the wrapper
     reaches the converters as a Tensordot (Transpose, Shape, Gather, Concat,
     two Reshapes) or a MatMul per step. With unroll, every recurrent layer
-    is unrolled over the fixed time steps.
+    is unrolled over the fixed time steps. inputs: (name, shape, dtype) of each input, in the
+    model's order (a dimension None stays open).
     """
     import keras
 
@@ -73,13 +74,26 @@ def inference_clone(model, input_shape: tuple[int, ...], input_name: str, unroll
                     config[key]["config"]["unroll"] = True
         return type(layer).from_config(config)
 
-    inputs = keras.Input(input_shape, name=input_name)
-    cloned = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    tensors = [keras.Input(shape, name=name, dtype=dtype) for name, shape, dtype in inputs]
+    cloned = keras.models.clone_model(model, input_tensors=tensors if len(tensors) > 1 else tensors[0],
+                                      clone_function=clone)
     cloned.set_weights(model.get_weights())
     return cloned
 
 
-def freeze(unrolled, input_shape: tuple[int, ...], input_name: str):
+def signature(inputs: list[tuple[str, tuple, str]]) -> list:
+    """A dynamic-batch TensorSpec per input, named as the file's input will be."""
+    tf = import_tensorflow()
+    return [tf.TensorSpec((None, *shape), tf.as_dtype(dtype), name=name)
+            for name, shape, dtype in inputs]
+
+
+def call(model, count: int):
+    """model's inference as a function of count positional inputs, returning a list."""
+    return lambda *xs: as_list(model(list(xs) if count > 1 else xs[0], training=False))
+
+
+def freeze(unrolled, inputs: list[tuple[str, tuple, str]]):
     """unrolled's inference, traced with a dynamic batch, variables frozen to constants.
 
     Every recurrent layer of unrolled starts from a zero state of static shape
@@ -91,9 +105,7 @@ def freeze(unrolled, input_shape: tuple[int, ...], input_name: str):
     )
 
     use_static_zero_states(unrolled)
-    signature = tf.TensorSpec((None, *input_shape), tf.float32, name=input_name)
-    function = tf.function(lambda x: as_list(unrolled(x, training=False)),
-                           input_signature=[signature])
+    function = tf.function(call(unrolled, len(inputs)), input_signature=signature(inputs))
     return convert_variables_to_constants_v2(function.get_concrete_function())
 
 
@@ -101,8 +113,9 @@ def frozen_function(subject):
     """The subject's unrolled inference, frozen; also the source of the quantized TFLite variants."""
     if "frozen" not in subject.cache:
         i = subject.interface
-        unrolled = inference_clone(subject.model, i.input_shape, i.input_name, unroll=True)
-        subject.cache["frozen"] = freeze(unrolled, i.input_shape, i.input_name)
+        inputs = [(x.name, x.shape, x.dtype) for x in i.inputs]
+        unrolled = inference_clone(subject.model, inputs, unroll=True)
+        subject.cache["frozen"] = freeze(unrolled, inputs)
     return subject.cache["frozen"]
 
 
@@ -114,7 +127,34 @@ def converter_for(frozen):
 
 
 def to_tflite(subject) -> bytes:
-    return converter_for(frozen_function(subject)).convert()
+    return name_outputs(converter_for(frozen_function(subject)).convert(),
+                        subject.interface.output_names)
+
+
+def name_outputs(data: bytes, names: list[str]) -> bytes:
+    """The file's output tensors renamed to the model's output names (the converter calls them
+    Identity, Identity_1, ...), so a device app and the runners find each output by name."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    sub = model.subgraphs[0]
+    if len(sub.outputs) != len(names):
+        raise RuntimeError(f"the converter wrote {len(sub.outputs)} outputs for {len(names)}")
+    for index, name in zip(sub.outputs, names, strict=True):
+        sub.tensors[index].name = name.encode()
+    for sig in model.signatureDefs or []:
+        for item, name in zip(sig.outputs or [], names, strict=False):
+            item.name = name.encode()
+    class Aligned(flatbuffers.Builder):
+        # Weight buffers 16-byte aligned, as the converter writes them (kernels read them in place).
+        def StartVector(self, elemSize, numElems, alignment):
+            return super().StartVector(elemSize, numElems,
+                                       16 if elemSize == 1 and numElems >= 16 else alignment)
+
+    builder = Aligned(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _contract(subject, path) -> dict:
