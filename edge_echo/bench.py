@@ -63,12 +63,12 @@ def _samples(call, runs: int) -> np.ndarray:
     return samples / 1e3
 
 
-def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
+def time_runner(runner: Runner, one: dict[str, np.ndarray], batch: dict[str, np.ndarray],
                 runs: int, warmup: int, wrapped: bool = True) -> Timing:
     """Times the bare runtime call (Runner.prepared) on a feed prepared once, as a device app
     makes it: the first call, percentiles of single-sequence calls after a warm-up, and
     sequences per second at a larger batch. The wrapper is timed after, as its own figure."""
-    feed_one = {name: one}
+    feed_one = one
     call = runner.prepared(feed_one)
     start = time.perf_counter_ns()
     call()
@@ -77,13 +77,14 @@ def time_runner(runner: Runner, name: str, one: np.ndarray, batch: np.ndarray,
         call()
     us = _samples(call, runs)
     wrapped_us = _samples(lambda: runner.infer(feed_one), runs) if wrapped else None
-    call_batch = runner.prepared({name: batch})  # resizes where the file allows it
+    call_batch = runner.prepared(batch)  # resizes where the file allows it
     call_batch()
     batch_us = _samples(call_batch, max(3, runs // 10))
     p50, p90, p99 = np.percentile(us, [50, 90, 99])
+    size = len(next(iter(batch.values())))
     return Timing(runs, warmup, first / 1e3, float(p50), float(p90), float(p99),
-                  float(us.mean()), float(us.std()), len(batch),
-                  float(len(batch) / (np.median(batch_us) / 1e6)),
+                  float(us.mean()), float(us.std()), size,
+                  float(size / (np.median(batch_us) / 1e6)),
                   None if wrapped_us is None else float(np.median(wrapped_us)))
 
 
@@ -213,35 +214,40 @@ def bench(
     peaks: list[int | str | None] = [None] * len(plan)
     if memory and _memory.supported():
         peaks = _memory.measure_all([
-            {"cls": cls, "path": path, "artifact": art, "input_name": entry["inputs"][0]["name"],
-             "output_name": entry["outputs"][0]["name"],
-             "shape": [1, *entry["inputs"][0]["shape"][1:]], "threads": threads}
+            {"cls": cls, "path": path, "artifact": art,
+             "inputs": [{"name": i["name"], "shape": [1, *i["shape"][1:]], "dtype": i["dtype"]}
+                        for i in entry["inputs"]],
+             "outputs": [o["name"] for o in entry["outputs"]], "threads": threads}
             for _, entry, _, cls, art, path in plan])
 
     rows: list[BenchRow] = []
-    references: dict[str, np.ndarray] = {}
+    references: dict[str, dict[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory(prefix="edge-echo-floor-") as scratch:
         floor_files: dict[tuple[str, str], Path] = {}
         for (model, entry, label, cls, art, path), peak in zip(plan, peaks, strict=True):
             if model not in references:
                 ref = refdata.load(manifest_mod.artifact_path(directory,
                                                               entry["artifacts"]["reference"]))
-                references[model] = ref[refdata.RANDOM_X]
+                references[model] = refdata.inputs(ref, refdata.RANDOM_X,
+                                                   [i["name"] for i in entry["inputs"]])
                 (Path(scratch) / model).mkdir()
-            x = references[model]
-            one, many = x[:1], np.resize(x, (batch, *x.shape[1:]))
-            in_name, out_name = entry["inputs"][0]["name"], entry["outputs"][0]["name"]
+            feed = references[model]
+            one = {n: x[:1] for n, x in feed.items()}
+            many = {n: np.resize(x, (batch, *x.shape[1:])) for n, x in feed.items()}
+            in_names, out_names = ([d["name"] for d in entry[k]] for k in ("inputs", "outputs"))
+            in_name, out_name = in_names[0], out_names[0]
             n = predict_runs if label == "keras-predict" else runs
             fmt = art["format"]
             if (model, fmt) not in floor_files:
                 floor_files[model, fmt] = _floor_file(fmt, Path(scratch) / model, entry)
-            with cls(path, [in_name], [out_name], threads=threads, artifact=art) as runner:
-                timing = time_runner(runner, in_name, one, many, n, warmup)
+            with cls(path, in_names, out_names, threads=threads, artifact=art) as runner:
+                timing = time_runner(runner, one, many, n, warmup)
                 arena = getattr(runner, "arena_bytes", None)
             floor_path, floor_entry = floor_files[model, fmt]
             with cls(floor_path, [in_name], [out_name], threads=threads,
                      artifact=floor_entry) as fl:
-                floor = time_runner(fl, in_name, one, many, n, warmup)
+                # The floor takes the first input (as float32) alone.
+                floor = time_runner(fl, one, many, n, warmup)
             row = BenchRow(model, label, path.name, timing, floor, arena_bytes=arena,
                            file_bytes=int(art["size"]))
             if isinstance(peak, int):

@@ -309,8 +309,10 @@ def predict(
     model: Annotated[Path, typer.Argument(
         metavar="FILE", help="A .onnx or .tflite file (not a step model).")],
     values: Annotated[list[str], typer.Argument(
-        metavar="VALUES", help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8; a multiple of one sequence's size "
-        "gives a batch.")],
+        metavar="VALUES", help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8 (a multiple of one sequence's "
+        "size gives a batch); for a file with several inputs NAME=values for each, e.g. "
+        "series=0.1,0.2,0.3 static=1,0; or one .npz holding an array per input name. Token ids "
+        "are whole numbers.")],
     decimals: Annotated[int, typer.Option(min=0, max=12, metavar="N", help="Decimals to print.")] = 4,
     runtime: Annotated[Optional[str], typer.Option(
             metavar="RUNTIME",
@@ -320,9 +322,13 @@ def predict(
     with user_errors():
         from .device import predict as run_predict
 
-        output = run_predict(model, values, runtime)
-        for row in output.reshape(len(output), -1):
-            print(" ".join(f"{v:.{decimals}f}" for v in row))
+        outputs = run_predict(model, values, runtime)
+        for name, output in outputs.items():
+            # One output prints bare rows, one per sequence; several print each under its name.
+            if len(outputs) > 1:
+                print(f"{name}:")
+            for row in output.reshape(len(output), -1):
+                print(" ".join(f"{v:.{decimals}f}" for v in row))
 
 
 @app.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArtifactError, UsageError
+from .errors import ArtifactError, UsageError, first_line
 from .runners import LiteRTRunner, OnnxRunner, Runner
 
 _RUNNER_OF_SUFFIX = {".onnx": OnnxRunner, ".tflite": LiteRTRunner}
@@ -59,29 +59,139 @@ def open_runner(path: Path, probe_first: bool = True, runtime: str | None = None
         why = probe(path)
         if why:
             raise ArtifactError(why if why.startswith(path.name) else f"{path.name}: {why}")
-    # Names are taken by position; the file's own names do not matter here.
-    runner = cls(path, ["x"], ["y"])
+    # The file's own input and output names: a multi-input file is fed by name.
+    runner = cls(path, None, None)
     runner.__enter__()
     return runner
 
 
-def predict(path: Path, values: list[str], runtime: str | None = None) -> np.ndarray:
-    numbers = [parse_number(v) for v in values]
+def predict(path: Path, values: list[str], runtime: str | None = None) -> dict[str, np.ndarray]:
+    """Every output of the file, by name, on the values given: numbers for a file with one
+    input, NAME=values for each input of a file with several, or one .npz of arrays by input name."""
     runner = open_runner(path, runtime=runtime)
     try:
-        if len(runner.file_inputs) != 1:
+        if runner.file_inputs and len(runner.file_inputs) > 1 and _is_step(runner):
             raise UsageError(f"{Path(path).name} is a step model; use `edge-echo stream`")
-        sample = runner.file_inputs[0][1:]
-        if any(d is None for d in sample):
-            raise UsageError(f"{Path(path).name}: the input shape {sample} is not fixed")
-        size = int(np.prod(sample))
-        if not numbers or len(numbers) % size:
-            raise UsageError(f"{Path(path).name} takes {size} value(s) per sequence "
-                             f"(input shape {['N', *sample]}); got {len(numbers)}")
-        x = np.array(numbers, np.float32).reshape(-1, *sample)
-        return runner.infer({"x": x})["y"]
+        return runner.infer(parse_feed(runner, values, Path(path).name))
     finally:
         runner.__exit__(None, None, None)
+
+
+def _is_step(runner: Runner) -> bool:
+    outputs = set(runner.output_names)
+    return any(f"{name}_out" in outputs for name in runner.input_names[1:])
+
+
+def parse_feed(runner: Runner, values: list[str], name: str) -> dict[str, np.ndarray]:
+    names = runner.input_names
+    dtypes = runner.input_dtypes or [np.dtype(np.float32)] * len(names)
+    if len(values) == 1 and values[0].endswith(".npz"):
+        return _npz_feed(Path(values[0]), names, dtypes, runner.file_inputs)
+    if any("=" in v for v in values):
+        groups: dict[str, list[str]] = {}
+        current = None
+        for v in values:
+            if "=" in v:
+                current, _, rest = v.partition("=")
+                if current not in names:
+                    raise UsageError(f"{name} has no input '{current}'; its inputs are "
+                                     f"{', '.join(names)}")
+                if current in groups:
+                    raise UsageError(f"input '{current}' is given twice")
+                groups[current] = [rest] if rest else []
+            elif current is None:
+                raise UsageError(f"value {v!r} comes before any NAME=")
+            else:
+                groups[current].append(v)
+        missing = [n for n in names if n not in groups]
+        if missing:
+            raise UsageError(f"no values for input {', '.join(missing)} (give NAME=values for "
+                             f"each of {', '.join(names)})")
+        texts = {n: [t for item in groups[n] for t in item.replace(",", " ").split()] for n in names}
+    else:
+        if len(names) != 1:
+            raise UsageError(f"{name} takes {len(names)} inputs ({', '.join(names)}): give "
+                             "NAME=values for each, or an .npz with one array per input name")
+        texts = {names[0]: values}
+    feed, batches = {}, set()
+    for n, dtype, shape in zip(names, dtypes, runner.file_inputs, strict=True):
+        numbers = [parse_number(v, f"input '{n}': value" if len(names) > 1 else "value")
+                   for v in texts[n]]
+        x = np.array(numbers, np.float64)
+        feed[n] = _shaped(x, shape[1:], n if len(names) > 1 else None, name)
+        if np.dtype(dtype).kind in "iu":
+            feed[n] = token_ids(feed[n], f"input '{n}'", dtype)
+        batches.add(len(feed[n]))
+    if len(batches) > 1:
+        raise UsageError(f"the inputs give different numbers of sequences "
+                         f"({', '.join(f'{n}: {len(v)}' for n, v in feed.items())})")
+    return feed
+
+
+def _shaped(x: np.ndarray, sample: list, input_name: str | None, name: str) -> np.ndarray:
+    """x as a batch of samples of the file's shape; one open dimension is read from the count."""
+    which = f"input '{input_name}' of {name}" if input_name else name
+    open_dims = [k for k, d in enumerate(sample) if d is None]
+    if len(open_dims) > 1:
+        raise UsageError(f"{which}: the input shape {sample} is not fixed")
+    known = int(np.prod([d for d in sample if d is not None]))
+    if open_dims:
+        if not x.size or x.size % known:
+            raise UsageError(f"{which} takes a multiple of {known} value(s) (input shape "
+                             f"{['N', *sample]}, one sequence); got {x.size}")
+        return x.reshape(1, *[x.size // known if d is None else d for d in sample])
+    if not x.size or x.size % known:
+        raise UsageError(f"{which} takes {known} value(s) per sequence (input shape "
+                         f"{['N', *sample]}); got {x.size}")
+    return x.reshape(-1, *sample)
+
+
+def token_ids(x: np.ndarray, what: str, dtype=np.int32, vocabulary: int | None = None) -> np.ndarray:
+    """Integer token ids, or a one-line refusal: a fraction, a negative id, or one past the
+    vocabulary (the Embedding's input_dim, where it is known)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        fractional = np.mod(x, 1) != 0
+        if fractional.any():
+            raise UsageError(f"{what} takes integer token ids; got {x[fractional].flat[0]:g}")
+    if x.size and (x.min() < 0 or (vocabulary and x.max() >= vocabulary)
+                   or x.max() > np.iinfo(np.int32).max):
+        bad = x.min() if x.min() < 0 else x.max()
+        top = f"[0, {vocabulary})" if vocabulary else "0 or more"
+        raise UsageError(f"{what}: token id {int(bad)} is outside {top}")
+    return x.astype(dtype)
+
+
+def _npz_feed(path: Path, names: list[str], dtypes, shapes) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise UsageError(f"{path}: not a readable .npz ({first_line(exc)})") from None
+    if len(names) == 1 and len(arrays) == 1:
+        arrays = {names[0]: next(iter(arrays.values()))}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise UsageError(f"{path}: no array for input {', '.join(missing)} (arrays: "
+                         f"{', '.join(arrays) or 'none'})")
+    feed = {}
+    for n, dtype, shape in zip(names, dtypes, shapes, strict=True):
+        x = arrays[n]
+        if x.dtype.kind not in "biuf":
+            raise UsageError(f"{path}: '{n}' holds {x.dtype}, not numbers")
+        if not np.all(np.isfinite(x)):
+            raise UsageError(f"{path}: '{n}' holds NaN or infinity")
+        if x.ndim == len(shape) - 1:
+            x = x[None]  # one sample
+        if x.ndim != len(shape) or any(d is not None and d != got
+                                       for d, got in zip(shape[1:], x.shape[1:], strict=True)):
+            raise UsageError(f"{path}: '{n}' has samples of shape {list(x.shape[1:])}; the file "
+                             f"takes {shape[1:]}")
+        feed[n] = (token_ids(x, f"'{n}'", dtype) if np.dtype(dtype).kind in "iu"
+                   else x.astype(dtype))
+    return feed
 
 
 class StepStream:
@@ -94,11 +204,16 @@ class StepStream:
             self.close()
             raise UsageError(f"{Path(path).name} is not a step model (it has no state inputs); "
                              "use `edge-echo predict`")
-        self.features = int(np.prod(inputs[0][1:]))
+        self.x_shape = tuple(inputs[0][1:])
+        self.features = int(np.prod(self.x_shape))
         self.state_shapes = [tuple(s[1:]) for s in inputs[1:]]
-        names = [f"s{i}" for i in range(len(inputs))]
-        self.runner.input_names = names
-        self.runner.output_names = names
+        # Each state input h is fed back from the output h_out (by position in older files).
+        ins, outs = self.runner.input_names, self.runner.output_names
+        by_name = all(f"{n}_out" in outs for n in ins[1:])
+        self.x_name, self.y_name = ins[0], outs[0] if not by_name else next(
+            o for o in outs if o not in {f"{n}_out" for n in ins[1:]})
+        self.pairs = [(n, f"{n}_out" if by_name else outs[k + 1]) for k, n in enumerate(ins[1:])]
+        self.x_dtype = (self.runner.input_dtypes or [np.float32])[0]
         self.reset()
 
     def reset(self) -> None:
@@ -107,10 +222,13 @@ class StepStream:
     def step(self, values: list[float]) -> np.ndarray:
         if len(values) != self.features:
             raise UsageError(f"each step takes {self.features} value(s); got {len(values)}")
-        x = np.array(values, np.float32).reshape(1, self.features)
-        out = self.runner.infer({"s0": x, **{f"s{i + 1}": s for i, s in enumerate(self.state)}})
-        self.state = [out[f"s{i + 1}"] for i in range(len(self.state))]
-        return out["s0"][0]
+        x = np.array(values, np.float64).reshape(1, *self.x_shape)
+        if np.dtype(self.x_dtype).kind in "iu":
+            x = token_ids(x, "each step", self.x_dtype)
+        out = self.runner.infer({self.x_name: x, **{n: s for (n, _), s in
+                                                    zip(self.pairs, self.state, strict=True)}})
+        self.state = [out[o] for _, o in self.pairs]
+        return out[self.y_name][0]
 
     def close(self) -> None:
         self.runner.__exit__(None, None, None)

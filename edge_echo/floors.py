@@ -13,17 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
 
-
-def _check(input_shape, output_shape) -> None:
-    if int(np.prod(input_shape)) != int(np.prod(output_shape)):
-        raise UsageError(f"no reshape floor from {list(input_shape)} to {list(output_shape)}")
+def floor_output(input_shape, output_shape) -> list[int]:
+    """The floor's output: the model's output shape where the input has as many values, else
+    the input flattened (a model whose output is smaller or larger than its input)."""
+    if int(np.prod(input_shape)) == int(np.prod(output_shape)):
+        return list(output_shape)
+    return [int(np.prod(input_shape))]
 
 
 def onnx_floor(path: Path, input_name: str, output_name: str, input_shape, output_shape) -> Path:
     """A one-node Reshape model, protobuf-encoded by hand: the runtime install has no `onnx`."""
-    _check(input_shape, output_shape)
+    output_shape = floor_output(input_shape, output_shape)
     new_shape = np.array([-1, *output_shape], "<i8")
     initializer = (b"".join(_int(1, d) for d in new_shape.shape) + _int(2, 7)  # INT64
                    + _bytes(8, b"shape") + _bytes(9, new_shape.tobytes()))
@@ -70,7 +71,7 @@ def tflite_floor(path: Path, input_name: str, output_name: str, input_shape, out
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
-    _check(input_shape, output_shape)
+    output_shape = floor_output(input_shape, output_shape)
 
     def tensor(name, shape, buffer, dtype=s.TensorType.FLOAT32):
         t = s.TensorT()
@@ -111,7 +112,7 @@ def keras_floor(path: Path, input_name: str, input_shape, output_shape) -> Path:
     import_tensorflow()
     import keras
 
-    _check(input_shape, output_shape)
+    output_shape = floor_output(input_shape, output_shape)
     inputs = keras.Input(shape=tuple(input_shape), name=input_name)
     keras.Model(inputs, keras.layers.Reshape(tuple(output_shape))(inputs)).save(path)
     return path
@@ -119,7 +120,7 @@ def keras_floor(path: Path, input_name: str, input_shape, output_shape) -> Path:
 
 def c_floor(path: Path, input_shape, output_shape) -> tuple[Path, dict]:
     """The C floor: the generated API around one memcpy, and the manifest entry CRunner reads."""
-    _check(input_shape, output_shape)
+    output_shape = floor_output(input_shape, output_shape)
     size = int(np.prod(output_shape))
     steps, features = (list(input_shape) + [1])[:2] if len(input_shape) >= 2 else (1, size)
     per_step = max(1, size // max(1, steps))

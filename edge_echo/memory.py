@@ -35,12 +35,12 @@ def peak_kib():
     status = open("/proc/self/status").read()
     return int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
 
-x = np.zeros(args["shape"], np.float32)
+feed = {i["name"]: np.zeros(i["shape"], i.get("dtype", "float32")) for i in args["inputs"]}
 open("/proc/self/clear_refs", "w").write("5")
 before = peak_kib()
-with cls(args["path"], [args["input"]], [args["output"]], threads=args["threads"],
-         artifact=args["artifact"]) as runner:
-    call = runner.prepared({args["input"]: x})
+with cls(args["path"], [i["name"] for i in args["inputs"]], args["outputs"],
+         threads=args["threads"], artifact=args["artifact"]) as runner:
+    call = runner.prepared(feed)
     for _ in range(args["runs"]):
         call()
     after = peak_kib()
@@ -52,12 +52,15 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and Path("/proc/self/clear_refs").exists()
 
 
-def peak_rss_delta(cls, path: Path, artifact: dict, input_name: str, output_name: str,
-                   shape: list[int], threads: int = 1, timeout: float = 300) -> int | str:
-    """Bytes the peak RSS grew by, or a one-line reason it was not measured."""
+def peak_rss_delta(cls, path: Path, artifact: dict, inputs: list[dict], outputs: list[str],
+                   threads: int = 1, timeout: float = 300) -> int | str:
+    """Bytes the peak RSS grew by, or a one-line reason it was not measured. inputs: name,
+    shape (batch included) and dtype of each input; it runs on zeros of them."""
     args = {"module": cls.__module__, "class": cls.__name__, "path": str(path),
-            "artifact": artifact, "input": input_name, "output": output_name,
-            "shape": [int(d) for d in shape], "threads": threads, "runs": RUNS}
+            "artifact": artifact, "threads": threads, "runs": RUNS,
+            "inputs": [{"name": i["name"], "shape": [int(d) for d in i["shape"]],
+                        "dtype": i.get("dtype", "float32")} for i in inputs],
+            "outputs": list(outputs)}
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)],
                               capture_output=True, text=True, timeout=timeout)

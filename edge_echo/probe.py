@@ -27,16 +27,15 @@ for item in sys.argv[1:]:
         kind, _, rest = item.partition(":")
         if kind == "tflm":  # tflm:ARENA:PATH, on TFLM with the arena its manifest declares
             arena, _, path = rest.partition(":")
-            runner = TFLMRunner(path, [], [], artifact={"micro": {"arena_bytes": int(arena)}})
+            runner = TFLMRunner(path, None, None, artifact={"micro": {"arena_bytes": int(arena)}})
             runner.__enter__()
         else:  # file:PATH, on the runtime its suffix names
             runner = open_runner(rest, probe_first=False)
         try:
-            names = [f"i{k}" for k in range(len(runner.file_inputs))]
-            runner.input_names = names
-            runner.output_names = [f"o{k}" for k in range(len(runner.file_outputs))]
-            runner.infer({n: np.zeros([1 if d is None else d for d in s], np.float32)
-                          for n, s in zip(names, runner.file_inputs)})
+            # Zeros of each input's own dtype (0 is a token id too), looked up by the file's names.
+            dtypes = runner.input_dtypes or [np.float32] * len(runner.input_names)
+            runner.infer({n: np.zeros([1 if d is None else d for d in s], t)
+                          for n, s, t in zip(runner.input_names, runner.file_inputs, dtypes)})
         finally:
             runner.__exit__(None, None, None)
     except BaseException as exc:

@@ -144,8 +144,10 @@ class Report:
             "inputs": {
                 "seed": "the seed sequence of each model (echo check)",
                 "reference": f"random inputs stored at export, at batch sizes {list(self.batch_sizes)}",
-                "random": (f"{self.samples} fresh uniform [0, 1] inputs, seed {self.seed}, at batch "
-                           f"sizes {list(self.batch_sizes)}" if self.keras else "skipped: needs Keras"),
+                "random": (f"{self.samples} fresh inputs drawn as the stored ones were (uniform in "
+                           f"each input's range; token ids within the vocabulary), seed {self.seed}, "
+                           f"at batch sizes {list(self.batch_sizes)}" if self.keras
+                           else "skipped: needs Keras"),
             },
             "default_tolerance": asdict(DEFAULT_TOLERANCE),
             "integrity": {"sha256_checked": self.files_checked},
@@ -209,16 +211,18 @@ def verify(
         # The echo models' seed input is the sequence itself: the echo reads it back.
         has_seed = refdata.SEED_X in ref
         if has_seed:
-            sets.append(("seed", ref[refdata.SEED_X], refdata.outputs(ref, refdata.SEED_Y, out_names),
+            sets.append(("seed", {in_names[0]: ref[refdata.SEED_X]},
+                         refdata.outputs(ref, refdata.SEED_Y, out_names),
                          (len(ref[refdata.SEED_X]),)))
-        sets.append(("reference", ref[refdata.RANDOM_X],
-                     refdata.outputs(ref, refdata.RANDOM_Y, out_names), batch_sizes))
+        stored = refdata.inputs(ref, refdata.RANDOM_X, in_names)
+        sets.append(("reference", stored, refdata.outputs(ref, refdata.RANDOM_Y, out_names),
+                     batch_sizes))
         fresh = None
         if keras:
-            spread = arts["reference"].get("random_inputs", {})
-            fresh = refdata.random_inputs(tuple(entry["inputs"][0]["shape"][1:]), samples, seed,
-                                          float(spread.get("low", 0.0)),
-                                          float(spread.get("high", 1.0)))
+            # Drawn as the stored ones were: each input in its range, token ids in the vocabulary.
+            fresh = refdata.draw(entry["inputs"], samples, seed,
+                                 arts["reference"].get("random_inputs", {}))
+        one = {n: x[:1] for n, x in stored.items()}
 
         runners: dict[str, Runner] = {}
         try:
@@ -227,7 +231,7 @@ def verify(
                              threads=threads, artifact=art)
                 runners[label] = runner.__enter__()
             if fresh is not None:
-                expected = runners["keras"].infer({in_names[0]: fresh})
+                expected = runners["keras"].infer(fresh)
                 model_sets = sets + [("random", fresh, expected, batch_sizes)]
             else:
                 model_sets = sets
@@ -238,8 +242,8 @@ def verify(
                     if rt == "keras" and label == "random":
                         continue  # Keras is the reference there
                     for batch in batches:
-                        got = _run_batched(runner, in_names[0], x, batch)
-                        result.checks.append(Check(label, batch, len(x), [
+                        got = _run_batched(runner, x, batch)
+                        result.checks.append(Check(label, batch, len(next(iter(x.values()))), [
                             compare(o, got[o], y[o], result.tolerance) for o in out_names
                         ]))
                         if label == "reference" and batch == max(batches):
@@ -249,12 +253,11 @@ def verify(
                     seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                     result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())
                 if latency_runs:
-                    one = ref[refdata.RANDOM_X][:1]
-                    result.p50_us = time_runner(runner, in_names[0], one, one, latency_runs,
+                    result.p50_us = time_runner(runner, one, one, latency_runs,
                                                 warmup=10, wrapped=False).p50_us
                 result.looped = runner.looped
                 if runner.stateful:
-                    result.without_reset = reset_effect(runner, in_names[0], ref[refdata.RANDOM_X][:1])
+                    result.without_reset = reset_effect(runner, one)
                 results.append(result)
             for art in arts.values():
                 for rt, why in art.get("not_on", {}).items():
@@ -280,20 +283,22 @@ def verify(
                   files_checked)
 
 
-def reset_effect(runner: Runner, input_name: str, sequence: np.ndarray) -> float:
+def reset_effect(runner: Runner, feed: dict[str, np.ndarray]) -> float:
     """Run one sequence twice, skipping the reset before the second run: how far it moves."""
     runner.reset()
-    first = runner.infer({input_name: sequence})
+    first = runner.infer(feed)
     runner.reset_per_sequence = False
     try:
-        second = runner.infer({input_name: sequence})
+        second = runner.infer(feed)
     finally:
         runner.reset_per_sequence = True
     return float(max(np.max(np.abs(second[k] - first[k])) for k in first))
 
 
-def _run_batched(runner: Runner, input_name: str, x: np.ndarray, batch: int) -> dict:
-    pieces = [runner.infer({input_name: x[i:i + batch]}) for i in range(0, len(x), batch)]
+def _run_batched(runner: Runner, feed: dict[str, np.ndarray], batch: int) -> dict:
+    count = len(next(iter(feed.values())))
+    pieces = [runner.infer({n: x[i:i + batch] for n, x in feed.items()})
+              for i in range(0, count, batch)]
     return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 
 

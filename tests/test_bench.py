@@ -59,7 +59,7 @@ def test_peak_rss_delta_grows_with_the_model(tmp_path):
     """The measurement can tell a 16 KiB model from a 16 MiB one: it measures the model."""
     deltas = memory.measure_all([
         {"cls": OnnxRunner, "path": _dense_onnx(tmp_path / f"d{w}.onnx", w), "artifact": {},
-         "input_name": "x", "output_name": "y", "shape": [1, w]} for w in (64, 2048)])
+         "inputs": [{"name": "x", "shape": [1, w]}], "outputs": ["y"]} for w in (64, 2048)])
     small, large = deltas
     assert isinstance(small, int) and isinstance(large, int), deltas
     assert large - small >= 16 << 20 and small < 16 << 20
@@ -67,7 +67,8 @@ def test_peak_rss_delta_grows_with_the_model(tmp_path):
 
 def test_a_row_that_cannot_be_measured_says_why(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
-    why = memory.peak_rss_delta(OnnxRunner, tmp_path / "bad.onnx", {}, "x", "y", [1, 2])
+    why = memory.peak_rss_delta(OnnxRunner, tmp_path / "bad.onnx", {},
+                                [{"name": "x", "shape": [1, 2]}], ["y"])
     assert isinstance(why, str) and "cannot load it" in why and "\n" not in why
 
 

@@ -72,7 +72,7 @@ def test_the_reset_check_can_find_nothing_on_a_stateless_file(exported):
     art = read_manifest(exported)["models"]["many-to-one"]["artifacts"]["tflite"]
     with RUNNERS["litert"](exported / art["file"], ["x"], ["y"], artifact=art) as runner:
         assert runner.stateful is False
-        assert reset_effect(runner, "x", ref["random_x"][:1]) == 0.0
+        assert reset_effect(runner, {"x": ref["random_x"][:1]}) == 0.0
 
 
 @pytest.mark.parametrize("runtime", ["tflm", "tflm-step"])

@@ -23,13 +23,16 @@ class Runner:
     # The modules activate() imports: a memory measurement imports them before it starts.
     imports: tuple[str, ...] = ()
 
-    def __init__(self, path: Path, inputs: list[str], outputs: list[str], threads: int = 1,
-                 artifact: dict | None = None):
+    def __init__(self, path: Path, inputs: list[str] | None, outputs: list[str] | None,
+                 threads: int = 1, artifact: dict | None = None):
         self.path = Path(path)
         # The manifest's entry for the file, for runners that need more than names.
         self.entry = artifact or {}
-        self.input_names = list(inputs)
-        self.output_names = list(outputs)
+        # Inputs and outputs are found in the file by these names (None: the file's own names).
+        self.input_names = None if inputs is None else list(inputs)
+        self.output_names = None if outputs is None else list(outputs)
+        # The dtype each input takes, in input_names order (the file's: int32 token ids stay int).
+        self.input_dtypes: list = []
         self.threads = threads
         # The batch size the model file fixes, or None where it resizes.
         self.fixed_batch: int | None = None
@@ -66,8 +69,26 @@ class Runner:
     def reset(self) -> None:
         """Back to the state the file starts in (zero h and c): a stateful file's contract."""
 
+    def arrays(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The feed in the file's input order and dtypes; every input is looked up by name."""
+        missing = [name for name in self.input_names if name not in feed]
+        if missing:
+            raise ArtifactError(f"{self.path.name}: no value for input {', '.join(missing)} "
+                                f"(given {', '.join(feed) or 'nothing'})")
+        dtypes = self.input_dtypes or [np.float32] * len(self.input_names)
+        return [np.ascontiguousarray(feed[name], dtype=dtype)
+                for name, dtype in zip(self.input_names, dtypes, strict=True)]
+
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        arrays = [np.ascontiguousarray(feed[name], dtype=np.float32) for name in self.input_names]
+        try:
+            return self._infer(self.arrays(feed))
+        except (ArtifactError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # e.g. a token id past the vocabulary: one line, no traceback
+            raise ArtifactError(f"{self.path.name}: {self.runtime} failed on this input "
+                                f"({first_line(exc)})") from None
+
+    def _infer(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         batch = arrays[0].shape[0]
         if self.fixed_batch is None or batch == self.fixed_batch:
             outs = self._sequence(arrays)
@@ -85,7 +106,7 @@ class Runner:
         ORT's run with a built feed), and the reset a stateful file's contract asks
         for before each sequence. A file with a fixed batch of 1 gets one call per sample.
         """
-        arrays = [np.ascontiguousarray(feed[name], dtype=np.float32) for name in self.input_names]
+        arrays = self.arrays(feed)
         batch = arrays[0].shape[0]
         if self.fixed_batch is None or batch == self.fixed_batch:
             return self._bare(arrays)
@@ -107,6 +128,32 @@ class Runner:
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
+
+
+GENERATED = ("Identity", "serving_default_", "StatefulPartitionedCall", "output_", "input_")
+
+
+def pair(path: Path, wanted: list[str] | None, found: list[str], what: str) -> tuple[list[str], list[int]]:
+    """The names to use and, for each, its position in the file: by name, never by position,
+    except for one input or output, or a file whose names are the converter's defaults
+    (Identity, Identity_1, ...) in a count that matches."""
+    if wanted is None:
+        return list(found), list(range(len(found)))
+    if len(set(found)) == len(found) and all(name in found for name in wanted):
+        return list(wanted), [found.index(name) for name in wanted]
+    generated = all(name.startswith(GENERATED) for name in found)
+    if len(wanted) == len(found) and (len(found) == 1 or generated):
+        return list(wanted), list(range(len(found)))
+    raise ArtifactError(f"{path.name}: its {what}s are {', '.join(found) or 'none'}; expected "
+                        f"{', '.join(wanted)}")
+
+
+def numpy_dtype(name: str):
+    """ONNX Runtime's 'tensor(int32)' (or a numpy dtype name) as a numpy dtype."""
+    text = str(name)
+    if text.startswith("tensor("):
+        text = {"float": "float32", "double": "float64"}.get(text[7:-1], text[7:-1])
+    return np.dtype(text)
 
 
 def dims(shape) -> list[int | None]:
@@ -136,6 +183,11 @@ class SteppedRunner(Runner):
                                  artifact=self.entry)
         self.runner.__enter__()
         self.runner.reset_per_sequence = False
+        if self.input_names is None:
+            self.input_names = [step["inputs"][0]["name"]]
+        if self.output_names is None:
+            self.output_names = [step["outputs"][0]["name"]]
+        self.input_dtypes = self.runner.input_dtypes[:1]
         self.inside = bool(step.get("state_inside"))
         if self.inside:
             self.fixed_batch = 1  # one interpreter holds one sequence's state

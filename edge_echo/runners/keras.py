@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ArtifactError
 from .base import Runner
 
 
@@ -23,6 +24,16 @@ class KerasRunner(Runner):
         # safe_mode refuses Lambda layers and other deserialised code.
         self.model = model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
         specs = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        # Inputs in the model's order, which is the manifest's; each fed in the model's dtype
+        # (token ids as the float32 an Input without a dtype declares: Keras casts them back).
+        if self.input_names is None:
+            self.input_names = [t.name for t in model.inputs]
+        if self.output_names is None:
+            self.output_names = [t.name for t in model.outputs]
+        if len(self.input_names) != len(specs):
+            raise ArtifactError(f"{self.path.name}: the model takes {len(specs)} inputs; the "
+                                f"manifest names {len(self.input_names)}")
+        self.input_dtypes = [np.dtype(str(t.dtype)) for t in model.inputs]
         # One traced graph for every batch size: eager calls cost milliseconds each.
         self.call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0],
                                                   training=False), input_signature=specs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tfenv import native_stderr_silenced
-from .base import Runner, SteppedRunner, dims
+from .base import Runner, SteppedRunner, dims, pair
 
 
 def has_variable_tensors(path) -> bool:
@@ -27,8 +27,14 @@ class LiteRTRunner(Runner):
 
         with native_stderr_silenced():
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
-        self._in = self.interpreter.get_input_details()
-        self._out = self.interpreter.get_output_details()
+        found_in = self.interpreter.get_input_details()
+        found_out = self.interpreter.get_output_details()
+        self.input_names, at = pair(self.path, self.input_names, [d["name"] for d in found_in],
+                                    "input")
+        self.output_names, out_at = pair(self.path, self.output_names,
+                                         [d["name"] for d in found_out], "output")
+        self._in, self._out = [found_in[k] for k in at], [found_out[k] for k in out_at]
+        self.input_dtypes = [d["dtype"] for d in self._in]
         self.file_inputs = [dims(d["shape_signature"]) for d in self._in]
         self.file_outputs = [dims(d["shape_signature"]) for d in self._out]
         signature = self._in[0]["shape_signature"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Runner, SteppedRunner, dims
+from .base import Runner, SteppedRunner, dims, numpy_dtype, pair
 
 
 class OnnxRunner(Runner):
@@ -16,15 +16,20 @@ class OnnxRunner(Runner):
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors reach us as exceptions, said in one line
         self.session = ort.InferenceSession(
             str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        inputs = self.session.get_inputs()
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.input_names, at = pair(self.path, self.input_names, [i.name for i in inputs], "input")
+        self.output_names, out_at = pair(self.path, self.output_names, [o.name for o in outputs],
+                                         "output")
+        inputs, outputs = [inputs[k] for k in at], [outputs[k] for k in out_at]
         self._in = [i.name for i in inputs]
-        self._out = [o.name for o in self.session.get_outputs()]
+        self._out = [o.name for o in outputs]
+        self.input_dtypes = [numpy_dtype(i.type) for i in inputs]
         self.file_inputs = [dims(i.shape) for i in inputs]
-        self.file_outputs = [dims(o.shape) for o in self.session.get_outputs()]
+        self.file_outputs = [dims(o.shape) for o in outputs]
         first = inputs[0].shape[0]
         self.fixed_batch = first if isinstance(first, int) else None
 

@@ -14,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ArtifactError
 from ..tfenv import native_stderr_silenced
-from .base import Runner, SteppedRunner
+from .base import Runner, SteppedRunner, pair
 
 ALIGN = 16
 # The largest arena the bisection tries; a model needing more does not fit a microcontroller.
@@ -194,11 +196,16 @@ class TFLMRunner(Runner):
         with native_stderr_silenced():
             self.interpreter = runtime.Interpreter.from_file(str(self.path), arena_size=arena)
         described = describe_tflite(self.path)
+        self.input_names, self._in_at = pair(self.path, self.input_names,
+                                             [d["name"] for d in described["inputs"]], "input")
+        self.output_names, self._out_at = pair(self.path, self.output_names,
+                                               [d["name"] for d in described["outputs"]], "output")
+        details = [self.interpreter.get_input_details(k) for k in self._in_at]
+        self.input_dtypes = [np.dtype(d["dtype"]) for d in details]
         # TFLM runs the shapes the file stores and ignores a dynamic signature: batch 1.
-        self.file_inputs = [[int(d) for d in self.interpreter.get_input_details(k)["shape"]]
-                            for k in range(len(described["inputs"]))]
+        self.file_inputs = [[int(d) for d in detail["shape"]] for detail in details]
         self.file_outputs = [[int(d) for d in self.interpreter.get_output_details(k)["shape"]]
-                             for k in range(len(described["outputs"]))]
+                             for k in self._out_at]
         self.fixed_batch = self.file_inputs[0][0]
         self.arena_bytes = arena
         self.stateful = True
@@ -208,16 +215,16 @@ class TFLMRunner(Runner):
 
     def _run(self, arrays):
         it = self.interpreter
-        for k, array in enumerate(arrays):
+        for k, array in zip(self._in_at, arrays, strict=True):
             it.set_input(array, k)
         it.invoke()
-        return [it.get_output(k).copy() for k in range(len(self.file_outputs))]
+        return [it.get_output(k).copy() for k in self._out_at]
 
     def _bare(self, arrays):
         it = self.interpreter
         set_input, invoke, get_output = it.set_input, it.invoke, it.get_output
-        sets = list(enumerate(arrays))
-        gets = range(len(self.file_outputs))
+        sets = list(zip(self._in_at, arrays, strict=True))
+        gets = self._out_at
         reset = it.reset if self.reset_per_sequence else None
 
         def call():
