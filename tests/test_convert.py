@@ -74,6 +74,9 @@ ZOO = ["lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "bidirect
        "bidirectional-gru-sequences", "conv1d-front-end", "two-outputs", "variable-timesteps"]
 
 
+STEPPABLE = ("lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "variable-timesteps")
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     out = tmp_path / name
@@ -95,8 +98,13 @@ def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
         micro |= {f"{rt}:int8" for rt in runs_on}
     elif has_micro:
         assert any("exceeds its tolerance" in n for n in result.notes), result.notes
-    assert {r.runtime for r in report.results} == {"keras", "onnxruntime", "litert"} | micro
+    # Chains of unidirectional recurrent layers and per-step layers get step models too.
+    steps = {"onnxruntime-step", "litert-step"} if name in STEPPABLE else set()
+    assert {r.runtime for r in report.results} == {"keras", "onnxruntime", "litert"} | micro | steps
     assert any("no tflite_micro form" in n for n in result.notes) != has_micro, result.notes
+    assert any("no onnx_step form" in n for n in result.notes) != bool(steps), result.notes
+    # Every recurrence is a native node: no Loop or Scan (GRU and SimpleRNN included).
+    assert not {"Loop", "Scan"} & set(entry["artifacts"]["onnx"]["operators"])
     assert report.passed, [line for r in report.results for line in r.failures()]
 
 
