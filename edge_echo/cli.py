@@ -215,10 +215,12 @@ def convert(
         metavar="N", help="Time steps, when the model leaves them open (TFLite and the reference need them).")
     ] = None,
     input_range: Annotated[tuple[float, float], typer.Option(
-        metavar="LOW HIGH", help="Range of the seeded uniform reference inputs.")] = (0.0, 1.0),
+        metavar="LOW HIGH", help="Range of the seeded uniform reference inputs (token ids are drawn "
+        "from the Embedding's vocabulary).")] = (0.0, 1.0),
     data: Annotated[Optional[Path], typer.Option(
             metavar="FILE",
-            help="Real input samples (.npy, shape N x time steps x features) instead of random ones.")
+            help="Real input samples instead of random ones: .npy (N x time steps x features) for a "
+            "model with one input, .npz with one array per input name for several.")
     ] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed of the reference inputs.", min=0,
                                       max=2**31 - 1)] = 0,

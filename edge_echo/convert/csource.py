@@ -112,6 +112,9 @@ def plan(subject: Subject) -> Plan:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise Unavailable("C source takes models with one input and one output")
     interface = subject.interface
+    if not interface.plain:
+        raise Unavailable(f"C source takes float inputs; input '{interface.input_name}' takes "
+                          f"{interface.inputs[0].dtype} token ids")
     if len(interface.input_shape) != 2:
         raise Unavailable("C source takes inputs of (time steps, features)")
     steps, features = interface.input_shape
