@@ -40,15 +40,21 @@ RESET = {
 
 def _chain(model) -> list:
     """The model's layers, if each feeds the next and only the next; else Unavailable."""
+    import keras
+
     layers = [la for la in model.layers if type(la).__name__ != "InputLayer"]
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise Unavailable("micro forms are made for models with one input and one output")
+    if isinstance(model, keras.Sequential):
+        return layers  # a chain by construction (its layers may have been called more than once)
     previous = model.inputs[0]
     for layer in layers:
         try:
             source = layer.input
         except (AttributeError, ValueError):
             source = None
+        if isinstance(source, (list, tuple)) and len(source) == 2 and source[1].dtype == "bool":
+            source = source[0]  # (inputs, mask) of a layer after Embedding(mask_zero) or Masking
         if source is not previous:
             raise Unavailable(f"layer '{layer.name}' ({type(layer).__name__}) is not fed by the "
                               "layer before it; micro forms are made for plain chains of layers")

@@ -40,7 +40,7 @@ INFERENCE_NO_OPS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout
 WHOLE_SEQUENCE = ("GlobalAveragePooling1D", "GlobalMaxPooling1D",
                   "AveragePooling1D", "MaxPooling1D", "Conv1D", "SeparableConv1D",
                   "DepthwiseConv1D", "Conv1DTranspose", "Flatten", "Attention",
-                  "MultiHeadAttention", "AdditiveAttention", "Masking", "Reshape", "Permute",
+                  "MultiHeadAttention", "AdditiveAttention", "Reshape", "Permute",
                   "Cropping1D", "ZeroPadding1D", "UpSampling1D", "RepeatVector")
 
 
@@ -82,10 +82,15 @@ def plan_steps(subject) -> list[tuple[str, object, list[str]]]:
             stages.append(("rnn", layer, state))
             if not layer.return_sequences:
                 collapsed = layer.name
+        elif kind == "Masking" or (kind == "Embedding" and layer.mask_zero):
+            # Keras skips a masked step: the state stays, the output repeats (or is zero).
+            if any(k == "rnn" for k, _, _ in stages) or any(k == "mask" for k, _, _ in stages):
+                raise Unavailable(f"{where} masks steps after the first recurrent layer")
+            stages += [("mask", layer, []), ("map", layer, [])]
         elif type(inner).__name__ in PER_STEP:
             if type(inner).__name__ in ("LayerNormalization", "BatchNormalization"):
                 axes = inner.axis if isinstance(inner.axis, (list, tuple)) else [inner.axis]
-                if list(axes) not in ([-1], [len(layer.input.shape) - 1]):
+                if list(axes) not in ([-1], [len(layer.output.shape) - 1]):
                     raise Unavailable(f"{where} normalizes across time steps")
             if type(inner).__name__ not in INFERENCE_NO_OPS:
                 stages.append(("map", inner, []))
@@ -143,15 +148,22 @@ def _user_step(subject):
                  for d in io["inputs"]]
 
     def step(x, *states):
-        h, k, new_states = x, 0, []
+        h, k, new_states, keep = x, 0, [], None
         for kind, layer, names in stages:
+            if kind == "mask":  # this step's mask, as the layer computes it for the sequence
+                keep = tf.reshape(layer.compute_mask(h), (-1, 1))
+                continue
             if kind == "map":
                 h = layer(h, training=False)
                 continue
             mine = list(states[k:k + len(names)])
             k += len(names)
             h, new = layer.cell(h, mine, training=False)
-            new_states += list(new) if isinstance(new, (list, tuple)) else [new]
+            new = list(new) if isinstance(new, (list, tuple)) else [new]
+            if keep is not None:
+                new = [tf.where(keep, n, old) for n, old in zip(new, mine, strict=True)]
+                h = tf.where(keep, h, tf.zeros_like(h) if layer.zero_output_for_mask else mine[0])
+            new_states += new
         return [h, *new_states]
 
     function = tf.function(step, input_signature=signature)
