@@ -515,8 +515,7 @@ and the tool versions that produced it; `edge-echo verify DIR` checks them.
 {chr(10).join(rows)}
 
 N is the batch: every file takes any batch size. Inputs are float32 named
-`{INPUT_NAME}`, outputs float32 named `{OUTPUT_NAME}` (in TFLite files: input
-tensor 0 and output tensor 0).
+`{INPUT_NAME}`, outputs float32 named `{OUTPUT_NAME}`, in every file.
 
 ## Files, per model NAME
 

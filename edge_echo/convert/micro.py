@@ -124,7 +124,9 @@ def _convert(subject, timesteps: int, int8: bool) -> bytes:
                                                     for k in range(len(calibration)))
     else:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    data = clear_orphan_buffers(converter.convert())
+    from .tflite import name_outputs
+
+    data = name_outputs(clear_orphan_buffers(converter.convert()), subject.interface.output_names)
     _check_fused(data, sum(type(la).__name__ == "LSTM" for la in subject.model.layers))
     return data
 

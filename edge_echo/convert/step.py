@@ -176,13 +176,13 @@ def _spec(subject):
 
 
 def to_step_tflite(subject) -> bytes:
+    from .tflite import name_outputs
+
     tf = import_tensorflow()
     if subject.spec is None:
         from tensorflow.python.framework.convert_to_constants import (
             convert_variables_to_constants_v2,
         )
-
-        from .tflite import name_outputs
 
         function, _, io = _user_step(subject)
         frozen = convert_variables_to_constants_v2(function.get_concrete_function())
@@ -207,7 +207,7 @@ def to_step_tflite(subject) -> bytes:
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    return name_outputs(converter.convert(), [d["name"] for d in io["outputs"]])
 
 
 def _user_step_onnx(subject) -> bytes:
