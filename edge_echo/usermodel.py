@@ -19,6 +19,7 @@ import numpy as np
 
 from . import manifest, refdata
 from .convert.tflite import as_list
+from .device import token_ids
 from .errors import ArtifactError, UsageError, first_line
 from .forms import Input, Interface, Subject
 from .tfenv import import_tensorflow, require_tensorflow
@@ -201,26 +202,13 @@ def _read_data(interface: Interface, data: Path) -> dict[str, np.ndarray]:
         if len(x) == 0:
             raise UsageError(f"--data {data}: '{i.name}' holds no samples")
         if i.integer:
-            x = check_token_ids(x, i, f"--data {data}: '{i.name}'")
+            x = token_ids(x, f"--data {data}: '{i.name}'", i.dtype, i.vocabulary)
         feed[i.name] = x.astype(i.dtype)
         counts.add(len(x))
     if len(counts) > 1:
         raise UsageError(f"--data {data}: the inputs hold different numbers of samples "
                          f"({', '.join(str(len(feed[n])) for n in names)})")
     return feed
-
-
-def check_token_ids(x: np.ndarray, i: Input, what: str) -> np.ndarray:
-    """Integer token ids of input i, or a one-line refusal."""
-    x = np.asarray(x)
-    if x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0):
-        bad = x[np.mod(x, 1) != 0].flat[0]
-        raise UsageError(f"{what} takes integer token ids; got {bad:g}")
-    if x.size and (x.min() < 0 or (i.vocabulary and x.max() >= i.vocabulary)):
-        bad = x.min() if x.min() < 0 else x.max()
-        top = f"[0, {i.vocabulary})" if i.vocabulary else "0 or more"
-        raise UsageError(f"{what}: token id {int(bad)} is outside {top}")
-    return x
 
 
 def convert(path: Path, out: Path, name: str | None = None, timesteps: int | None = None,

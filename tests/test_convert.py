@@ -1,6 +1,7 @@
 """Issue 9: edge-echo convert on a zoo of user architectures, each verified in every runtime."""
 
 import io
+import re
 import sys
 
 import numpy as np
@@ -300,7 +301,7 @@ def _keras(zoo, name):
     return keras.saving.load_model(zoo[name], compile=False)
 
 
-def test_token_ids_are_integers_end_to_end(zoo, converted, cli):
+def test_token_ids_are_integers_end_to_end(zoo, converted, cli, tmp_path):
     out = converted["text-classifier"]
     (entry,) = read_manifest(out)["models"].values()
     assert entry["inputs"] == [{"name": "x", "shape": [None, 12], "dtype": "int32", "vocabulary": 40}]
@@ -323,6 +324,11 @@ def test_token_ids_are_integers_end_to_end(zoo, converted, cli):
         result = cli("predict", out / "text-classifier.tflite", *map(str, ids[:-1]), bad)
         assert result.exit_code == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+    for bad, message in ((np.full((2, 12), 2.5), "takes integer token ids; got 2.5"),
+                         (np.full((2, 12), 40), "token id 40 is outside [0, 40)")):
+        np.save(tmp_path / "bad.npy", bad)
+        with pytest.raises(UsageError, match=re.escape(message)):
+            convert(zoo["text-classifier"], tmp_path / "bad", data=tmp_path / "bad.npy")
     past = cli("predict", out / "text-classifier.onnx", *map(str, ids[:-1]), "40")
     assert past.exit_code != 0 and "out of" in past.stderr and "Traceback" not in past.stderr
     assert len(past.stderr.strip().splitlines()) == 1
