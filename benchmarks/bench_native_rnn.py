@@ -1,7 +1,8 @@
 """Issue 14: GRU and SimpleRNN as native ONNX nodes, against the same-size LSTM, in ONNX Runtime.
 
 For each shape, an LSTM, a GRU (reset_after=True, Keras 3's default, and
-False) and a SimpleRNN with the same units, each followed by a Dense, are
+False) and a SimpleRNN with the same units, each followed by a Dense (and,
+for the text shape, after an Embedding with mask_zero=True), are
 converted by `edge-echo convert` (ONNX form only) and, for the before
 figure, by the same route with the native GRU/RNN rewrite switched off
 (what tf2onnx alone writes: a Loop). Each file is timed with a bare
@@ -25,8 +26,10 @@ import numpy as np
 from bare import ort_call, p50_us
 
 GRU_TARGET = 1.5
-# (units, time steps, features): the issue's measured shape, then a larger one.
-SHAPES = ((8, 12, 4), (64, 50, 8))
+# (units, time steps, features): the issue's measured shape, then a larger one; features 0 is a
+# text model: token ids (vocabulary 100, a quarter of them padding) into Embedding(100, 16,
+# mask_zero=True), whose mask tf2onnx turned into a Loop for the LSTM too.
+SHAPES = ((8, 12, 4), (64, 50, 8), (32, 40, 0))
 LAYERS = ("LSTM", "GRU", "GRU reset_after=False", "SimpleRNN")
 REPEATS = 3
 
@@ -38,8 +41,21 @@ def build(kind: str, units: int, steps: int, features: int):
              "GRU": lambda: keras.layers.GRU(units),
              "GRU reset_after=False": lambda: keras.layers.GRU(units, reset_after=False),
              "SimpleRNN": lambda: keras.layers.SimpleRNN(units)}[kind]()
+    if not features:
+        inputs = keras.Input((steps,), dtype="int32")
+        embedded = keras.layers.Embedding(100, 16, mask_zero=True)(inputs)
+        return keras.Model(inputs, keras.layers.Dense(1)(layer(embedded)))
     inputs = keras.Input((steps, features))
     return keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
+
+
+def sample(steps: int, features: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    if not features:
+        ids = rng.integers(1, 100, (1, steps)).astype(np.int32)
+        ids[0, : steps // 4] = 0  # padding in front, as pad_sequences writes it
+        return ids
+    return rng.uniform(0, 1, (1, steps, features)).astype(np.float32)
 
 
 def main() -> None:
@@ -69,7 +85,7 @@ def main() -> None:
                 native = convert(source, Path(tmp) / f"n{len(files)}", forms=("onnx",))
                 files.append(((units, steps, features), kind, "native",
                               native.directory / f"{native.name}.onnx"))
-                if kind != "LSTM":
+                if kind != "LSTM" or not features:
                     # Before: the same route with the rewrite off (tf2onnx alone: a Loop).
                     saved = native_rnn.native_recurrences
                     native_rnn.native_recurrences = lambda model: None
@@ -82,7 +98,7 @@ def main() -> None:
         timings: dict[int, list[float]] = {k: [] for k in range(len(files))}
         for _ in range(REPEATS):
             for k, (shape, _, _, path) in enumerate(files):
-                x = np.random.default_rng(0).uniform(0, 1, (1, *shape[1:])).astype(np.float32)
+                x = sample(*shape[1:])
                 timings[k].append(p50_us(ort_call(path, x), runs, warmup))
         for k, (shape, kind, variant, path) in enumerate(files):
             ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
@@ -90,12 +106,14 @@ def main() -> None:
                          "layer": kind, "onnx": variant, "p50_us": min(timings[k]),
                          "operators": ops})
     for row in rows:
-        lstm = next(r for r in rows if r["layer"] == "LSTM" and r["units"] == row["units"])
+        lstm = next(r for r in rows if r["layer"] == "LSTM" and r["units"] == row["units"]
+                    and r["onnx"] == "native")
         row["x_lstm"] = row["p50_us"] / lstm["p50_us"]
     print(f"{'shape (units, steps, features)':32} {'layer':24} {'ONNX':7} {'p50 µs':>9} "
           f"{'x LSTM':>7}  operators")
     for r in rows:
-        shape = f"({r['units']}, {r['steps']}, {r['features']})"
+        shape = (f"({r['units']}, {r['steps']}, {r['features']})" if r["features"] else
+                 f"({r['units']}, {r['steps']}, token ids, masked)")
         print(f"{shape:32} {r['layer']:24} {r['onnx']:7} {r['p50_us']:9.1f} {r['x_lstm']:7.2f}  "
               f"{' '.join(r['operators'])}")
     native = [r for r in rows if r["onnx"] == "native"]
@@ -104,10 +122,11 @@ def main() -> None:
     print(f"\nLoop or Scan in a file convert writes: {', '.join(loops) or 'none'} (target: none)")
     print(f"worst GRU / same-size LSTM p50: {worst:.2f} (target <= {GRU_TARGET})")
     for r in native:
-        if r["layer"] != "LSTM":
-            before = next(b for b in rows if b["onnx"] == "loop" and b["layer"] == r["layer"]
-                          and b["units"] == r["units"])
-            print(f"  {r['layer']} ({r['units']} units): {before['p50_us']:.1f} µs as a Loop -> "
+        before = next((b for b in rows if b["onnx"] == "loop" and b["layer"] == r["layer"]
+                       and b["units"] == r["units"]), None)
+        if before is not None:
+            what = "masked, " if not r["features"] else ""
+            print(f"  {r['layer']} ({what}{r['units']} units): {before['p50_us']:.1f} µs as a Loop -> "
                   f"{r['p50_us']:.1f} µs native ({before['p50_us'] / r['p50_us']:.1f}x faster)")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "worst_gru_x_lstm": worst,
