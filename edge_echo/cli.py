@@ -248,14 +248,16 @@ def convert(
                                  input_range=input_range, data=data, seed=seed,
                                  quantize=variants, c_array=c_array, progress=report,
                                  forms=kinds, c_source=c_source)
-            report("", "verifying")
-            verified = run_verify(out)
+        # What was not written is said before verify runs, which may stop on an error of its own.
         for line in result.missing:
             err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)
         if not quiet:
             for line in result.notes:
                 err_console.print(f"edge-echo: note: {line}", markup=False, highlight=False,
                                   soft_wrap=True)
+        with _progress(quiet) as report:
+            report("", "verifying")
+            verified = run_verify(out)
         _render_verify(verified, quiet)
         if not verified.passed:
             raise typer.Exit(EXIT_FAILED)

@@ -106,7 +106,13 @@ def _zoo():
         return i, L.Dense(1)(L.LSTM(4)(h))
 
     keras.utils.set_random_seed(11)
-    models = {f.__name__.replace("_", "-"): keras.Model(*f()) for f in (
+    # A Sequential with open time steps, recurrent dropout (a seed variable no converter can
+    # freeze) and a TimeDistributed head (which Keras cannot trace over an open time axis).
+    sequential = keras.Sequential([
+        keras.Input((None, 3)), L.GRU(6, return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
+        L.TimeDistributed(L.Dense(4, activation="softmax"))])
+    models = {"sequential-dropout": sequential}
+    models |= {f.__name__.replace("_", "-"): keras.Model(*f()) for f in (
         lstm_features, gru_sequences, simple_rnn, stacked_lstm, bidirectional_lstm,
         bidirectional_gru_sequences, conv1d_front_end, two_outputs, variable_timesteps,
         text_classifier, float_token_input, series_and_static, gru_reset_before,
@@ -135,18 +141,18 @@ ZOO = ["lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "bidirect
        "bidirectional-gru-sequences", "conv1d-front-end", "two-outputs", "variable-timesteps",
        "text-classifier", "float-token-input", "series-and-static", "gru-reset-before",
        "backwards-rnn-stack", "mixed-step-stack", "pooled-gru", "masked-text",
-       "masked-bidirectional"]
+       "masked-bidirectional", "sequential-dropout"]
 
 
 STEPPABLE = ("lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "variable-timesteps",
              "text-classifier", "float-token-input", "gru-reset-before", "mixed-step-stack",
-             "masked-text")
+             "masked-text", "sequential-dropout")
 
 
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     out = tmp_path / name
-    timesteps = 7 if name == "variable-timesteps" else None
+    timesteps = 7 if name in ("variable-timesteps", "sequential-dropout") else None
     result = convert(zoo[name], out, timesteps=timesteps)
     assert result.missing == []
     doc = read_manifest(out)

@@ -66,12 +66,15 @@ def inference_clone(model, inputs: list[tuple[str, tuple, str]], unroll: bool):
         if isinstance(layer, keras.layers.TimeDistributed) and type(layer.layer) is keras.layers.Dense:
             return TimeDense.from_config(layer.layer.get_config())
         config = layer.get_config()
-        if unroll and type(layer).__name__ in RNN_CLASSES:
-            config["unroll"] = True
-        elif unroll and type(layer).__name__ == "Bidirectional":
+        # Dropout does nothing at inference, but a recurrent layer with dropout keeps a seed
+        # generator whose variable the converters cannot freeze (AssignVariableOp on int64).
+        inference = {"dropout": 0.0, "recurrent_dropout": 0.0}
+        if type(layer).__name__ in RNN_CLASSES:
+            config.update(inference, **({"unroll": True} if unroll else {}))
+        elif type(layer).__name__ == "Bidirectional":
             for key in ("layer", "backward_layer"):
-                if isinstance(config.get(key), dict):
-                    config[key]["config"]["unroll"] = True
+                if isinstance(config.get(key), dict) and config[key].get("class_name") in RNN_CLASSES:
+                    config[key]["config"].update(inference, **({"unroll": True} if unroll else {}))
         return type(layer).from_config(config)
 
     tensors = [keras.Input(shape, name=name, dtype=dtype) for name, shape, dtype in inputs]

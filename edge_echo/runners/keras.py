@@ -23,7 +23,13 @@ class KerasRunner(Runner):
 
         # safe_mode refuses Lambda layers and other deserialised code.
         self.model = model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
-        specs = [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in model.inputs]
+        # The shapes the manifest fixes (time steps included: Keras's TimeDistributed cannot
+        # trace an open time axis), else the model's own.
+        fixed = [d["shape"][1:] for d in self.entry.get("inputs", [])]
+        if len(fixed) != len(model.inputs):
+            fixed = [t.shape[1:] for t in model.inputs]
+        specs = [tf.TensorSpec((None, *shape), t.dtype)
+                 for shape, t in zip(fixed, model.inputs, strict=True)]
         # Inputs in the model's order, which is the manifest's; each fed in the model's dtype
         # (token ids as the float32 an Input without a dtype declares: Keras casts them back).
         if self.input_names is None:
