@@ -306,15 +306,10 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
             continue
         path = out / f"{name}.{variant}.{fmt}"
         try:
-            if variant == "int8" and not subject.interface.plain:
-                raise q.VariantUnavailable("int8 calibration is made for models with one float "
-                                           "input; this one takes "
-                                           + ", ".join(f"{i.name} ({i.dtype})"
-                                                       for i in subject.interface.inputs))
             with quiet_converters():
                 if fmt == "tflite":
                     data = name_outputs(q.tflite_variant(frozen_function(subject), variant,
-                                                         subject.calibration),
+                                                         subject.calibration, input_name),
                                         subject.interface.output_names)
                 else:
                     data = q.onnx_variant(out / arts["onnx"]["file"], variant, subject.calibration,
@@ -333,7 +328,8 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
         arts[f"{fmt}_{variant}"] = manifest.file_entry(
             path, format=fmt, variant=variant, base=fmt, **described,
             quantization={"method": q.METHODS[(fmt, variant)],
-                          "calibration": (f"{len(subject.calibration)} input sequences"
+                          "calibration": (f"{len(q.calibration_feeds(subject.calibration, input_name))}"
+                                          " input sequences"
                                           if variant == "int8" else None),
                           "tolerance_rule": tol["rule"]},
             producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else

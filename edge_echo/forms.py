@@ -96,8 +96,9 @@ class Subject:
     name: str
     model: object
     interface: Interface
-    # Inputs for int8 calibration, in the range the model is used on.
-    calibration: np.ndarray
+    # Inputs for int8 calibration, in the range the model is used on: the one input's samples,
+    # or one array per input name (several inputs, token ids).
+    calibration: np.ndarray | dict
     # Reference outputs (concatenated, raveled): the scale of the quantized tolerances.
     reference_y: np.ndarray
     # The reference inputs those outputs are Keras's answer to (for checks at export).

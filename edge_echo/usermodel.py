@@ -230,10 +230,10 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     for k, o in enumerate(as_list(model(list(feed.values()) if len(feed) > 1 else x,
                                         training=False))):
         arrays[refdata.output_key(refdata.RANDOM_Y, k)] = np.asarray(o)
-    # int8 calibration (plain models only: one float input) in the range of the reference inputs.
-    calibration = (refdata.random_inputs(interface.input_shape, 2000, seed + 1_000_003,
-                                         spread["low"], spread["high"])
-                   if interface.plain else x)
+    # int8 calibration: inputs drawn as the reference ones were (each input in its range, token
+    # ids in the vocabulary), not the reference inputs themselves; one array for one float input.
+    drawn = refdata.draw([i.io() for i in interface.inputs], 2000, seed + 1_000_003, spread)
+    calibration = drawn[interface.input_name] if interface.plain else drawn
     subject = Subject(name, model, interface, calibration,
                       np.concatenate([np.ravel(v) for k, v in sorted(arrays.items())
                                       if k.startswith(refdata.RANDOM_Y)]), x)

@@ -522,3 +522,20 @@ def test_masked_backward_layers_are_unrolled_as_keras_runs_them(zoo, tmp_path, m
     broken = convert(zoo["masked-bidirectional"], tmp_path / "broken", forms=("tflite",))
     report = verify(broken.directory, latency_runs=0)
     assert not next(r for r in report.results if r.runtime == "litert").passed
+
+
+def test_int8_variants_calibrate_every_input_in_its_dtype(zoo, tmp_path):
+    """int8 calibration draws token ids from the vocabulary (and each input by name): the
+    quantized files keep int32 inputs and stay near Keras (how near, verify says)."""
+    result = convert(zoo["text-classifier"], tmp_path / "q", forms=("tflite", "onnx"),
+                     quantize=[("tflite", "int8"), ("onnx", "int8")])
+    assert result.missing == []
+    (entry,) = result.manifest["models"].values()
+    for kind in ("tflite_int8", "onnx_int8"):
+        art = entry["artifacts"][kind]
+        assert art["inputs"][0]["dtype"] == "int32", kind
+        assert art["quantization"]["calibration"] == "2000 input sequences"
+    report = verify(result.directory, latency_runs=0)
+    for runtime in ("litert:int8", "onnxruntime:int8"):
+        r = next(r for r in report.results if r.runtime == runtime)
+        assert 0 < r.max_abs < 0.05, (runtime, r.max_abs)

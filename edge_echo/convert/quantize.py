@@ -81,7 +81,15 @@ def calibration_inputs(spec: EchoSpec, seed: int) -> np.ndarray:
                                                           seed + 1_000_003)])
 
 
-def tflite_variant(frozen, variant: str, calibration: np.ndarray) -> bytes:
+def calibration_feeds(calibration, input_name: str) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration sample: calibration is the one input's samples, or (several
+    inputs, token ids) one array per input name, in the model's input order."""
+    arrays = calibration if isinstance(calibration, dict) else {input_name: calibration}
+    count = len(next(iter(arrays.values())))
+    return [{name: a[i:i + 1] for name, a in arrays.items()} for i in range(count)]
+
+
+def tflite_variant(frozen, variant: str, calibration, input_name: str = "x") -> bytes:
     """frozen: the model's inference as a frozen concrete function (convert/tflite.py)."""
     from ..tfenv import import_tensorflow
     from .tflite import converter_for
@@ -93,8 +101,8 @@ def tflite_variant(frozen, variant: str, calibration: np.ndarray) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.representative_dataset = lambda: ([calibration[i:i + 1]]
-                                                    for i in range(len(calibration)))
+        feeds = calibration_feeds(calibration, input_name)
+        converter.representative_dataset = lambda: (list(feed.values()) for feed in feeds)
     try:
         data = converter.convert()
     except Exception as exc:
@@ -106,7 +114,7 @@ def tflite_variant(frozen, variant: str, calibration: np.ndarray) -> bytes:
     return data
 
 
-def onnx_variant(float_onnx: Path, variant: str, calibration: np.ndarray, input_name: str) -> bytes:
+def onnx_variant(float_onnx: Path, variant: str, calibration, input_name: str) -> bytes:
     import onnx
 
     try:
@@ -138,8 +146,7 @@ def onnx_variant(float_onnx: Path, variant: str, calibration: np.ndarray, input_
             else:
                 class Reader(CalibrationDataReader):
                     def __init__(self):
-                        self.feeds = iter({input_name: calibration[i:i + 1]}
-                                          for i in range(len(calibration)))
+                        self.feeds = iter(calibration_feeds(calibration, input_name))
 
                     def get_next(self):
                         return next(self.feeds, None)
