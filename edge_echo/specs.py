@@ -21,8 +21,6 @@ DEFAULT_SEED = 1
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "y"
-# The step models' recurrent state: (input name, output name) of h and c.
-STATE_NAMES = (("h", "h_out"), ("c", "c_out"))
 
 
 def lstm_params(inputs: int, units: int) -> int:
@@ -74,25 +72,6 @@ class EchoSpec:
         x = seq.reshape((samples, *self.input_shape))
         y = seq.reshape((samples, *self.output_shape))
         return x, y
-
-    def step_io(self) -> dict:
-        """Inputs, outputs and state of the one-step form of this model."""
-        features, units = self.input_shape[-1], self.units
-
-        def io(name, size):
-            return {"name": name, "shape": [None, size], "dtype": "float32"}
-
-        return {
-            "inputs": [io(INPUT_NAME, features), *(io(i, units) for i, _ in STATE_NAMES)],
-            "outputs": [io(OUTPUT_NAME, self.dense_units), *(io(o, units) for _, o in STATE_NAMES)],
-            "state": [{"input": i, "output": o, "shape": [None, units], "initial": 0.0}
-                      for i, o in STATE_NAMES],
-            "steps": self.input_shape[0],
-            "sequence_output": "every_step" if self.return_sequences else "last_step",
-            "reset": (f"at the start of each sequence feed zeros as "
-                      f"{' and '.join(i for i, _ in STATE_NAMES)}; after each step feed "
-                      f"{' and '.join(o for _, o in STATE_NAMES)} back in their place"),
-        }
 
     def describe(self) -> dict:
         return {

@@ -1,4 +1,4 @@
-"""Issue 6: streaming step models share the full model's weights and verify like it."""
+"""Issue 6: streaming step models carry the full model's weights and verify like it."""
 
 import numpy as np
 import onnx
@@ -49,10 +49,11 @@ def test_stepping_reproduces_the_full_model(exported, name, runtime):
 def test_perturbed_step_weight_fails_verify(export_copy, cli):
     path = export_copy / "many-to-many.step.onnx"
     model = onnx.load(str(path))
-    kernel = next(t for t in model.graph.initializer if t.name == "W")
+    lstm = next(n for n in model.graph.node if n.op_type == "LSTM")
+    kernel = next(t for t in model.graph.initializer if t.name == lstm.input[1])  # W
     values = onnx.numpy_helper.to_array(kernel).copy()
     values.flat[0] += 0.5
-    kernel.CopyFrom(onnx.numpy_helper.from_array(values, "W"))
+    kernel.CopyFrom(onnx.numpy_helper.from_array(values, kernel.name))
     onnx.save(model, str(path))
     rehash(export_copy, path.name)
     result = cli("verify", export_copy, "--no-keras")

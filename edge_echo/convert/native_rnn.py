@@ -160,10 +160,45 @@ def native_recurrences(model) -> dict | None:
     if not nodes:
         return None
 
+    return _handlers(nodes)
+
+
+def _handlers(nodes: dict[int, dict]) -> dict:
     def handler(ctx, placeholder, name, args):
-        _replace(ctx, placeholder, nodes[int(re.search(rf"{_NAME}(\d+)", placeholder.name)[1])])
+        node = nodes[int(re.search(rf"{_NAME}(\d+)", placeholder.name)[1])]
+        (_replace_step if node.get("step") else _replace)(ctx, placeholder, node)
 
     return {"PyFunc": (handler, ()), "PyFuncStateless": (handler, ())}
+
+
+class StepNodes:
+    """One time step of recurrent layers as native nodes over a sequence of one step, with
+    the state explicit: the step models' ONNX form (convert/step.py)."""
+
+    def __init__(self, layers):
+        self.nodes: dict[int, dict] = {}
+        # Read eagerly (the weights are numbers here, symbols while tracing).
+        self.described = {id(layer): _describe(layer) for layer in layers}
+
+    def call(self, layer, x, states):
+        """(output, new states) of layer's node for one step, traced in TF; None where the
+        layer needs its own cell (an activation the nodes do not have)."""
+        from ..tfenv import import_tensorflow
+
+        tf = import_tensorflow()
+        node = self.described[id(layer)]
+        if node is None:
+            return None
+        node = {**node, "step": True}
+        k = len(self.nodes)
+        self.nodes[k] = node
+        outs = tf.numpy_function(_never_run, [x, *states], [tf.float32] * len(states),
+                                 stateful=False, name=f"{_NAME}{k}")
+        outs = [tf.ensure_shape(o, [None, node["units"]]) for o in outs]
+        return outs[0], outs
+
+    def handlers(self) -> dict | None:
+        return _handlers(self.nodes) if self.nodes else None
 
 
 def _never_run(*inputs):  # the placeholder's body: tf2onnx replaces the op before anything runs it
@@ -257,6 +292,30 @@ def _replace(ctx, placeholder, node: dict) -> None:
     for name, value in zip(outputs, results, strict=True):
         ctx.make_node("Identity", [value], outputs=[name])
     _typed(ctx, outputs, node, steps)
+
+
+def _replace_step(ctx, placeholder, node: dict) -> None:
+    """(x_t, h[, c]) -> the node over a sequence of one step from that state -> (h_out[, c_out])."""
+    from onnx import TensorProto
+
+    x, *states = placeholder.input
+    outputs, base = list(placeholder.output), placeholder.name
+    counter = iter(range(100))
+
+    def const(value):
+        return ctx.make_const(f"{base}/c{next(counter)}", np.asarray(value)).output[0]
+
+    weights = [const(node[k]) for k in ("W", "R", "B")]
+    ctx.remove_node(placeholder.name)
+    axis0 = const(np.array([0], np.int64))
+    one_step = ctx.make_node("Unsqueeze", [x, axis0]).output[0]
+    initial = [ctx.make_node("Unsqueeze", [s, axis0]).output[0] for s in states]
+    rnn = ctx.make_node(node["op"], [one_step, *weights, "", *initial], attr=node["attrs"],
+                        output_count=1 + node["states"])
+    for final, name in zip(rnn.output[1:], outputs, strict=True):
+        ctx.make_node("Squeeze", [final, axis0], outputs=[name])
+        ctx.set_dtype(name, TensorProto.FLOAT)
+        ctx.set_shape(name, [-1, node["units"]])
 
 
 def _typed(ctx, outputs, node, steps) -> None:

@@ -6,28 +6,29 @@ inputs and outputs, one pair per state tensor of each recurrent layer (an
 LSTM has h and c, a GRU or SimpleRNN h), so the files hold no state between
 calls.
 
-A user's model is read into a plan (plan_steps): a chain of unidirectional
-LSTM, GRU and SimpleRNN layers and per-step layers (Dense, Embedding,
-normalization, activations). A layer that needs the whole sequence
-(Bidirectional, go_backwards, pooling over time, a convolution over time,
-masking) gets a one-line reason instead. The step is each layer's own cell
-and weights, traced for one step:
+Every model, the echo models included, is read into a plan (plan_steps): a
+chain of unidirectional LSTM, GRU and SimpleRNN layers and per-step layers
+(Dense, Embedding, normalization, activations), with a mask at its front
+(Embedding(mask_zero=True), Masking) computed per step. A layer that needs
+the whole sequence (Bidirectional, go_backwards, pooling over time, a
+convolution over time) gets a one-line reason instead. The step is each
+layer's own weights for one step:
 
-- TFLite: frozen like the full model (builtin ops only);
-- ONNX: the same traced step through tf2onnx (one step has no loop).
+- TFLite: the layers' cells traced for one step and frozen like the full
+  model (builtin ops only);
+- ONNX: each recurrent layer a native LSTM, GRU or RNN node over a sequence
+  of one step from the explicit state (convert/native_rnn.py), the per-step
+  layers through tf2onnx.
 
-The echo models keep their hand-built ONNX step: a native LSTM node over a
-sequence of one step, built from the W, R and B initializers of the exported
-full .onnx and the Dense kernel and bias, so both files share the same weights.
+A model with one recurrent layer names its state h (and c) as the echo
+models always have; several name it after their layers (LAYER_h, LAYER_c).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..forms import Form, Unavailable
 from ..tfenv import import_tensorflow
-from .onnx import BATCH_DIM, OPSET, to_onnx
+from .onnx import OPSET
 
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 # Layers that map each step on its own (or, after the last recurrent layer, the one vector).
@@ -77,9 +78,8 @@ def plan_steps(subject) -> list[tuple[str, object, list[str]]]:
                                   "step model sees one step at a time, first to last")
             if layer.return_state:
                 raise Unavailable(f"{where} returns its state as a model output")
-            state = [f"{_clean(layer.name)}_h"] + ([f"{_clean(layer.name)}_c"] if kind == "LSTM"
-                                                   else [])
-            stages.append(("rnn", layer, state))
+            prefix = f"{_clean(layer.name)}_"
+            stages.append(("rnn", layer, [f"{prefix}h"] + ([f"{prefix}c"] if kind == "LSTM" else [])))
             if not layer.return_sequences:
                 collapsed = layer.name
         elif kind == "Masking" or (kind == "Embedding" and layer.mask_zero):
@@ -104,13 +104,18 @@ def plan_steps(subject) -> list[tuple[str, object, list[str]]]:
             raise Unavailable(f"{where} is not a per-step layer; step models are made for chains "
                               "of LSTM, GRU and SimpleRNN layers with per-step layers (Dense, "
                               "Embedding, normalization, activations)")
-    if not any(k == "rnn" for k, _, _ in stages):
+    recurrent = [(layer, names) for k, layer, names in stages if k == "rnn"]
+    if not recurrent:
         raise Unavailable("the model has no LSTM, GRU or SimpleRNN layer to step")
+    if len(recurrent) == 1:  # one recurrent layer: its state is h (and c)
+        layer, prefix = recurrent[0][0], f"{_clean(recurrent[0][0].name)}_"
+        stages = [(k, la, [n.removeprefix(prefix) for n in names] if la is layer else names)
+                  for k, la, names in stages]
     return stages
 
 
-def user_step_io(subject, stages) -> dict:
-    """Inputs, outputs and state of a user model's one-step form (the manifest's step)."""
+def step_io(subject, stages) -> dict:
+    """Inputs, outputs and state of the one-step form (the manifest's step)."""
     interface = subject.interface
     x = interface.inputs[0]
     out_name, out_shape = interface.outputs[0]
@@ -137,15 +142,20 @@ def user_step_io(subject, stages) -> dict:
     }
 
 
-def _user_step(subject):
-    """The traced step function of a user model and its io (cached: both formats use it)."""
-    if "step" in subject.cache:
-        return subject.cache["step"]
+def _step(subject, native: bool = False):
+    """The traced step function, its signature and io; native: each recurrent layer a
+    placeholder for an ONNX node (with the tf2onnx handlers that write them)."""
+    key = "step_native" if native else "step"
+    if key in subject.cache:
+        return subject.cache[key]
     tf = import_tensorflow()
+    from .native_rnn import StepNodes
+
     stages = plan_steps(subject)
-    io = user_step_io(subject, stages)
+    io = step_io(subject, stages)
     signature = [tf.TensorSpec(d["shape"], tf.as_dtype(d["dtype"]), name=d["name"])
                  for d in io["inputs"]]
+    nodes = StepNodes([layer for kind, layer, _ in stages if kind == "rnn"] if native else [])
 
     def step(x, *states):
         h, k, new_states, keep = x, 0, [], None
@@ -158,66 +168,45 @@ def _user_step(subject):
                 continue
             mine = list(states[k:k + len(names)])
             k += len(names)
-            h, new = layer.cell(h, mine, training=False)
+            done = nodes.call(layer, h, mine) if native else None
+            h, new = done if done is not None else layer.cell(h, mine, training=False)
             new = list(new) if isinstance(new, (list, tuple)) else [new]
-            if keep is not None:
+            if keep is not None:  # Keras skips a masked step: the state stays
                 new = [tf.where(keep, n, old) for n, old in zip(new, mine, strict=True)]
                 h = tf.where(keep, h, tf.zeros_like(h) if layer.zero_output_for_mask else mine[0])
             new_states += new
         return [h, *new_states]
 
     function = tf.function(step, input_signature=signature)
-    subject.cache["step"] = (function, signature, io)
-    return subject.cache["step"]
-
-
-def _spec(subject):
-    return subject.spec
+    function.get_concrete_function()  # traces now, so that the placeholders are registered
+    subject.cache[key] = (function, signature, io, nodes.handlers())
+    return subject.cache[key]
 
 
 def to_step_tflite(subject) -> bytes:
-    from .tflite import name_outputs
-
-    tf = import_tensorflow()
-    if subject.spec is None:
-        from tensorflow.python.framework.convert_to_constants import (
-            convert_variables_to_constants_v2,
-        )
-
-        function, _, io = _user_step(subject)
-        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return name_outputs(converter.convert(), [d["name"] for d in io["outputs"]])
-    model, spec = subject.model, _spec(subject)
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    io = spec.step_io()
-    lstm = model.get_layer("lstm")
-    dense = model.layers[-1].layer if spec.time_distributed else model.layers[-1]
-    signature = [tf.TensorSpec(d["shape"], tf.float32, name=d["name"]) for d in io["inputs"]]
+    from .tflite import name_outputs
 
-    def step(x, h, c):
-        h_out, (_, c_out) = lstm.cell(x, [h, c], training=False)
-        return dense(h_out), h_out, c_out
-
-    function = tf.function(step, input_signature=signature)
+    tf = import_tensorflow()
+    function, _, io, _ = _step(subject)
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return name_outputs(converter.convert(), [d["name"] for d in io["outputs"]])
 
 
-def _user_step_onnx(subject) -> bytes:
+def to_step_onnx(subject) -> bytes:
     import onnx
     import tf2onnx
 
     from .onnx import finish
 
-    function, signature, io = _user_step(subject)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
+    function, signature, io, handlers = _step(subject, native=True)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET,
+                                             custom_op_handlers=handlers)
     finish(proto, [d["name"] for d in io["outputs"]],
            {d["name"]: tuple(d["shape"][1:]) for d in [*io["inputs"], *io["outputs"]]})
     proto.graph.name = f"{subject.name}.step"
@@ -225,60 +214,8 @@ def _user_step_onnx(subject) -> bytes:
     return proto.SerializeToString(deterministic=True)
 
 
-def to_step_onnx(subject) -> bytes:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    if subject.spec is None:
-        return _user_step_onnx(subject)
-    spec = _spec(subject)
-    full = onnx.load_from_string(to_onnx(subject))
-    consts = {t.name: t for t in full.graph.initializer}
-    lstm = next(n for n in full.graph.node if n.op_type == "LSTM")
-    # The Dense comes from Keras: with one unit tf2onnx writes it without a MatMul (--length 1).
-    model = subject.model
-    dense = model.layers[-1].layer if spec.time_distributed else model.layers[-1]
-
-    io = spec.step_io()
-    (x, h, c), (y, h_out, c_out) = ([d["name"] for d in io[k]] for k in ("inputs", "outputs"))
-    weights = []
-    for role, name in (("W", lstm.input[1]), ("R", lstm.input[2]), ("B", lstm.input[3])):
-        t = onnx.TensorProto()
-        t.CopyFrom(consts[name])
-        t.name = role
-        weights.append(t)
-    weights += [numpy_helper.from_array(np.asarray(dense.kernel, np.float32), "dense_kernel"),
-                numpy_helper.from_array(np.asarray(dense.bias, np.float32), "dense_bias")]
-    weights.append(numpy_helper.from_array(np.array([0], np.int64), "axis0"))
-    nodes = [
-        helper.make_node("Unsqueeze", [x, "axis0"], ["x_seq"]),
-        helper.make_node("Unsqueeze", [h, "axis0"], ["h0"]),
-        helper.make_node("Unsqueeze", [c, "axis0"], ["c0"]),
-        helper.make_node("LSTM", ["x_seq", "W", "R", "B", "", "h0", "c0"], ["", "Y_h", "Y_c"],
-                         hidden_size=spec.units, direction="forward"),
-        helper.make_node("Squeeze", ["Y_h", "axis0"], [h_out]),
-        helper.make_node("Squeeze", ["Y_c", "axis0"], [c_out]),
-        helper.make_node("MatMul", [h_out, "dense_kernel"], ["dense"]),
-        helper.make_node("Add", ["dense", "dense_bias"], [y]),
-    ]
-
-    def value(d):
-        return helper.make_tensor_value_info(d["name"], TensorProto.FLOAT,
-                                             [BATCH_DIM, *d["shape"][1:]])
-
-    graph = helper.make_graph(nodes, f"{spec.name}.step", [value(d) for d in io["inputs"]],
-                              [value(d) for d in io["outputs"]], initializer=weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="edge-echo")
-    model.ir_version = full.ir_version
-    onnx.checker.check_model(model, full_check=True)
-    return model.SerializeToString(deterministic=True)
-
-
 def _contract(subject, path) -> dict:
-    if subject.spec is None:
-        return {"step": _user_step(subject)[2]}
-    return {"step": subject.spec.step_io()}
+    return {"step": _step(subject)[2]}
 
 
 FORMS = (
