@@ -17,7 +17,7 @@ from . import manifest as manifest_mod
 from . import refdata
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
-from .errors import UsageError
+from .errors import ArtifactError, UsageError
 from .probe import check_loadable
 from .runners import RUNNERS, Runner, targets
 from .tfenv import tensorflow_available
@@ -299,7 +299,14 @@ def _run_batched(runner: Runner, feed: dict[str, np.ndarray], batch: int) -> dic
     count = len(next(iter(feed.values())))
     pieces = [runner.infer({n: x[i:i + batch] for n, x in feed.items()})
               for i in range(0, count, batch)]
-    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    out = {}
+    for k in pieces[0]:
+        shapes = sorted({tuple(p[k].shape[1:]) for p in pieces})
+        if len(shapes) > 1:
+            raise ArtifactError(f"{runner.path.name}: {runner.runtime} returned '{k}' in shapes "
+                                f"{' and '.join(str(list(s)) for s in shapes)} for batches of {batch}")
+        out[k] = np.concatenate([p[k] for p in pieces])
+    return out
 
 
 def plot(report: Report, path: Path) -> Path:

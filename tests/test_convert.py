@@ -106,17 +106,22 @@ def _zoo():
         return i, L.Dense(1)(L.LSTM(4)(h))
 
     keras.utils.set_random_seed(11)
+    models = {f.__name__.replace("_", "-"): keras.Model(*f()) for f in (
+        lstm_features, gru_sequences, simple_rnn, stacked_lstm, bidirectional_lstm,
+        bidirectional_gru_sequences, conv1d_front_end, two_outputs, variable_timesteps,
+        text_classifier, float_token_input, series_and_static, gru_reset_before,
+        backwards_rnn_stack, mixed_step_stack, pooled_gru, masked_text, masked_bidirectional)}
     # A Sequential with open time steps, recurrent dropout (a seed variable no converter can
     # freeze) and a TimeDistributed head (which Keras cannot trace over an open time axis).
     sequential = keras.Sequential([
         keras.Input((None, 3)), L.GRU(6, return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
         L.TimeDistributed(L.Dense(4, activation="softmax"))])
-    models = {"sequential-dropout": sequential}
-    models |= {f.__name__.replace("_", "-"): keras.Model(*f()) for f in (
-        lstm_features, gru_sequences, simple_rnn, stacked_lstm, bidirectional_lstm,
-        bidirectional_gru_sequences, conv1d_front_end, two_outputs, variable_timesteps,
-        text_classifier, float_token_input, series_and_static, gru_reset_before,
-        backwards_rnn_stack, mixed_step_stack, pooled_gru, masked_text, masked_bidirectional)}
+    # An adapted Normalization: its mean and variance are state a clone must finalize, and
+    # constants a traced function captures (tf2onnx would make them graph inputs).
+    norm = L.Normalization()
+    norm.adapt(np.random.default_rng(0).normal(3, 2, (50, 8, 3)).astype("float32"))
+    models |= {"sequential-dropout": sequential,
+               "normalized-gru": keras.Sequential([keras.Input((8, 3)), norm, L.GRU(5), L.Dense(1)])}
     # Untrained biases are zero; these get some, so that a wrong bias layout shows.
     rng = np.random.default_rng(5)
     for name in ("gru-reset-before", "gru-sequences", "simple-rnn", "mixed-step-stack", "masked-text",
@@ -141,12 +146,12 @@ ZOO = ["lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "bidirect
        "bidirectional-gru-sequences", "conv1d-front-end", "two-outputs", "variable-timesteps",
        "text-classifier", "float-token-input", "series-and-static", "gru-reset-before",
        "backwards-rnn-stack", "mixed-step-stack", "pooled-gru", "masked-text",
-       "masked-bidirectional", "sequential-dropout"]
+       "masked-bidirectional", "sequential-dropout", "normalized-gru"]
 
 
 STEPPABLE = ("lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "variable-timesteps",
              "text-classifier", "float-token-input", "gru-reset-before", "mixed-step-stack",
-             "masked-text", "sequential-dropout")
+             "masked-text", "sequential-dropout", "normalized-gru")
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -29,7 +29,6 @@ def to_onnx(subject) -> bytes:
 def _convert(subject) -> bytes:
     tf = import_tensorflow()
     import onnx
-    import tf2onnx
 
     from .native_rnn import native_recurrences
     from .tflite import call, inference_clone, signature
@@ -41,8 +40,7 @@ def _convert(subject) -> bytes:
     handlers = native_recurrences(model)
     specs = signature(inputs)
     function = tf.function(call(model, len(inputs)), input_signature=specs)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET,
-                                             custom_op_handlers=handlers)
+    proto = from_function(function, specs, handlers)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
@@ -59,6 +57,26 @@ def _convert(subject) -> bytes:
     proto.graph.name = subject.name
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString(deterministic=True)
+
+
+def from_function(function, specs, handlers=None):
+    """tf2onnx's graph of a tf.function. Constants the function captured from Python (an
+    adapted Normalization's mean and variance) would become extra graph inputs in tf2onnx:
+    such a function is frozen first, and they are constants of the graph."""
+    import tf2onnx
+
+    tf = import_tensorflow()
+    concrete = function.get_concrete_function()
+    if any(t.dtype != tf.resource for t in concrete.captured_inputs):
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        frozen = convert_variables_to_constants_v2(concrete)
+        function = tf.function(lambda *xs: frozen(*xs), input_signature=specs)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET,
+                                             custom_op_handlers=handlers)
+    return proto
 
 
 def finish(proto, output_names: list[str], shapes: dict[str, tuple[int, ...]] | None = None) -> None:

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from ..forms import Form, Unavailable
 from ..tfenv import import_tensorflow
-from .onnx import OPSET
 
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 # Layers that map each step on its own (or, after the last recurrent layer, the one vector).
 PER_STEP = ("Dense", "Embedding", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
-            "LayerNormalization", "BatchNormalization", "Dropout", "GaussianNoise",
+            "LayerNormalization", "BatchNormalization", "Normalization", "Dropout", "GaussianNoise",
             "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "ActivityRegularization",
             "Identity", "Rescaling")
 INFERENCE_NO_OPS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout",
@@ -88,7 +87,7 @@ def plan_steps(subject) -> list[tuple[str, object, list[str]]]:
                 raise Unavailable(f"{where} masks steps after the first recurrent layer")
             stages += [("mask", layer, []), ("map", layer, [])]
         elif type(inner).__name__ in PER_STEP:
-            if type(inner).__name__ in ("LayerNormalization", "BatchNormalization"):
+            if type(inner).__name__ in ("LayerNormalization", "BatchNormalization", "Normalization"):
                 axes = inner.axis if isinstance(inner.axis, (list, tuple)) else [inner.axis]
                 if list(axes) not in ([-1], [len(layer.output.shape) - 1]):
                     raise Unavailable(f"{where} normalizes across time steps")
@@ -158,14 +157,19 @@ def _step(subject, native: bool = False):
     nodes = StepNodes([layer for kind, layer, _ in stages if kind == "rnn"] if native else [])
 
     def step(x, *states):
-        h, k, new_states, keep = x, 0, [], None
+        # Until a layer returns its last step only, the step is a sequence of one step to the
+        # per-step layers: they see the rank they see in the model (an adapted Normalization's
+        # mean is (1, 1, features)).
+        h, k, new_states, keep, sequence = x, 0, [], None, True
         for kind, layer, names in stages:
             if kind == "mask":  # this step's mask, as the layer computes it for the sequence
-                keep = tf.reshape(layer.compute_mask(h), (-1, 1))
+                keep = tf.reshape(layer.compute_mask(tf.expand_dims(h, 1)), (-1, 1))
                 continue
             if kind == "map":
-                h = layer(h, training=False)
+                h = layer(tf.expand_dims(h, 1), training=False)[:, 0] if sequence \
+                    else layer(h, training=False)
                 continue
+            sequence = sequence and layer.return_sequences
             mine = list(states[k:k + len(names)])
             k += len(names)
             done = nodes.call(layer, h, mine) if native else None
@@ -200,13 +204,11 @@ def to_step_tflite(subject) -> bytes:
 
 def to_step_onnx(subject) -> bytes:
     import onnx
-    import tf2onnx
 
-    from .onnx import finish
+    from .onnx import finish, from_function
 
     function, signature, io, handlers = _step(subject, native=True)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET,
-                                             custom_op_handlers=handlers)
+    proto = from_function(function, signature, handlers)
     finish(proto, [d["name"] for d in io["outputs"]],
            {d["name"]: tuple(d["shape"][1:]) for d in [*io["inputs"], *io["outputs"]]})
     proto.graph.name = f"{subject.name}.step"

@@ -81,6 +81,11 @@ def inference_clone(model, inputs: list[tuple[str, tuple, str]], unroll: bool):
     cloned = keras.models.clone_model(model, input_tensors=tensors if len(tensors) > 1 else tensors[0],
                                       clone_function=clone)
     cloned.set_weights(model.get_weights())
+    for layer in cloned.layers:
+        # An adapted preprocessing layer (Normalization) reads its state from the weights just
+        # set only when told to: without this the clone normalizes with mean 0 and variance 1.
+        if callable(getattr(layer, "finalize_state", None)) and layer.weights:
+            layer.finalize_state()
     if unroll:
         _reverse_before_unrolling(cloned)
     return cloned
