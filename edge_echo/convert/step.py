@@ -35,6 +35,10 @@ PER_STEP = ("Dense", "Embedding", "Activation", "ReLU", "LeakyReLU", "ELU", "PRe
             "LayerNormalization", "BatchNormalization", "Normalization", "Dropout", "GaussianNoise",
             "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "ActivityRegularization",
             "Identity", "Rescaling")
+# Per-step layers whose state has the sequence's rank (an adapted Normalization's mean is
+# (1, 1, features)): before the sequence is reduced to its last step, they see a sequence of
+# one step. The others take the step as it is, with no reshape (no SHAPE op in the file).
+SEQUENCE_RANK = ("Normalization",)
 INFERENCE_NO_OPS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                     "SpatialDropout1D", "ActivityRegularization", "Identity")
 WHOLE_SEQUENCE = ("GlobalAveragePooling1D", "GlobalMaxPooling1D",
@@ -157,17 +161,16 @@ def _step(subject, native: bool = False):
     nodes = StepNodes([layer for kind, layer, _ in stages if kind == "rnn"] if native else [])
 
     def step(x, *states):
-        # Until a layer returns its last step only, the step is a sequence of one step to the
-        # per-step layers: they see the rank they see in the model (an adapted Normalization's
-        # mean is (1, 1, features)).
         h, k, new_states, keep, sequence = x, 0, [], None, True
         for kind, layer, names in stages:
             if kind == "mask":  # this step's mask, as the layer computes it for the sequence
-                keep = tf.reshape(layer.compute_mask(tf.expand_dims(h, 1)), (-1, 1))
+                keep = tf.reshape(layer.compute_mask(h), (-1, 1))
+                continue
+            if kind == "map" and sequence and type(layer).__name__ in SEQUENCE_RANK:
+                h = layer(tf.expand_dims(h, 1), training=False)[:, 0]
                 continue
             if kind == "map":
-                h = layer(tf.expand_dims(h, 1), training=False)[:, 0] if sequence \
-                    else layer(h, training=False)
+                h = layer(h, training=False)
                 continue
             sequence = sequence and layer.return_sequences
             mine = list(states[k:k + len(names)])
