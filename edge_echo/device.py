@@ -70,7 +70,7 @@ def predict(path: Path, values: list[str], runtime: str | None = None) -> dict[s
     input, NAME=values for each input of a file with several, or one .npz of arrays by input name."""
     runner = open_runner(path, runtime=runtime)
     try:
-        if runner.file_inputs and len(runner.file_inputs) > 1 and _is_step(runner):
+        if len(runner.file_inputs) > 1 and _is_step(runner):
             raise UsageError(f"{Path(path).name} is a step model; use `edge-echo stream`")
         return runner.infer(parse_feed(runner, values, Path(path).name))
     finally:

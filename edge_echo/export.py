@@ -328,8 +328,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
         arts[f"{fmt}_{variant}"] = manifest.file_entry(
             path, format=fmt, variant=variant, base=fmt, **described,
             quantization={"method": q.METHODS[(fmt, variant)],
-                          "calibration": (f"{len(q.calibration_feeds(subject.calibration, input_name))}"
-                                          " input sequences"
+                          "calibration": (f"{q.calibration_count(subject.calibration)} input sequences"
                                           if variant == "int8" else None),
                           "tolerance_rule": tol["rule"]},
             producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else

@@ -108,14 +108,15 @@ def _describe(layer) -> dict | None:
             "zero_output": bool(getattr(layer, "zero_output_for_mask", False)), "attrs": attrs}
 
 
-def _recurrent_layers(layers):
+def recurrent_layers(layers):
+    """Every LSTM, GRU and SimpleRNN among layers, inside Bidirectional and TimeDistributed too."""
     import keras
 
     for layer in layers:
         if isinstance(layer, keras.layers.Bidirectional):
-            yield from _recurrent_layers([layer.forward_layer, layer.backward_layer])
+            yield from recurrent_layers([layer.forward_layer, layer.backward_layer])
         elif isinstance(layer, keras.layers.TimeDistributed):
-            yield from _recurrent_layers([layer.layer])
+            yield from recurrent_layers([layer.layer])
         elif type(layer) in (keras.layers.GRU, keras.layers.SimpleRNN, keras.layers.LSTM):
             yield layer
 
@@ -150,7 +151,7 @@ def native_recurrences(model) -> dict | None:
             outs = [tf.ensure_shape(o, shape) for o, shape in zip(outs, shapes, strict=True)]
             return outs if node["state"] else outs[0]
 
-    for layer in _recurrent_layers(model.layers):
+    for layer in recurrent_layers(model.layers):
         node = _describe(layer)
         if node is None:
             continue

@@ -81,15 +81,20 @@ def calibration_inputs(spec: EchoSpec, seed: int) -> np.ndarray:
                                                           seed + 1_000_003)])
 
 
+def calibration_count(calibration) -> int:
+    """How many samples calibration holds (one array, or one array per input name)."""
+    return len(next(iter(calibration.values())) if isinstance(calibration, dict) else calibration)
+
+
 def calibration_feeds(calibration, input_name: str) -> list[dict[str, np.ndarray]]:
     """One feed per calibration sample: calibration is the one input's samples, or (several
     inputs, token ids) one array per input name, in the model's input order."""
     arrays = calibration if isinstance(calibration, dict) else {input_name: calibration}
-    count = len(next(iter(arrays.values())))
-    return [{name: a[i:i + 1] for name, a in arrays.items()} for i in range(count)]
+    return [{name: a[i:i + 1] for name, a in arrays.items()}
+            for i in range(calibration_count(calibration))]
 
 
-def tflite_variant(frozen, variant: str, calibration, input_name: str = "x") -> bytes:
+def tflite_variant(frozen, variant: str, calibration, input_name: str) -> bytes:
     """frozen: the model's inference as a frozen concrete function (convert/tflite.py)."""
     from ..tfenv import import_tensorflow
     from .tflite import converter_for

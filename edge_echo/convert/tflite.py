@@ -99,7 +99,7 @@ def _reverse_before_unrolling(model) -> None:
     its sequence and mask itself and reads forwards: the values of Keras's own loop."""
     import keras
 
-    from .native_rnn import _recurrent_layers
+    from .native_rnn import recurrent_layers
 
     class Forwards:
         def call(self, sequences, initial_state=None, mask=None, training=False):
@@ -112,7 +112,7 @@ def _reverse_before_unrolling(model) -> None:
             finally:
                 self.go_backwards = True
 
-    for layer in _recurrent_layers(model.layers):
+    for layer in recurrent_layers(model.layers):
         if layer.go_backwards:
             layer.__class__ = type(f"Forwards{type(layer).__name__}", (Forwards, type(layer)), {})
 
