@@ -131,8 +131,8 @@ def export(
         metavar="VARIANTS", help="Also write quantized variants: dynamic, float16, int8 (comma-separate; "
         "FORMAT:VARIANT for one format, e.g. onnx:dynamic). Exit 3 if any cannot be made.")] = None,
     retrain: Annotated[bool, typer.Option(
-        metavar="", help="Train even when the previous export in --out has weights for the same spec, "
-        "seed and versions.")] = False,
+        metavar="", help="Train and convert again even when the previous export in --out has weights "
+        "and files made from the same spec, seed and versions (reused by default).")] = False,
     forms: Annotated[Optional[list[str]], typer.Option(
         metavar="FORMS", help=FORMS_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
@@ -178,6 +178,13 @@ def _progress(quiet: bool):
         yield report
 
 
+def _say_reused(name: str, files: list[str]) -> None:
+    """Which files were taken from the previous export (each re-hashed and probed again)."""
+    out_console.print(f"{name}: reused {len(files)} file{'s' * (len(files) != 1)} made from the "
+                      f"same inputs (re-hashed and probed): {', '.join(files)}", markup=False,
+                      highlight=False, soft_wrap=True)
+
+
 def _render_export(result) -> None:
     table = Table(title=f"edge-echo export -> {result.directory}", box=box.SIMPLE_HEAD,
                   pad_edge=False)
@@ -197,6 +204,9 @@ def _render_export(result) -> None:
               for k in ("tflite", "onnx")),
         )
     print_table(table)
+    for m in result.models:
+        if m.reused_files:
+            _say_reused(m.spec.name, m.reused_files)
     for m in result.models:
         if not m.echo_passed:
             err_console.print(f"warning: {m.spec.name} did not learn the echo at this seed "
@@ -232,6 +242,9 @@ def convert(
         "--c-source", help="Also write NAME.c and NAME.h: the model as plain C99 (LSTM, GRU and "
         "SimpleRNN stacks with Dense heads).")] = False,
     forms: Annotated[Optional[list[str]], typer.Option(metavar="FORMS", help=FORMS_HELP)] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Convert every file again, even those the previous convert into --out "
+        "made from the same model, options and tool versions (reused by default).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
 ) -> None:
     """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
@@ -247,7 +260,9 @@ def convert(
             result = run_convert(model, out, name=name, timesteps=timesteps,
                                  input_range=input_range, data=data, seed=seed,
                                  quantize=variants, c_array=c_array, progress=report,
-                                 forms=kinds, c_source=c_source)
+                                 forms=kinds, c_source=c_source, force=force)
+        if not quiet and result.reused:
+            _say_reused(result.name, result.reused)
         # What was not written is said before verify runs, which may stop on an error of its own.
         for line in result.missing:
             err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)

@@ -20,8 +20,8 @@ from . import fsutil, manifest, refdata
 from .artifacts import describe_onnx, describe_tflite
 from .compare import DEFAULT_TOLERANCE, echo_check
 from .errors import ArtifactError, check_interrupted
-from .forms import Input, Interface, Subject, write_forms
-from .probe import probe
+from .forms import Deferred, Input, Interface, Reuse, Subject, reuse_key, write_forms
+from .probe import probe_many
 from .runners import RUNTIMES
 from .specs import DEFAULT_LENGTH, DEFAULT_SEED, INPUT_NAME, MAX_LENGTH, OUTPUT_NAME, EchoSpec, get_spec
 from .tfenv import import_tensorflow, quiet_converters, require_tensorflow
@@ -43,6 +43,8 @@ class ModelExport:
     reused: bool = False
     # One line per requested variant that could not be produced, with the reason.
     missing: list[str] = field(default_factory=list)
+    # The files taken from the previous export (same inputs), not converted again.
+    reused_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,8 +81,9 @@ def export(
         for spec in specs:
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
+            reuse = Reuse(Path(out), previous["models"][spec.name]) if cached else None
             results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or [], c_array, forms, c_source))
+                                         quantize or [], c_array, forms, c_source, reuse))
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -183,63 +186,85 @@ def _cached_keras(out: Path, previous: dict | None, name: str, key: str) -> tupl
 def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Progress,
                   key: str, cached: tuple[Path, dict] | None,
                   quantize: list[tuple[str, str]], c_array: bool,
-                  forms: tuple[str, ...] | None = None, c_source: bool = False) -> ModelExport:
-    """The echo model is a user model the project trains itself: train, then the same forms."""
+                  forms: tuple[str, ...] | None = None, c_source: bool = False,
+                  reuse: Reuse | None = None) -> ModelExport:
+    """The echo model is a user model the project trains itself: train, then the same forms.
+
+    With the previous export's weights (cached), the model is loaded only if a file has to be
+    made again: reuse holds the previous files, each reused where what made it is unchanged.
+    """
     from .convert.keras import save_keras
     from .convert.quantize import calibration_inputs
-    from .train import TrainResult, train
+    from .train import train
 
     keras_path = out / f"{spec.name}.keras"
     if cached is not None:
         report(spec.name, "reusing the trained weights of the previous export")
-        import_tensorflow()
-        import keras
-
         source, training = cached
         shutil.copyfile(source, keras_path)
-        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
-        trained = TrainResult(model, float(training["final_loss"]), 0.0)
+        final_loss, seconds = float(training["final_loss"]), 0.0
+        model = Deferred(lambda: _load_keras(keras_path))
+        layers = reuse.entry["artifacts"]["keras"].get("layers") if reuse else None
     else:
         report(spec.name, f"training {spec.epochs} epochs")
         trained = train(spec, seed)
-        model = trained.model
+        model, final_loss, seconds = trained.model, trained.final_loss, trained.seconds
         report(spec.name, "saving .keras")
         save_keras(model, keras_path)
+        reuse, layers = None, None  # new weights: nothing of the previous export applies
+    if layers is None:
+        layers = [type(layer).__name__ for layer in _model(model).layers[1:]]
     interface = echo_interface(spec)
-    keras_entry = manifest.file_entry(
-        keras_path, format="keras", **interface.io(),
-        layers=[type(layer).__name__ for layer in model.layers[1:]],
-        producer={k: tools[k] for k in ("keras", "tensorflow")},
-    )
+    keras_entry = manifest.file_entry(keras_path, format="keras", **interface.io(), layers=layers,
+                                      producer={k: tools[k] for k in ("keras", "tensorflow")})
+    subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed), None, spec=spec,
+                      basis={"keras_sha256": keras_entry["sha256"], "spec": spec.describe(),
+                             "seed": seed})
 
-    report(spec.name, "computing reference outputs")
-    seed_x, _ = spec.training_data()
-    random_x = refdata.random_inputs(spec.input_shape, refdata.SAMPLES, seed)
-    arrays = {
-        refdata.SEED_X: seed_x,
-        refdata.SEED_Y: model(seed_x, training=False).numpy(),
-        refdata.RANDOM_X: random_x,
-        refdata.RANDOM_Y: model(random_x, training=False).numpy(),
-    }
-    subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed),
-                      np.ravel(arrays[refdata.RANDOM_Y]), arrays[refdata.RANDOM_X], spec=spec)
-    common, missing = write_model(subject, out, tools, report, keras_entry, arrays,
-                                  {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
-                                  quantize, c_array, forms, c_source)
+    old_reference = reuse.artifact("reference", reuse_key(subject, "reference", tools)) if reuse else None
+    if old_reference is not None:
+        arrays = refdata.load(manifest.artifact_path(reuse.directory, old_reference))
+    else:
+        report(spec.name, "computing reference outputs")
+        seed_x, _ = spec.training_data()
+        random_x = refdata.random_inputs(spec.input_shape, refdata.SAMPLES, seed)
+        arrays = {
+            refdata.SEED_X: seed_x,
+            refdata.SEED_Y: subject.model(seed_x, training=False).numpy(),
+            refdata.RANDOM_X: random_x,
+            refdata.RANDOM_Y: subject.model(random_x, training=False).numpy(),
+        }
+    subject.reference_y = np.ravel(arrays[refdata.RANDOM_Y])
+    subject.reference_x = arrays[refdata.RANDOM_X]
+    common, missing, reused = write_model(
+        subject, out, tools, report, keras_entry, arrays,
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
+        quantize, c_array, forms, c_source, reuse)
     echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
     entry = {
         "spec": spec.describe(),
         "seed": seed,
         "training": {
-            "final_loss": trained.final_loss,
+            "final_loss": final_loss,
             "cache_key": key,
             "loop": "one compiled while_loop; the same Adam steps on the same full batch as fit",
             "keras_echo": echo.printed,
         },
         **common,
     }
-    return ModelExport(spec, trained.final_loss, trained.seconds, echo.printed, echo.passed, entry,
-                       reused=cached is not None, missing=missing)
+    return ModelExport(spec, final_loss, seconds, echo.printed, echo.passed, entry,
+                       reused=cached is not None, missing=missing, reused_files=reused)
+
+
+def _load_keras(path: Path):
+    import_tensorflow()
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _model(model):
+    return model.load() if isinstance(model, Deferred) else model
 
 
 def echo_interface(spec: EchoSpec) -> Interface:
@@ -251,15 +276,17 @@ def echo_interface(spec: EchoSpec) -> Interface:
 def write_model(subject: Subject, out: Path, tools: dict, report: Progress, keras_entry: dict,
                 arrays: dict[str, np.ndarray], spread: dict, quantize: list[tuple[str, str]],
                 c_array: bool, forms: tuple[str, ...] | None = None,
-                c_source: bool = False) -> tuple[dict, list[str]]:
+                c_source: bool = False,
+                reuse: Reuse | None = None) -> tuple[dict, list[str], list[str]]:
     """Every form of one model, its reference data, variants and C arrays: the manifest fields
-    export and convert share, and one line per file that could not be made."""
+    export and convert share, one line per file that could not be made, and the files reused
+    from the previous export (reuse) because what made them is unchanged."""
     from .forms import registered
 
     kinds = forms or tuple(f.kind for f in registered() if not f.optional)
     if c_source:
         kinds = (*kinds, "c_header", "c_source")
-    written = write_forms(subject, out, tools, report, kinds)
+    written = write_forms(subject, out, tools, report, kinds, reuse)
     if "c_header" in written.artifacts and "c_source" not in written.artifacts:
         # A header without its source is no use to anyone: the C source line says why.
         (out / written.artifacts.pop("c_header")["file"]).unlink()
@@ -279,18 +306,25 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, kera
     }
     if written.not_written:
         entry["not_written"] = written.not_written
-    missing = written.missing + add_variants(entry, out, subject, quantize or [], tools, report)
+    keys = {**written.reuse_keys}
+    missing = written.missing + add_variants(entry, out, subject, quantize or [], tools, report,
+                                             reuse, keys, written.reused)
     if c_array:
         _add_c_arrays(arts, out)
-    return entry, missing
+    if subject.basis is not None:
+        keys["reference"] = reuse_key(subject, "reference", tools)
+        entry["reuse_keys"] = keys
+    return entry, missing, written.reused
 
 
 def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict,
-                 report: Progress) -> list[str]:
+                 report: Progress, reuse: Reuse | None = None, keys: dict | None = None,
+                 reused: list[str] | None = None) -> list[str]:
     """Write each requested quantized variant; return one line per variant that could not be made.
 
     The TFLite variants are converted from the frozen function the float32
-    TFLite file was converted from.
+    TFLite file was converted from. A variant the previous export made from the same inputs
+    (reuse) is copied instead; every file, new or reused, is then probed in one child.
     """
     from .convert import quantize as q
     from .convert.tflite import frozen_function, name_outputs
@@ -298,12 +332,20 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
 
     arts, name = entry["artifacts"], subject.name
     input_name = entry["inputs"][0]["name"]
-    missing = []
+    keys = {} if keys is None else keys
+    missing, made = [], []
     for fmt, variant in quantize:
-        report(name, f"quantizing: {fmt} {variant}")
+        kind = f"{fmt}_{variant}"
         if fmt not in arts:
             missing.append(f"{name}: {fmt} {variant} not produced: there is no float32 {fmt} file")
             continue
+        key = reuse_key(subject, kind, tools)
+        old = reuse.artifact(kind, key) if reuse else None
+        if old is not None:
+            report(name, f"reusing {old['file']}")
+            made.append((fmt, variant, kind, reuse.copy(old, out), old, key))
+            continue
+        report(name, f"quantizing: {fmt} {variant}")
         path = out / f"{name}.{variant}.{fmt}"
         try:
             with quiet_converters():
@@ -318,22 +360,31 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
             missing.append(f"{name}: {fmt} {variant} not produced: {exc}")
             continue
         path.write_bytes(data)
-        crash = probe(path)
-        if crash:
+        made.append((fmt, variant, kind, path, None, key))
+    crashed = probe_many([path for *_, path, _, _ in made]) if made else {}
+    for fmt, variant, kind, path, old, key in made:
+        if crashed.get(path):
             path.unlink()
-            missing.append(f"{name}: {fmt} {variant} not produced: {crash}")
+            missing.append(f"{name}: {fmt} {variant} not produced: {crashed[path]}")
             continue
-        described = describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
         tol = q.tolerance(variant, subject.reference_y)
-        arts[f"{fmt}_{variant}"] = manifest.file_entry(
-            path, format=fmt, variant=variant, base=fmt, **described,
-            quantization={"method": q.METHODS[(fmt, variant)],
-                          "calibration": (f"{q.calibration_count(subject.calibration)} input sequences"
-                                          if variant == "int8" else None),
-                          "tolerance_rule": tol["rule"]},
-            producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else
-                                             ("onnxruntime", "onnx"))},
-        )
+        if old is not None:
+            arts[kind] = {**old, **manifest.file_entry(path)}
+            if reused is not None:
+                reused.append(path.name)
+        else:
+            described = describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
+            arts[kind] = manifest.file_entry(
+                path, format=fmt, variant=variant, base=fmt, **described,
+                quantization={"method": q.METHODS[(fmt, variant)],
+                              "calibration": (f"{q.calibration_count(subject.calibration)} input "
+                                              "sequences" if variant == "int8" else None),
+                              "tolerance_rule": tol["rule"]},
+                producer={k: tools[k] for k in (("tensorflow",) if fmt == "tflite" else
+                                                 ("onnxruntime", "onnx"))},
+            )
+        if key:
+            keys[kind] = key
         for label in labels_for(fmt, variant):
             entry["tolerances"][label] = {"atol": tol["atol"], "rtol": tol["rtol"]}
     return missing

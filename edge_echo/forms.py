@@ -12,6 +12,9 @@ probe in a child process before the file is kept.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +92,21 @@ class Interface:
         return [n for n, _ in self.outputs]
 
 
+class Deferred:
+    """A Keras model loaded when a converter first asks for it: an export whose files are all
+    reused never loads one (nor TensorFlow)."""
+
+    def __init__(self, load: Callable[[], object]):
+        self.load = load
+
+
 @dataclass
 class Subject:
     """A trained Keras model and its interface: what every converter takes."""
 
     name: str
-    model: object
+    # The Keras model, or Deferred: read it as .model.
+    source: object
     interface: Interface
     # Inputs for int8 calibration, in the range the model is used on: the one input's samples,
     # or one array per input name (several inputs, token ids).
@@ -107,6 +119,60 @@ class Subject:
     spec: object = None
     # Intermediate results converters share (e.g. the frozen TFLite function).
     cache: dict = field(default_factory=dict)
+    # Everything that determines the subject (the model file's sha256, the spec or the options
+    # that drew its reference data): with a form's kind and the tool versions, what a file made
+    # from it is made from. None: nothing is reused.
+    basis: dict | None = None
+
+    @property
+    def model(self):
+        if isinstance(self.source, Deferred):
+            self.source = self.source.load()
+        return self.source
+
+
+@dataclass
+class Reuse:
+    """The previous export's entry for this model, whose files may be reused where what made
+    them is unchanged (reuse_keys: the manifest's record of that, per form)."""
+
+    directory: Path
+    entry: dict
+
+    def _same(self, kind: str, key: str | None) -> bool:
+        return key is not None and self.entry.get("reuse_keys", {}).get(kind) == key
+
+    def artifact(self, kind: str, key: str | None) -> dict | None:
+        """The previous artifact of this kind, if made from the same inputs and still intact."""
+        art = self.entry.get("artifacts", {}).get(kind) if self._same(kind, key) else None
+        if not isinstance(art, dict):
+            return None
+        try:
+            path = manifest.artifact_path(self.directory, art)
+        except Exception:
+            return None
+        if not path.is_file() or manifest.sha256_file(path) != art.get("sha256"):
+            return None
+        return art
+
+    def not_written(self, kind: str, key: str | None) -> str | None:
+        """Why the previous export had no file of this kind, if asked with the same inputs."""
+        return self.entry.get("not_written", {}).get(kind) if self._same(kind, key) else None
+
+    def copy(self, art: dict, out: Path) -> Path:
+        target = out / art["file"]
+        shutil.copyfile(manifest.artifact_path(self.directory, art), target)
+        return target
+
+
+def reuse_key(subject: Subject, kind: str, tools: dict) -> str | None:
+    """sha256 of what a file of this kind is made from: the subject's basis, the form, and every
+    tool version but the Python one (3.11 and 3.13 write the same bytes)."""
+    if subject.basis is None:
+        return None
+    basis = {"subject": subject.basis, "form": kind,
+             "tools": {k: v for k, v in tools.items() if k != "python"}}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -142,6 +208,10 @@ class Written:
     # Forms whose converter failed: one line each (export and convert exit 3).
     missing: list[str]
     tolerances: dict[str, dict]
+    # Per form written or not written: what it was made from (Reuse, the manifest's reuse_keys).
+    reuse_keys: dict[str, str] = field(default_factory=dict)
+    # The files taken from the previous export instead of converted again.
+    reused: list[str] = field(default_factory=list)
 
 
 def layer_hint(model, reason: str) -> str:
@@ -156,17 +226,34 @@ def layer_hint(model, reason: str) -> str:
 
 
 def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
-                kinds: tuple[str, ...] | None = None) -> Written:
-    """Write every registered form (or those of kinds) of subject into out."""
-    from .probe import probe_many
+                kinds: tuple[str, ...] | None = None, reuse: Reuse | None = None) -> Written:
+    """Write every registered form (or those of kinds) of subject into out.
+
+    A form whose previous file (reuse) was made from the same inputs is copied instead of
+    converted, with its manifest entry, and probed like a new one.
+    """
+    from .probe import probe_many, tflm_item
     from .runners import labels_for
     from .tfenv import quiet_converters
 
     done = Written({}, {}, [], {})
     name = subject.name
     written: list[tuple[Form, Path, dict]] = []
+    kept: list[tuple[Form, Path, dict]] = []
     for form in [f for f in registered()
                  if (kinds is None and not f.optional) or (kinds is not None and f.kind in kinds)]:
+        key = reuse_key(subject, form.kind, tools)
+        old = reuse.artifact(form.kind, key) if reuse else None
+        why_not = reuse.not_written(form.kind, key) if reuse and old is None else None
+        if old is not None:
+            report(name, f"reusing {old['file']}")
+            kept.append((form, reuse.copy(old, out), old))
+            done.reuse_keys[form.kind] = key
+            continue
+        if why_not is not None:
+            done.not_written[form.kind] = why_not
+            done.reuse_keys[form.kind] = key
+            continue
         report(name, f"writing {name}{form.suffix}")
         path = out / f"{name}{form.suffix}"
         try:
@@ -175,6 +262,8 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
             check_interrupted()
         except Unavailable as exc:
             done.not_written[form.kind] = str(exc)
+            if key:
+                done.reuse_keys[form.kind] = key
             continue
         except Exception as exc:
             reason = first_line(exc)
@@ -189,34 +278,56 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
                                 f"{described['custom_operators']}")
             continue
         written.append((form, path, described))
-    # One child process loads and runs every new file: a file that crashes a runtime is dropped.
-    # (C source has no runtime to crash; its contract compiles it.)
-    loadable = [path for form, path, _ in written if form.format in ("tflite", "onnx")]
-    crashed = probe_many(loadable) if loadable else {}
-    for form, path, described in written:
-        if crashed.get(path):
+    # One child process loads and runs every new or reused file: a file that crashes a runtime
+    # is dropped. A reused micro file also runs on TFLM in the arena its entry declares (a new
+    # one is measured there by its contract). (C source has no runtime to crash.)
+    items: list[Path | str] = [path for form, path, _ in written + kept
+                               if form.format in ("tflite", "onnx")]
+    items += [tflm_item(path, art["micro"]["arena_bytes"]) for _, path, art in kept
+              if isinstance(art.get("micro"), dict)]
+    crashed = probe_many(items) if items else {}
+    order = [f.kind for f in registered()]
+    done_forms = sorted([(f, p, a, True) for f, p, a in kept] + [(f, p, d, False) for f, p, d in written],
+                        key=lambda item: order.index(item[0].kind))
+    for form, path, known, was_reused in done_forms:
+        why = crashed.get(path) or next((w for item, w in crashed.items() if w and isinstance(item, str)
+                                         and item.endswith(f":{path}")), None)
+        if why:
             path.unlink()
-            done.missing.append(f"{name}: {path.name} not written: {crashed[path]}")
+            done.reuse_keys.pop(form.kind, None)
+            done.missing.append(f"{name}: {path.name} not written: {why}")
             continue
-        report(name, f"describing {path.name}")
-        try:
-            contract = form.contract(subject, path) if form.contract else {}
-        except Unavailable as exc:  # e.g. an int8 file outside its own tolerance: not shipped
-            path.unlink()
-            done.not_written[form.kind] = str(exc)
-            continue
-        except Exception as exc:
-            path.unlink()
-            done.missing.append(f"{name}: {path.name} not written: {first_line(exc)}")
-            continue
-        extra = {"variant": form.variant, "base": form.base} if form.variant else {}
-        done.artifacts[form.kind] = manifest.file_entry(
-            path, format=form.format, **extra, **described, **contract,
-            producer={k: tools[k] for k in form.producer})
+        key = reuse_key(subject, form.kind, tools)
+        if was_reused:
+            done.artifacts[form.kind] = {**known, **manifest.file_entry(path)}
+            done.reused.append(path.name)
+        else:
+            report(name, f"describing {path.name}")
+            try:
+                contract = form.contract(subject, path) if form.contract else {}
+            except Unavailable as exc:  # e.g. an int8 file outside its own tolerance: not shipped
+                path.unlink()
+                done.not_written[form.kind] = str(exc)
+                if key:
+                    done.reuse_keys[form.kind] = key
+                continue
+            except Exception as exc:
+                path.unlink()
+                done.missing.append(f"{name}: {path.name} not written: {first_line(exc)}")
+                continue
+            extra = {"variant": form.variant, "base": form.base} if form.variant else {}
+            done.artifacts[form.kind] = manifest.file_entry(
+                path, format=form.format, **extra, **known, **contract,
+                producer={k: tools[k] for k in form.producer})
+        if key:
+            done.reuse_keys[form.kind] = key
         if form.tolerance:
             tol = form.tolerance(subject)
             for label in labels_for(form.base or form.kind, form.variant):
                 done.tolerances[label] = tol
+    # Whichever files were reused, the manifest lists everything in the registered order.
+    done.not_written = dict(sorted(done.not_written.items(), key=lambda kv: order.index(kv[0])))
+    done.reuse_keys = dict(sorted(done.reuse_keys.items(), key=lambda kv: order.index(kv[0])))
     return done
 
 

@@ -33,6 +33,8 @@ class ConvertResult:
     missing: list[str] = field(default_factory=list)
     # Forms this model has none of, with the reason (not failures).
     notes: list[str] = field(default_factory=list)
+    # Files taken from the previous convert into the same directory (made from the same inputs).
+    reused: list[str] = field(default_factory=list)
 
 
 def _clean(name: str) -> str:
@@ -215,8 +217,12 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
             input_range: tuple[float, float] = (0.0, 1.0), data: Path | None = None, seed: int = 0,
             quantize: list[tuple[str, str]] | None = None, c_array: bool = False,
             progress=None, forms: tuple[str, ...] | None = None,
-            c_source: bool = False) -> ConvertResult:
+            c_source: bool = False, force: bool = False) -> ConvertResult:
+    """A user's model through every form. A file the previous convert into out made from the
+    same inputs (the source's sha256, the options that draw the reference data, the form and
+    the tool versions) is reused, unless force."""
     from .export import publish, write_model
+    from .forms import Reuse
 
     report = progress or (lambda model, stage: None)
     path = Path(path)
@@ -234,11 +240,17 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     # ids in the vocabulary), not the reference inputs themselves; one array for one float input.
     drawn = refdata.draw([i.io() for i in interface.inputs], 2000, seed + 1_000_003, spread)
     calibration = drawn[interface.input_name] if interface.plain else drawn
+    source_sha256 = manifest.sha256_file(path)
     subject = Subject(name, model, interface, calibration,
                       np.concatenate([np.ravel(v) for k, v in sorted(arrays.items())
-                                      if k.startswith(refdata.RANDOM_Y)]), x)
+                                      if k.startswith(refdata.RANDOM_Y)]), x,
+                      basis={"source_sha256": source_sha256, "name": name,
+                             "timesteps": interface.timesteps, "seed": seed,
+                             "input_range": [float(v) for v in input_range],
+                             "data_sha256": manifest.sha256_file(Path(data)) if data else None})
     missing: list[str] = []
     notes: list[str] = []
+    reused: list[str] = []
 
     def build(staged: Path, previous, tools):
         keras_path = staged / f"{name}.keras"
@@ -246,13 +258,16 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
         keras_entry = manifest.file_entry(keras_path, format="keras", **interface.io(),
                                           layers=[type(la).__name__ for la in model.layers],
                                           producer={"source": path.name})
-        common, lost = write_model(subject, staged, tools, report, keras_entry, arrays, spread,
-                                   quantize or [], c_array, forms, c_source)
+        old = None if force else (previous or {}).get("models", {}).get(name)
+        reuse = Reuse(Path(out), old) if isinstance(old, dict) else None
+        common, lost, kept = write_model(subject, staged, tools, report, keras_entry, arrays, spread,
+                                         quantize or [], c_array, forms, c_source, reuse)
         missing.extend(lost)
+        reused.extend(kept)
         notes.extend(f"{name}: no {kind} form: {why}"
                      for kind, why in common.get("not_written", {}).items())
         entry = {
-            "spec": {"name": name, "source": path.name, "source_sha256": manifest.sha256_file(path),
+            "spec": {"name": name, "source": path.name, "source_sha256": source_sha256,
                      "layers": [type(la).__name__ for la in model.layers],
                      "param_count": int(model.count_params()), "timesteps": interface.timesteps,
                      "model_timesteps": interface.model_timesteps},
@@ -261,4 +276,4 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
         return {"source": path.name, "models": {name: entry}}, None
 
     doc, _ = publish(Path(out), build, report)
-    return ConvertResult(Path(out), name, doc, missing, notes)
+    return ConvertResult(Path(out), name, doc, missing, notes, reused)
