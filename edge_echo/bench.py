@@ -23,17 +23,12 @@ import numpy as np
 from . import floors, refdata
 from . import manifest as manifest_mod
 from . import memory as _memory
+from .defaults import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
 from .errors import UsageError
 from .probe import check_loadable
 from .runners import BENCH_RUNNERS, Runner, targets
 from .tfenv import require_tensorflow, tensorflow_available
 from .versions import versions
-
-DEFAULT_RUNS = 300
-DEFAULT_WARMUP = 20
-# model.predict costs tens of milliseconds a call; it gets fewer runs.
-DEFAULT_PREDICT_RUNS = 20
-DEFAULT_BATCH = 64
 
 
 @dataclass

@@ -14,16 +14,22 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .bench import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
+from .defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_LENGTH,
+    DEFAULT_PREDICT_RUNS,
+    DEFAULT_RUNS,
+    DEFAULT_SAMPLES,
+    DEFAULT_SEED,
+    DEFAULT_VERIFY_SEED,
+    DEFAULT_WARMUP,
+)
 from .errors import EdgeEchoError
-from .specs import DEFAULT_LENGTH, DEFAULT_SEED
-from .verify import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 
 
 def _conventional_metavars() -> None:
@@ -360,6 +366,8 @@ def stream(
 ) -> None:
     """Read one value per line from stdin and print each output as it arrives (a blank line resets)."""
     with user_errors():
+        import numpy as np
+
         from .device import stream as run_stream
 
         for output in run_stream(model, sys.stdin, reset_every=reset_every):

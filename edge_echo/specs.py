@@ -10,14 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defaults import DEFAULT_LENGTH, DEFAULT_SEED, MAX_LENGTH
 from .errors import UsageError
 
-DEFAULT_LENGTH = 5
-# Past this the unrolled TFLite graph grows to megabytes and the fast loop to
-# minutes; the seed notebook plays with lengths of a handful of steps.
-MAX_LENGTH = 128
+__all__ = ["DEFAULT_LENGTH", "DEFAULT_SEED", "MAX_LENGTH"]
 MAX_EPOCHS = 100_000
-DEFAULT_SEED = 1
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "y"

@@ -17,6 +17,7 @@ from . import manifest as manifest_mod
 from . import refdata
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
+from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 from .errors import ArtifactError, UsageError
 from .probe import check_loadable
 from .runners import RUNNERS, Runner, targets
@@ -24,8 +25,6 @@ from .tfenv import tensorflow_available
 from .versions import versions
 
 BATCH_SIZES = (1, 7, 64)
-DEFAULT_SAMPLES = 256
-DEFAULT_VERIFY_SEED = 7
 MAX_SAMPLES = 100_000
 
 
