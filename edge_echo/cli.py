@@ -141,6 +141,10 @@ def export(
         "and files made from the same spec, seed and versions (reused by default).")] = False,
     forms: Annotated[Optional[list[str]], typer.Option(
         metavar="FORMS", help=FORMS_HELP)] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", metavar="N", min=1, max=256, help="Models exported at once, each in a worker "
+        "process of its own; 1 exports them one after another in this process (the same bytes "
+        "either way). Default: the number of cores.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
         metavar="", help="Print nothing on success.")] = False,
 ) -> None:
@@ -158,7 +162,7 @@ def export(
             result = run_export(out, names, length=length, seed=seed, epochs=epochs,
                                 progress=report, retrain=retrain, c_array=c_array,
                                 c_source=c_source,
-                                quantize=variants, forms=kinds)
+                                quantize=variants, forms=kinds, jobs=jobs)
         if not quiet:
             _render_export(result)
         for line in result.missing:

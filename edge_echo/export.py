@@ -71,19 +71,38 @@ def export(
     forms: tuple[str, ...] | None = None,
     max_length: int = MAX_LENGTH,
     c_source: bool = False,
+    jobs: int | None = None,
 ) -> ExportResult:
+    """Train (or reuse) and convert each model. jobs: models exported at once, each in a worker
+    process of its own (default: one per core); 1 exports them one after another in this
+    process. Either way the files are the same bytes."""
+    from . import workers
+
     specs = [get_spec(name, length, epochs, max_length) for name in models]
     require_tensorflow("edge-echo export")
     report = progress or (lambda model, stage: None)
+    jobs = workers.cores() if jobs is None else jobs
+    if jobs < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
     def build(staged: Path, previous: dict | None, tools: dict):
-        results = []
+        tasks = []
         for spec in specs:
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
             reuse = Reuse(Path(out), previous["models"][spec.name]) if cached else None
-            results.append(_export_model(spec, seed, staged, tools, report, key, cached,
-                                         quantize or [], c_array, forms, c_source, reuse))
+            tasks.append((spec, seed, staged, tools, key, cached, quantize or [], c_array, forms,
+                          c_source, reuse))
+        if jobs > 1 and len(tasks) > 1:
+            # A model over one time step has no micro step form: the cheapest, so the last.
+            order = sorted(range(len(specs)), key=lambda k: (specs[k].input_shape[0] == 1,
+                                                            -specs[k].epochs, k))
+            results = workers.run(_export_task, tasks, jobs, report, [s.name for s in specs],
+                                  first=order)
+        else:
+            results = [_export_model(*task[:4], report, *task[4:]) for task in tasks]
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -254,6 +273,13 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
     }
     return ModelExport(spec, final_loss, seconds, echo.printed, echo.passed, entry,
                        reused=cached is not None, missing=missing, reused_files=reused)
+
+
+def _export_task(task: tuple) -> ModelExport:
+    """_export_model in a worker process (workers.run): its progress goes to the parent."""
+    from . import workers
+
+    return _export_model(*task[:4], workers.report, *task[4:])
 
 
 def _load_keras(path: Path):

@@ -1,8 +1,15 @@
-"""Shared fixtures: one real export of the three seed models per test session."""
+"""Shared fixtures: one real export of the three seed models per test run.
+
+The suite runs across the cores (pytest-xdist, `make test`): the session exports are made
+once, by whichever worker asks first, in the run's shared temporary directory under a lock,
+and read by every worker (tests must not modify them: export_copy gives a private copy).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -11,16 +18,30 @@ from pathlib import Path
 
 import pytest
 
-from edge_echo import manifest
+from edge_echo import fsutil, manifest
 from edge_echo.export import export
 from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+
+
+def shared(tmp_path_factory, name: str, make):
+    """make(path) -> result, run once per test run whatever the number of xdist workers; every
+    caller gets (path, result). The result travels between workers pickled beside the path."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, above each worker's own
+    target, saved = root / "shared" / name, root / "shared" / f"{name}.pickle"
+    with fsutil.exclusive(target):
+        if not saved.is_file():
+            result = make(target)
+            saved.write_bytes(pickle.dumps(result))
+        return target, pickle.loads(saved.read_bytes())
 
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory) -> Path:
     """The default export, trained with the full seed epochs; tests must not modify it."""
-    out = tmp_path_factory.mktemp("session") / "exported"
-    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED)
+    out, _ = shared(tmp_path_factory, "exported",
+                    lambda out: export(out, list(MODEL_NAMES), seed=DEFAULT_SEED) and None)
     return out
 
 
@@ -33,12 +54,14 @@ FULL_OPTIONS = {"c_array": True, "c_source": True, "quantize": [("tflite", "floa
 
 @pytest.fixture(scope="session")
 def full_export(exported, tmp_path_factory):
-    """The session export plus every quantized variant and the C arrays (weights reused), and the
-    export result: tflite dynamic cannot be made for these models, so it is reported missing."""
-    out = tmp_path_factory.mktemp("full") / "exported"
-    shutil.copytree(exported, out)
-    result = export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, **FULL_OPTIONS)
-    return out, result
+    """The session export plus every quantized variant and the C arrays (weights and default
+    forms reused), and the export result: tflite dynamic cannot be made for these models, so it
+    is reported missing."""
+    def make(out: Path):
+        shutil.copytree(exported, out)
+        return export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, **FULL_OPTIONS)
+
+    return shared(tmp_path_factory, "full", make)
 
 
 @pytest.fixture
