@@ -242,7 +242,10 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
 
     old_reference = reuse.artifact("reference", reuse_key(subject, "reference", tools)) if reuse else None
     if old_reference is not None:
-        arrays = refdata.load(manifest.artifact_path(reuse.directory, old_reference))
+        loaded = refdata.load(manifest.artifact_path(reuse.directory, old_reference))
+        # In the order a new export computes them: the manifest lists them in this order.
+        arrays = {k: loaded[k] for k in (refdata.SEED_X, refdata.SEED_Y, refdata.RANDOM_X,
+                                         refdata.RANDOM_Y)}
     else:
         report(spec.name, "computing reference outputs")
         seed_x, _ = spec.training_data()
