@@ -30,7 +30,8 @@ def shared(tmp_path_factory, name: str, make):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the run's directory, above each worker's own
     target, saved = root / "shared" / name, root / "shared" / f"{name}.pickle"
-    with fsutil.exclusive(target):
+    # A lock of the fixture's own: export() takes the export directory's lock inside.
+    with fsutil.exclusive(target.with_name(f"{name}.fixture")):
         if not saved.is_file():
             result = make(target)
             saved.write_bytes(pickle.dumps(result))

@@ -1,25 +1,122 @@
-"""Issue 5: the same seed and versions give the same bytes, and unchanged models are not retrained."""
+"""Issues 5 and 22: the same seed and versions give the same bytes, in parallel or not;
+unchanged models are not retrained, and unchanged files are not converted again."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
-from conftest import BLOCK_TF, FULL_OPTIONS, read_manifest, run_module, tree_digest
+from conftest import BLOCK_TF, FULL_OPTIONS, read_manifest, rehash, run_module, tree_digest
 
 from edge_echo.export import export
+from edge_echo.forms import Subject, reuse_key
 from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+from edge_echo.versions import SOURCE
 
 # Weight reuse and retraining do not depend on which files are written: the fast ones.
 FAST = ("tflite", "onnx")
 
 
 def test_two_exports_are_byte_identical(full_export, tmp_path):
-    """Every form, quantized variant and C array, trained again in a fresh directory."""
+    """Every form, quantized variant and C array, trained again in a fresh directory, one model
+    after another in this process (--jobs 1): the same bytes, manifest included, as the session
+    export (one worker process per model) completed by a re-export that reused its files."""
     again = tmp_path / "again"
-    result = export(again, list(MODEL_NAMES), seed=DEFAULT_SEED, **FULL_OPTIONS)
-    assert not any(m.reused for m in result.models)  # a fresh directory has nothing to reuse
+    result = export(again, list(MODEL_NAMES), seed=DEFAULT_SEED, jobs=1, **FULL_OPTIONS)
+    assert not any(m.reused or m.reused_files for m in result.models)  # nothing to reuse here
     assert tree_digest(again) == tree_digest(full_export[0])
+
+
+def test_a_re_export_reuses_the_files_made_from_the_same_inputs(exported, full_export):
+    """full_export is the session export exported again with the variants and C files added:
+    every default form is taken from it, and only what it lacked is made."""
+    doc = read_manifest(exported)
+    _, result = full_export
+    for m in result.models:
+        before = {a["file"] for k, a in doc["models"][m.spec.name]["artifacts"].items()
+                  if k not in ("keras", "reference")}
+        assert set(m.reused_files) == before, m.spec.name
+        made = {a["file"] for a in m.entry["artifacts"].values()} - before
+        assert {f"{m.spec.name}.int8.tflite", f"{m.spec.name}.c"} <= made
+        assert not made & set(m.reused_files)
+
+
+def test_an_altered_file_is_converted_again(export_copy):
+    """A file that no longer matches its sha256 is not reused: converted again, to the bytes
+    it had."""
+    before = tree_digest(export_copy)
+    path = export_copy / "many-to-one.onnx"
+    path.write_bytes(path.read_bytes()[:-10])
+    result = export(export_copy, ["many-to-one"], seed=DEFAULT_SEED)
+    assert "many-to-one.onnx" not in result.models[0].reused_files
+    assert "many-to-one.tflite" in result.models[0].reused_files
+    assert tree_digest(export_copy)["many-to-one.onnx"] == before["many-to-one.onnx"]
+
+
+def test_a_reused_file_is_probed_again(export_copy):
+    """A reused file runs in a child first, like a new one: one that no longer loads (its
+    manifest entry rehashed, so only the probe can tell) is dropped and named, not shipped."""
+    path = export_copy / "many-to-one.step.onnx"
+    path.write_bytes(b"not an onnx model at all")
+    rehash(export_copy, path.name)
+    result = export(export_copy, ["many-to-one"], seed=DEFAULT_SEED)
+    assert any(line.startswith("many-to-one: many-to-one.step.onnx not written")
+               for line in result.missing), result.missing
+    assert "many-to-one.step.onnx" not in result.models[0].reused_files
+    assert not path.exists()
+
+
+def test_the_reuse_key_covers_the_form_the_subject_and_every_tool():
+    subject = Subject("m", None, None, None, None, basis={"keras_sha256": "a", "seed": 1})
+    tools = {"python": "3.11.7", "tensorflow": "2.21.0", SOURCE: "abc"}
+    key = reuse_key(subject, "tflite", tools)
+    assert key == reuse_key(subject, "tflite", {**tools, "python": "3.13.0"})  # same bytes
+    assert key != reuse_key(subject, "onnx", tools)
+    assert key != reuse_key(subject, "tflite", {**tools, SOURCE: "abd"})  # edge-echo's code
+    assert key != reuse_key(subject, "tflite", {**tools, "tensorflow": "2.22.0"})
+    other = Subject("m", None, None, None, None, basis={"keras_sha256": "b", "seed": 1})
+    assert key != reuse_key(other, "tflite", tools)
+    assert reuse_key(Subject("m", None, None, None, None), "tflite", tools) is None
+
+
+def _workers_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"edge_echo.workers" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_mid_export_is_one_line_and_changes_nothing(export_copy):
+    before = tree_digest(export_copy)
+    process = subprocess.Popen([sys.executable, "-m", "edge_echo", "export", "--out",
+                                str(export_copy), "--retrain", "--quiet", "--forms", "tflite,onnx",
+                                "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while not (workers := _workers_of(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers, "no worker process started"
+    time.sleep(1.0)  # inside the worker's imports or training
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "worker process exporting it was killed by SIGKILL" in lines[0], lines
+    assert tree_digest(export_copy) == before
+    assert not _workers_of(process.pid)
+    assert not list(export_copy.parent.glob(".*.partial-*"))
 
 
 def test_unchanged_models_reuse_their_weights(exported, full_export):
@@ -67,9 +164,12 @@ def test_help_imports_no_tensorflow(command):
 
 
 def test_help_does_not_even_load_tensorflow_modules():
+    """Nor numpy or a runtime: --help and --version start in a fraction of a second (issue 22,
+    benchmarks/bench_export.py measures it)."""
     code = ("import sys\nfrom edge_echo.cli import app\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'keras', 'tf2onnx', 'onnx', 'matplotlib')))")
+            "('tensorflow', 'keras', 'tf2onnx', 'onnx', 'matplotlib', 'numpy', 'onnxruntime', "
+            "'ai_edge_litert', 'tflite_micro')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
