@@ -34,12 +34,13 @@ def wall(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def line(what: str, seconds: list[float], target: float, note: str = "") -> bool:
+def line(what: str, seconds: list[float], target: float | None, note: str = "") -> bool:
     median = statistics.median(seconds)
-    ok = median <= target
+    ok = target is None or median <= target
     runs = ", ".join(f"{s:.2f}" for s in seconds)
-    print(f"{what:<44} {median:7.2f} s  (runs {runs})  target <= {target:g} s  "
-          f"{'ok' if ok else 'MISS'}{note}")
+    verdict = "(for comparison)" if target is None else \
+        f"target <= {target:g} s  {'ok' if ok else 'MISS'}"
+    print(f"{what:<44} {median:7.2f} s  (runs {runs})  {verdict}{note}")
     return ok
 
 
@@ -80,8 +81,8 @@ def main() -> int:
         same = subprocess.run([sys.executable, str(COMPARE), str(serial), str(parallel)],
                               capture_output=True, text=True)
         ok &= line(f"export, 3 models, --jobs {cores()} (default)", cold, 15)
-        ok &= line("export, 3 models, --jobs 1", one, 15,
-                   f"  ({statistics.median(one) / statistics.median(cold):.2f}x the default)")
+        line("export, 3 models, --jobs 1", one, None,
+             f"  ({statistics.median(one) / statistics.median(cold):.2f}x the default's time)")
         print(f"  same bytes either way (tools/compare-exports): "
               f"{'yes' if same.returncode == 0 else 'NO'} ({same.stdout.splitlines()[0]})")
         ok &= same.returncode == 0
