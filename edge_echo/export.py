@@ -240,7 +240,8 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                       basis={"keras_sha256": keras_entry["sha256"], "spec": spec.describe(),
                              "seed": seed})
 
-    old_reference = reuse.artifact("reference", reuse_key(subject, "reference", tools)) if reuse else None
+    old_reference = reuse.artifact("reference", reuse_key(subject, "reference", tools),
+                                   f"{spec.name}.reference.npz") if reuse else None
     if old_reference is not None:
         loaded = refdata.load(manifest.artifact_path(reuse.directory, old_reference))
         # In the order a new export computes them: the manifest lists them in this order.
@@ -369,7 +370,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
             missing.append(f"{name}: {fmt} {variant} not produced: there is no float32 {fmt} file")
             continue
         key = reuse_key(subject, kind, tools)
-        old = reuse.artifact(kind, key) if reuse else None
+        old = reuse.artifact(kind, key, f"{name}.{variant}.{fmt}") if reuse else None
         if old is not None:
             report(name, f"reusing {old['file']}")
             made.append((fmt, variant, kind, reuse.copy(old, out), old, key))

@@ -142,10 +142,11 @@ class Reuse:
     def _same(self, kind: str, key: str | None) -> bool:
         return key is not None and self.entry.get("reuse_keys", {}).get(kind) == key
 
-    def artifact(self, kind: str, key: str | None) -> dict | None:
-        """The previous artifact of this kind, if made from the same inputs and still intact."""
+    def artifact(self, kind: str, key: str | None, file: str) -> dict | None:
+        """The previous artifact of this kind, if made from the same inputs, named file as this
+        export would name it, and still intact."""
         art = self.entry.get("artifacts", {}).get(kind) if self._same(kind, key) else None
-        if not isinstance(art, dict):
+        if not isinstance(art, dict) or art.get("file") != file:
             return None
         try:
             path = manifest.artifact_path(self.directory, art)
@@ -243,7 +244,7 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
     for form in [f for f in registered()
                  if (kinds is None and not f.optional) or (kinds is not None and f.kind in kinds)]:
         key = reuse_key(subject, form.kind, tools)
-        old = reuse.artifact(form.kind, key) if reuse else None
+        old = reuse.artifact(form.kind, key, f"{name}{form.suffix}") if reuse else None
         why_not = reuse.not_written(form.kind, key) if reuse and old is None else None
         if old is not None:
             report(name, f"reusing {old['file']}")
