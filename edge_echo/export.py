@@ -357,7 +357,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
     (reuse) is copied instead; every file, new or reused, is then probed in one child.
     """
     from .convert import quantize as q
-    from .convert.tflite import frozen_function, name_outputs
+    from .convert.tflite import finish_tflite, frozen_function
     from .runners import labels_for
 
     arts, name = entry["artifacts"], subject.name
@@ -380,7 +380,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
         try:
             with quiet_converters():
                 if fmt == "tflite":
-                    data = name_outputs(q.tflite_variant(frozen_function(subject), variant,
+                    data = finish_tflite(q.tflite_variant(frozen_function(subject), variant,
                                                          subject.calibration, input_name),
                                         subject.interface.output_names)
                 else:

@@ -20,7 +20,7 @@ from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compar
 from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 from .errors import ArtifactError, UsageError
 from .probe import check_loadable
-from .runners import RUNNERS, Runner, targets
+from .runners import RUNNERS, Runner, labels_for, targets
 from .tfenv import tensorflow_available
 from .versions import versions
 
@@ -163,10 +163,22 @@ def check_samples(samples: int) -> int:
 
 
 def tolerance_for(entry: dict, runtime: str, atol: float | None, rtol: float | None) -> Tolerance:
-    stored = entry.get("tolerances", {}).get(runtime, {})
+    stored = entry.get("tolerances", {}).get(runtime) or _same_file(entry, runtime) or {}
     base = Tolerance(float(stored.get("atol", DEFAULT_TOLERANCE.atol)),
                      float(stored.get("rtol", DEFAULT_TOLERANCE.rtol)))
     return Tolerance(base.atol if atol is None else atol, base.rtol if rtol is None else rtol)
+
+
+def _same_file(entry: dict, label: str) -> dict | None:
+    """A variant's tolerance is its file's (derived from its precision), whichever runtime runs
+    it: an export made before a runtime existed (litert-compiled:int8) has it under another
+    runtime of the same file (litert:int8)."""
+    runtime, _, variant = label.partition(":")
+    if not variant or runtime not in RUNNERS:
+        return None
+    tolerances = entry.get("tolerances", {})
+    return next((tolerances[other] for other in labels_for(RUNNERS[runtime].artifact, variant)
+                 if other in tolerances), None)
 
 
 def verify(

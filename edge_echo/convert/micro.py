@@ -141,9 +141,9 @@ def _convert_saved(subject, model, int8: bool, tf) -> bytes:
                                                     for k in range(len(calibration)))
     else:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    from .tflite import name_outputs
+    from .tflite import finish_tflite
 
-    data = name_outputs(clear_orphan_buffers(converter.convert()), subject.interface.output_names)
+    data = finish_tflite(clear_orphan_buffers(converter.convert()), subject.interface.output_names)
     _check_fused(data, sum(type(la).__name__ == "LSTM" for la in subject.model.layers))
     return data
 

@@ -195,14 +195,14 @@ def to_step_tflite(subject) -> bytes:
         convert_variables_to_constants_v2,
     )
 
-    from .tflite import name_outputs
+    from .tflite import finish_tflite
 
     tf = import_tensorflow()
     function, _, io, _ = _step(subject)
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return name_outputs(converter.convert(), [d["name"] for d in io["outputs"]])
+    return finish_tflite(converter.convert(), [d["name"] for d in io["outputs"]])
 
 
 def to_step_onnx(subject) -> bytes:

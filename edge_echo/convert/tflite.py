@@ -163,13 +163,20 @@ def converter_for(frozen):
 
 
 def to_tflite(subject) -> bytes:
-    return name_outputs(converter_for(frozen_function(subject)).convert(),
-                        subject.interface.output_names)
+    return finish_tflite(converter_for(frozen_function(subject)).convert(),
+                         subject.interface.output_names)
 
 
-def name_outputs(data: bytes, names: list[str]) -> bytes:
-    """The file's output tensors renamed to the model's output names (the converter calls them
-    Identity, Identity_1, ...), so a device app and the runners find each output by name."""
+SIGNATURE = "serving_default"
+
+
+def finish_tflite(data: bytes, names: list[str]) -> bytes:
+    """Every TFLite file as a device app loads it: the output tensors renamed to the model's
+    output names (the converter calls them Identity, Identity_1, ...), so a device app and the
+    runners find each output by name; and a `serving_default` signature where the converter
+    wrote none (from_concrete_functions writes none), naming every input and output as the
+    manifest does, so get_signature_runner(), Kotlin's runSignature and LiteRT's CompiledModel
+    find them by name too."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -182,6 +189,18 @@ def name_outputs(data: bytes, names: list[str]) -> bytes:
     for sig in model.signatureDefs or []:
         for item, name in zip(sig.outputs or [], names, strict=False):
             item.name = name.encode()
+    if not model.signatureDefs:
+        def tensor_map(index):
+            item = schema.TensorMapT()
+            item.name, item.tensorIndex = sub.tensors[index].name, int(index)
+            return item
+
+        sig = schema.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = SIGNATURE.encode(), 0
+        sig.inputs = [tensor_map(k) for k in sub.inputs]
+        sig.outputs = [tensor_map(k) for k in sub.outputs]
+        model.signatureDefs = [sig]
+
     class Aligned(flatbuffers.Builder):
         # Weight buffers 16-byte aligned, as the converter writes them (kernels read them in place).
         def StartVector(self, elemSize, numElems, alignment):

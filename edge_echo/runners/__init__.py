@@ -10,6 +10,7 @@ from .base import Runner, SteppedRunner
 from .c import CRunner, CStepRunner
 from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
+from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
 from .tflm import TFLMRunner, TFLMStepRunner
 
@@ -40,15 +41,15 @@ def labels_for(kind: str, variant: str | None = None) -> list[str]:
 # The runtimes verify compares.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
-    for cls in (KerasRunner, OnnxRunner, LiteRTRunner, OnnxStepRunner, LiteRTStepRunner,
-                TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner,
-                CRunner, CStepRunner)
+    for cls in (KerasRunner, OnnxRunner, LiteRTRunner, LiteRTCompiledRunner, OnnxStepRunner,
+                LiteRTStepRunner, LiteRTCompiledStepRunner, TFLMRunner, LiteRTMicroRunner,
+                TFLMStepRunner, LiteRTMicroStepRunner, CRunner, CStepRunner)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
 BENCH_RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, LiteRTRunner,
-                                 TFLMRunner, LiteRTMicroRunner, CRunner)
+                                 LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner, CRunner)
 }
 
 __all__ = ["BENCH_RUNNERS", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",

@@ -1,0 +1,101 @@
+"""LiteRT's CompiledModel API (ai_edge_litert.compiled_model), the one LiteRT 2.x recommends,
+run by the file's `serving_default` signature as an Android, iOS or Linux app calls it.
+
+CompiledModel takes stateless files: it refuses the micro files, whose fused LSTM keeps its
+state in variable tensors (LiteRT 2.3: "Failed to load model from file"); those stay on the
+Interpreter, whose reset their contract needs. So this runtime runs the unrolled file, its
+quantized variants and the step file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArtifactError
+from ..tfenv import native_stderr_silenced
+from .base import Runner, SteppedRunner, dims, pair
+
+SIGNATURE = "serving_default"
+
+
+class LiteRTCompiledRunner(Runner):
+    runtime = "litert-compiled"
+    artifact = "tflite"
+    imports = ("ai_edge_litert.compiled_model",)
+
+    def activate(self) -> None:
+        from ai_edge_litert.compiled_model import CompiledModel
+
+        with native_stderr_silenced():
+            self.model = CompiledModel.from_file(str(self.path))
+        signatures = self.model.get_signature_list()
+        if SIGNATURE not in signatures:
+            raise ArtifactError(f"{self.path.name}: no '{SIGNATURE}' signature (it has "
+                                f"{', '.join(signatures) or 'none'}); CompiledModel runs by "
+                                "signature: export it again")
+        self.index = self.model.get_signature_index(SIGNATURE)
+        found_in = self.model.get_input_tensor_details(SIGNATURE)
+        found_out = self.model.get_output_tensor_details(SIGNATURE)
+        names_in, names_out = signatures[SIGNATURE]["inputs"], signatures[SIGNATURE]["outputs"]
+        self.input_names, self._in_at = pair(self.path, self.input_names, names_in, "input")
+        self.output_names, self._out_at = pair(self.path, self.output_names, names_out, "output")
+        self._in = [found_in[names_in[k]] for k in self._in_at]
+        self._out = [found_out[names_out[k]] for k in self._out_at]
+        self.input_dtypes = [np.dtype(d["dtype"]) for d in self._in]
+        # The signature gives the shapes allocated now; the batch resizes (the Interpreter's
+        # shape_signature says which dimension is dynamic: the unrolled files' batch).
+        from ai_edge_litert.interpreter import Interpreter
+
+        with native_stderr_silenced():
+            signature = Interpreter(model_path=str(self.path)).get_signature_runner(SIGNATURE)
+        declared = signature.get_input_details()
+        self.file_inputs = [dims(declared[n]["shape_signature"]) for n in self.input_names]
+        self.file_outputs = [[None, *d["shape"][1:]] for d in self._out]
+        self.fixed_batch = None if self.file_inputs[0][0] is None else self.file_inputs[0][0]
+        self._shapes = [tuple(d["shape"]) for d in self._in]
+        self._buffers()
+
+    def _buffers(self) -> None:
+        self._inputs = self.model.create_input_buffers(self.index)
+        self._outputs = self.model.create_output_buffers(self.index)
+        # Output shapes follow the input batch; read back from the details after a resize.
+        details = self.model.get_output_tensor_details(SIGNATURE)
+        self._out_shapes = [tuple(details[d["name"]]["shape"]) for d in self._out]
+
+    def _resize(self, arrays) -> None:
+        shapes = [a.shape for a in arrays]
+        if shapes != self._shapes:
+            for k, shape in zip(self._in_at, shapes, strict=True):
+                self.model.resize_input_tensor(k, list(shape), self.index)
+            self._buffers()
+            self._shapes = shapes
+
+    def _run(self, arrays):
+        self._resize(arrays)
+        for k, array in zip(self._in_at, arrays, strict=True):
+            self._inputs[k].write(array)
+        self.model.run_by_index(self.index, self._inputs, self._outputs)
+        return [self._outputs[k].read(int(np.prod(shape)), np.dtype(d["dtype"])).reshape(shape)
+                for k, d, shape in zip(self._out_at, self._out, self._out_shapes, strict=True)]
+
+    def _bare(self, arrays):
+        """What an app does per call: write the prepared input buffers, run, read."""
+        self._resize(arrays)
+        inputs, outputs, run, index = self._inputs, self._outputs, self.model.run_by_index, self.index
+        writes = [(inputs[k].write, a) for k, a in zip(self._in_at, arrays, strict=True)]
+        reads = [(outputs[k].read, int(np.prod(shape)), np.dtype(d["dtype"]), shape)
+                 for k, d, shape in zip(self._out_at, self._out, self._out_shapes, strict=True)]
+
+        def call():
+            for write, array in writes:
+                write(array)
+            run(index, inputs, outputs)
+            return [read(n, dtype).reshape(shape) for read, n, dtype, shape in reads]
+
+        return call
+
+
+class LiteRTCompiledStepRunner(SteppedRunner):
+    runtime = "litert-compiled-step"
+    artifact = "tflite_step"
+    inner = LiteRTCompiledRunner
