@@ -634,6 +634,24 @@ session = ort.InferenceSession("many-to-one.onnx")
 print(session.run(["{OUTPUT_NAME}"], {{"{INPUT_NAME}": x}})[0])
 ```
 
+Every `.tflite` carries a `serving_default` signature whose inputs and outputs
+are named as above (a step file's as `step` in manifest.json says), so the
+signature APIs find them by name: `Interpreter.get_signature_runner()`,
+Kotlin/Java `runSignature`, and LiteRT's `CompiledModel`, the API LiteRT 2.x
+recommends. Use `CompiledModel` for the stateless files (`NAME.tflite`, its
+variants, `NAME.step.tflite`); keep the Interpreter for the micro files, whose
+contract needs its reset (`CompiledModel` refuses files with variable
+tensors). `verify` runs both APIs (`litert`, `litert-compiled`, ...).
+
+```python
+from ai_edge_litert.compiled_model import CompiledModel
+model = CompiledModel.from_file("many-to-one.tflite")
+inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+inputs[0].write(x)
+model.run_by_index(0, inputs, outputs)
+print(outputs[0].read({n}, np.float32))
+```
+
 {micro_section(doc)}{c_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).

@@ -102,7 +102,10 @@ def tflite_floor(path: Path, input_name: str, output_name: str, input_shape, out
     model.buffers = [empty, data]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
+    from .convert.tflite import finish_tflite
+
+    # With the serving_default signature every edge-echo .tflite has (litert-compiled runs by it).
+    path.write_bytes(finish_tflite(bytes(builder.Output()), [output_name]))
     return path
 
 

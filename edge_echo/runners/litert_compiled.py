@@ -16,6 +16,32 @@ from ..tfenv import native_stderr_silenced
 from .base import Runner, SteppedRunner, dims, pair
 
 SIGNATURE = "serving_default"
+_shared = None
+
+
+def _environment():
+    """One LiteRT environment for every CompiledModel of the process. Its buffers live as long
+    as the calls bench timed, so it is destroyed at exit, where LiteRT logs each accelerator it
+    registered at INFO straight to fd 2 ("DestroyAccelerator: ..."): after everything edge-echo
+    prints, fd 2 is closed to that chatter."""
+    global _shared
+    if _shared is None:
+        import atexit
+        import os
+        import sys
+
+        from ai_edge_litert.compiled_model import _create_default_environment
+
+        with native_stderr_silenced():  # creating it logs each accelerator too
+            _shared = _create_default_environment()
+
+        def quiet_teardown():
+            sys.stderr.flush()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+
+        atexit.register(quiet_teardown)
+    return _shared
 
 
 class LiteRTCompiledRunner(Runner):
@@ -27,7 +53,7 @@ class LiteRTCompiledRunner(Runner):
         from ai_edge_litert.compiled_model import CompiledModel
 
         with native_stderr_silenced():
-            self.model = CompiledModel.from_file(str(self.path))
+            self.model = CompiledModel.from_file(str(self.path), environment=_environment())
         signatures = self.model.get_signature_list()
         if SIGNATURE not in signatures:
             raise ArtifactError(f"{self.path.name}: no '{SIGNATURE}' signature (it has "
@@ -54,6 +80,14 @@ class LiteRTCompiledRunner(Runner):
         self.fixed_batch = None if self.file_inputs[0][0] is None else self.file_inputs[0][0]
         self._shapes = [tuple(d["shape"]) for d in self._in]
         self._buffers()
+        # LiteRT brings its accelerators up on the first run, logging each at INFO to fd 2.
+        with native_stderr_silenced():
+            self._run([np.zeros(shape, dtype) for shape, dtype in
+                       zip(self._shapes, self.input_dtypes, strict=True)])
+
+    def deactivate(self) -> None:
+        self._inputs = self._outputs = None
+        self.model.close()
 
     def _buffers(self) -> None:
         self._inputs = self.model.create_input_buffers(self.index)
