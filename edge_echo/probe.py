@@ -29,6 +29,10 @@ for item in sys.argv[1:]:
             arena, _, path = rest.partition(":")
             runner = TFLMRunner(path, None, None, artifact={"micro": {"arena_bytes": int(arena)}})
             runner.__enter__()
+        elif kind == "compiled":  # compiled:PATH, through LiteRT's CompiledModel API
+            from edge_echo.runners.litert_compiled import LiteRTCompiledRunner
+            runner = LiteRTCompiledRunner(rest, None, None)
+            runner.__enter__()
         else:  # file:PATH, on the runtime its suffix names
             runner = open_runner(rest, probe_first=False)
         try:
@@ -48,6 +52,11 @@ for item in sys.argv[1:]:
 def tflm_item(path: Path, arena: int) -> str:
     """A probe_many item that loads path on TFLM in an arena of that many bytes."""
     return f"tflm:{int(arena)}:{path}"
+
+
+def compiled_item(path: Path) -> str:
+    """A probe_many item that loads and runs path through LiteRT's CompiledModel API."""
+    return f"compiled:{path}"
 
 
 def _arg(item: Path | str) -> str:
@@ -101,15 +110,21 @@ def check_loadable(directory: Path, doc: dict) -> None:
     arts = [art for model in doc["models"].values() for art in model["artifacts"].values()
             if art.get("format") in ("tflite", "onnx")]
     files: list[Path | str] = [manifest.artifact_path(directory, art) for art in arts]
-    # A micro file also runs on TFLM, in the arena its manifest declares (a wrong one crashes).
+    # A micro file also runs on TFLM, in the arena its manifest declares (a wrong one crashes);
+    # a stateless .tflite through LiteRT's CompiledModel API too (native code of its own).
     files += [tflm_item(manifest.artifact_path(directory, art), _arena(art)) for art in arts
               if isinstance(art.get("micro"), dict)]
+    files += [compiled_item(manifest.artifact_path(directory, art)) for art in arts
+              if art.get("format") == "tflite" and not isinstance(art.get("micro"), dict)]
     failed = [(item, why) for item, why in probe_many(files).items() if why]
     if failed:
         item, why = failed[0]
-        path = Path(item.split(":", 2)[2]) if isinstance(item, str) else item
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        on = " on TFLM" if isinstance(item, str) else ""
+        if isinstance(item, str) and item.startswith("compiled:"):
+            path, on = Path(item.partition(":")[2]), " through LiteRT's CompiledModel"
+        else:
+            path = Path(item.split(":", 2)[2]) if isinstance(item, str) else item
+            on = " on TFLM" if isinstance(item, str) else ""
         reason = why if why.startswith(path.name) else f"{path.name}{on}: {why}"
         raise ArtifactError(f"{reason}; not loaded here{more}")
 

@@ -120,9 +120,12 @@ def test_table_generator(quantized, cli, tmp_path):
     result = cli("table", out)
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("| many-to-one |")]
-    # float32 full and step in two formats, the variants, the micro forms (float32, int8,
-    # step) on TFLM and LiteRT, then the C source whole and step by step.
-    assert len(rows) == 4 + len(WRITTEN) + 6 + 2
+    # float32 full and step in two formats, the TFLite ones on both LiteRT APIs (Interpreter and
+    # CompiledModel), the variants (TFLite ones on both APIs too), the micro forms (float32,
+    # int8, step) on TFLM and LiteRT, then the C source whole and step by step.
+    tflite_variants = sum(fmt == "tflite" for fmt, _ in WRITTEN)
+    assert len(rows) == 6 + len(WRITTEN) + tflite_variants + 6 + 2
+    assert any("| litert-compiled | tflite | full | int8 |" in row for row in rows)
     assert any("| c-step | c | step | float32 |" in row for row in rows)
     assert any("| c | c | full | float32 |" in row for row in rows)
     assert any("| litert | tflite | full | int8 |" in row for row in rows)
