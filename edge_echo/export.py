@@ -93,8 +93,9 @@ def export(
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
             reuse = Reuse(Path(out), previous["models"][spec.name]) if cached else None
-            tasks.append((spec, seed, staged, tools, key, cached, quantize or [], c_array, forms,
-                          c_source, reuse))
+            tasks.append(dict(spec=spec, seed=seed, out=staged, tools=tools, key=key,
+                              cached=cached, quantize=quantize or [], c_array=c_array,
+                              forms=forms, c_source=c_source, reuse=reuse))
         if jobs > 1 and len(tasks) > 1:
             # A model over one time step has no micro step form: the cheapest, so the last.
             order = sorted(range(len(specs)), key=lambda k: (specs[k].input_shape[0] == 1,
@@ -102,7 +103,7 @@ def export(
             results = workers.run(_export_task, tasks, jobs, report, [s.name for s in specs],
                                   first=order)
         else:
-            results = [_export_model(*task[:4], report, *task[4:]) for task in tasks]
+            results = [_export_model(**task, report=report) for task in tasks]
         fields = {"seed": seed, "length": length,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
@@ -231,14 +232,14 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
         report(spec.name, "saving .keras")
         save_keras(model, keras_path)
         reuse, layers = None, None  # new weights: nothing of the previous export applies
-    if layers is None:
-        layers = [type(layer).__name__ for layer in _model(model).layers[1:]]
     interface = echo_interface(spec)
+    subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed), None, spec=spec,
+                      basis={"keras_sha256": manifest.sha256_file(keras_path),
+                             "spec": spec.describe(), "seed": seed})
+    if layers is None:  # loads the model (once: subject keeps it) where no manifest says them
+        layers = [type(layer).__name__ for layer in subject.model.layers[1:]]
     keras_entry = manifest.file_entry(keras_path, format="keras", **interface.io(), layers=layers,
                                       producer={k: tools[k] for k in ("keras", "tensorflow")})
-    subject = Subject(spec.name, model, interface, calibration_inputs(spec, seed), None, spec=spec,
-                      basis={"keras_sha256": keras_entry["sha256"], "spec": spec.describe(),
-                             "seed": seed})
 
     old_reference = reuse.artifact("reference", reuse_key(subject, "reference", tools),
                                    f"{spec.name}.reference.npz") if reuse else None
@@ -279,11 +280,11 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
                        reused=cached is not None, missing=missing, reused_files=reused)
 
 
-def _export_task(task: tuple) -> ModelExport:
+def _export_task(task: dict) -> ModelExport:
     """_export_model in a worker process (workers.run): its progress goes to the parent."""
     from . import workers
 
-    return _export_model(*task[:4], workers.report, *task[4:])
+    return _export_model(**task, report=workers.report)
 
 
 def _load_keras(path: Path):
@@ -291,10 +292,6 @@ def _load_keras(path: Path):
     import keras
 
     return keras.saving.load_model(path, compile=False, safe_mode=True)
-
-
-def _model(model):
-    return model.load() if isinstance(model, Deferred) else model
 
 
 def echo_interface(spec: EchoSpec) -> Interface:

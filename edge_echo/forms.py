@@ -233,7 +233,7 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
     A form whose previous file (reuse) was made from the same inputs is copied instead of
     converted, with its manifest entry, and probed like a new one.
     """
-    from .probe import probe_many, tflm_item
+    from .probe import item_path, probe_many, tflm_item
     from .runners import labels_for
     from .tfenv import quiet_converters
 
@@ -286,13 +286,16 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
                                if form.format in ("tflite", "onnx")]
     items += [tflm_item(path, art["micro"]["arena_bytes"]) for _, path, art in kept
               if isinstance(art.get("micro"), dict)]
-    crashed = probe_many(items) if items else {}
+    # Why each file failed, whichever of its items (its runtime, TFLM) failed first.
+    crashed: dict[Path, str] = {}
+    for item, why in (probe_many(items) if items else {}).items():
+        if why:
+            crashed.setdefault(item_path(item)[0], why)
     order = [f.kind for f in registered()]
     done_forms = sorted([(f, p, a, True) for f, p, a in kept] + [(f, p, d, False) for f, p, d in written],
                         key=lambda item: order.index(item[0].kind))
     for form, path, known, was_reused in done_forms:
-        why = crashed.get(path) or next((w for item, w in crashed.items() if w and isinstance(item, str)
-                                         and item.endswith(f":{path}")), None)
+        why = crashed.get(path)
         if why:
             path.unlink()
             done.reuse_keys.pop(form.kind, None)

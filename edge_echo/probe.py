@@ -59,6 +59,17 @@ def compiled_item(path: Path) -> str:
     return f"compiled:{path}"
 
 
+def item_path(item: Path | str) -> tuple[Path, str]:
+    """The file a probe_many item loads, and where: '' (its suffix's runtime), ' on TFLM', or
+    " through LiteRT's CompiledModel"."""
+    if not isinstance(item, str):
+        return Path(item), ""
+    kind, _, rest = item.partition(":")
+    if kind == "tflm":
+        return Path(rest.partition(":")[2]), " on TFLM"
+    return Path(rest), " through LiteRT's CompiledModel" if kind == "compiled" else ""
+
+
 def _arg(item: Path | str) -> str:
     """The child's argument: every item says its kind, so a path never reads as a TFLM item."""
     return item if isinstance(item, str) else f"file:{item}"
@@ -120,11 +131,7 @@ def check_loadable(directory: Path, doc: dict) -> None:
     if failed:
         item, why = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        if isinstance(item, str) and item.startswith("compiled:"):
-            path, on = Path(item.partition(":")[2]), " through LiteRT's CompiledModel"
-        else:
-            path = Path(item.split(":", 2)[2]) if isinstance(item, str) else item
-            on = " on TFLM" if isinstance(item, str) else ""
+        path, on = item_path(item)
         reason = why if why.startswith(path.name) else f"{path.name}{on}: {why}"
         raise ArtifactError(f"{reason}; not loaded here{more}")
 
