@@ -26,6 +26,7 @@ from . import memory as _memory
 from .defaults import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
 from .errors import UsageError
 from .probe import check_loadable
+from .results import BENCH_SCHEMA
 from .runners import BENCH_RUNNERS, Runner, targets
 from .tfenv import require_tensorflow, tensorflow_available
 from .versions import versions
@@ -98,6 +99,9 @@ class BenchRow:
     # None with memory_note saying why when it was not measured.
     peak_rss_delta_bytes: int | None = None
     memory_note: str | None = None
+    # The manifest's artifact kind of the file, and the sha256 of the bytes that were timed.
+    form: str = ""
+    sha256: str = ""
 
     @property
     def floor_ratio(self) -> float:
@@ -105,7 +109,8 @@ class BenchRow:
 
     def to_dict(self) -> dict:
         return {"model": self.model, "runtime": self.runtime, "file": self.file,
-                "timing": asdict(self.timing), "floor": asdict(self.floor),
+                "form": self.form, "sha256": self.sha256, "timing": asdict(self.timing),
+                "floor": asdict(self.floor),
                 "floor_ratio": self.floor_ratio, "speedup_vs_predict": self.speedup_vs_predict,
                 "memory": {"file_bytes": self.file_bytes,
                            "peak_rss_delta_bytes": self.peak_rss_delta_bytes,
@@ -121,7 +126,8 @@ class BenchReport:
     rows: list[BenchRow]
 
     def to_dict(self) -> dict:
-        return {"directory": self.directory, "settings": self.settings, "machine": self.machine,
+        return {"schema": BENCH_SCHEMA, "directory": self.directory, "settings": self.settings,
+                "machine": self.machine,
                 "versions": versions(), "rows": [r.to_dict() for r in self.rows]}
 
 
@@ -243,8 +249,9 @@ def bench(
                      artifact=floor_entry) as fl:
                 # The floor takes the first input (as float32) alone.
                 floor = time_runner(fl, one, many, n, warmup)
+            kind = next(k for k, a in entry["artifacts"].items() if a is art)
             row = BenchRow(model, label, path.name, timing, floor, arena_bytes=arena,
-                           file_bytes=int(art["size"]))
+                           file_bytes=int(art["size"]), form=kind, sha256=art["sha256"])
             if isinstance(peak, int):
                 row.peak_rss_delta_bytes = peak
             else:

@@ -20,12 +20,15 @@ from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compar
 from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 from .errors import ArtifactError, UsageError
 from .probe import check_loadable
+from .results import VERIFY_SCHEMA
 from .runners import RUNNERS, Runner, labels_for, targets
 from .tfenv import tensorflow_available
 from .versions import versions
 
 BATCH_SIZES = (1, 7, 64)
 MAX_SAMPLES = 100_000
+# Points of each runtime's parity plot kept in the JSON (evenly spaced over the stored inputs).
+PARITY_POINTS = 64
 
 
 @dataclass
@@ -56,6 +59,9 @@ class RuntimeResult:
     without_reset: float | None = None
     # (Keras, this runtime) on the stored reference inputs at the largest batch: the parity plot.
     parity: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # The manifest's artifact kind of the file, and the sha256 of the bytes that were run.
+    form: str = ""
+    sha256: str = ""
 
     @property
     def passed(self) -> bool:
@@ -102,6 +108,8 @@ class RuntimeResult:
             "model": self.model,
             "runtime": self.runtime,
             "file": self.file,
+            "form": self.form,
+            "sha256": self.sha256,
             "passed": self.passed,
             "max_abs": self.max_abs,
             "max_rel": self.max_rel,
@@ -117,7 +125,26 @@ class RuntimeResult:
                 for c in self.checks
             ],
             "failures": self.failures(),
+            "parity": self.parity_points(),
         }
+
+    def parity_points(self) -> dict | None:
+        """Up to PARITY_POINTS (Keras, runtime) pairs of the first output on the stored inputs,
+        evenly spaced, the extremes of the error included: what a parity plot draws."""
+        if self.parity is None:
+            return None
+        expected, actual = (np.asarray(a, dtype=np.float64) for a in self.parity)
+        if expected.shape != actual.shape:
+            return None
+        picked = set(np.linspace(0, expected.size - 1, min(PARITY_POINTS, expected.size))
+                     .round().astype(int).tolist())
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isfinite(actual), np.abs(actual - expected), np.inf)
+        picked.add(int(np.argmax(diff)))
+        index = sorted(picked)
+        return {"keras": [float(expected[i]) for i in index],
+                "runtime": [float(actual[i]) if np.isfinite(actual[i]) else None for i in index],
+                "of": int(expected.size)}
 
 
 @dataclass
@@ -137,6 +164,7 @@ class Report:
 
     def to_dict(self) -> dict:
         return {
+            "schema": VERIFY_SCHEMA,
             "directory": self.directory,
             "passed": self.passed,
             "keras": self.keras,
@@ -148,6 +176,9 @@ class Report:
                            f"at batch sizes {list(self.batch_sizes)}" if self.keras
                            else "skipped: needs Keras"),
             },
+            "samples": self.samples,
+            "seed": self.seed,
+            "batch_sizes": list(self.batch_sizes),
             "default_tolerance": asdict(DEFAULT_TOLERANCE),
             "integrity": {"sha256_checked": self.files_checked},
             "notes": self.notes,
@@ -236,8 +267,11 @@ def verify(
         one = {n: x[:1] for n, x in stored.items()}
 
         runners: dict[str, Runner] = {}
+        files: dict[str, dict] = {}
+        kinds = {id(art): kind for kind, art in arts.items()}
         try:
             for label, cls, art in targets(arts, runners_here):
+                files[label] = art
                 runner = cls(manifest_mod.artifact_path(directory, art), in_names, out_names,
                              threads=threads, artifact=art)
                 runners[label] = runner.__enter__()
@@ -248,7 +282,8 @@ def verify(
                 model_sets = sets
             for rt, runner in runners.items():
                 result = RuntimeResult(name, rt, runner.path.name,
-                                       tolerance_for(entry, rt, atol, rtol))
+                                       tolerance_for(entry, rt, atol, rtol),
+                                       form=kinds[id(files[rt])], sha256=files[rt]["sha256"])
                 for label, x, y, batches in model_sets:
                     if rt == "keras" and label == "random":
                         continue  # Keras is the reference there
