@@ -104,7 +104,11 @@ def export(
                                   first=order)
         else:
             results = [_export_model(**task, report=report) for task in tasks]
-        fields = {"seed": seed, "length": length,
+        command = manifest.command_line(
+            "export", models=[s.name for s in specs], length=length, seed=seed, epochs=epochs,
+            c_array=c_array, c_source=c_source, forms=forms,
+            quantize=[f"{fmt}:{variant}" for fmt, variant in quantize or []])
+        fields = {"seed": seed, "length": length, "command": command,
                   "models": {r.spec.name: r.entry for r in results}}
         return fields, results
 
@@ -163,7 +167,8 @@ def check_target(out: Path) -> dict | None:
         return None
     try:
         old = manifest.load(out)
-        ours = manifest.listed_files(old) | {manifest.FILENAME, README}
+        ours = (manifest.listed_files(old) | {manifest.FILENAME, README}
+                | set(manifest.RESULT_FILES.values()))
     except ArtifactError:
         raise ArtifactError(
             f"{out}: holds files but no readable edge-echo manifest; refusing to replace it "

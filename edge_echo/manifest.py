@@ -15,6 +15,9 @@ from .errors import ArtifactError
 
 SCHEMA_VERSION = 1
 FILENAME = "manifest.json"
+# What verify --json, bench --json and report write beside an export by default (report --run,
+# make run): edge-echo's own files, which a new export into the directory replaces with the rest.
+RESULT_FILES = {"verify": "verify.json", "bench": "bench.json", "report": "report.html"}
 
 
 def sha256_file(path: Path) -> str:
@@ -193,6 +196,40 @@ def check_integrity(directory: Path, manifest: dict) -> list[str]:
                 )
             checked.append(art["file"])
     return checked
+
+
+def file_status(directory: Path, art: dict) -> str | None:
+    """None when the listed file is intact; else what is wrong with it, in a few words."""
+    path = artifact_path(directory, art)
+    if not path.is_file():
+        return "missing"
+    if path.stat().st_size != art["size"]:
+        return f"altered: {path.stat().st_size} bytes, the manifest lists {art['size']}"
+    if sha256_file(path) != art["sha256"]:
+        return "altered: sha256 does not match the manifest"
+    return None
+
+
+def command_line(verb: str, *arguments: str, **options) -> list[str]:
+    """The edge-echo command that makes this export again, from the options it was made with:
+    None and False are left out, True is a flag, a list or tuple is comma-separated, a pair of
+    numbers is two values. --out is left out (it is the directory the manifest lies in), and so is
+    what does not change a byte (--jobs, --retrain, --force, --quiet)."""
+    line = ["edge-echo", verb, *arguments]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            line.append(flag)
+        elif isinstance(value, tuple) and all(isinstance(v, float) for v in value):
+            line += [flag, *(repr(v) for v in value)]
+        elif isinstance(value, (list, tuple)):
+            if value:
+                line += [flag, ",".join(map(str, value))]
+        else:
+            line += [flag, str(value)]
+    return line
 
 
 def listed_files(manifest: dict) -> set[str]:

@@ -273,7 +273,13 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                      "model_timesteps": interface.model_timesteps},
             **common,
         }
-        return {"source": path.name, "models": {name: entry}}, None
+        command = manifest.command_line(
+            "convert", path.name, name=name, timesteps=timesteps,
+            input_range=tuple(float(v) for v in input_range),
+            data=Path(data).name if data else None, seed=seed, c_array=c_array,
+            c_source=c_source, forms=forms,
+            quantize=[f"{fmt}:{variant}" for fmt, variant in quantize or []])
+        return {"source": path.name, "command": command, "models": {name: entry}}, None
 
     doc, _ = publish(Path(out), build, report)
     return ConvertResult(Path(out), name, doc, missing, notes, reused)
