@@ -404,6 +404,66 @@ def table(
             raise typer.Exit(EXIT_FAILED)
 
 
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(
+        metavar="DIR", help="Export or convert directory.")] = Path("exported"),
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", metavar="FILE", help="The HTML file to write (default: DIR/report.html).")
+    ] = None,
+    verify_file: Annotated[Optional[Path], typer.Option(
+        "--verify", metavar="FILE", help="verify --json results (default: DIR/verify.json).")] = None,
+    bench_file: Annotated[Optional[Path], typer.Option(
+        "--bench", metavar="FILE", help="bench --json results (default: DIR/bench.json).")] = None,
+    scaling_file: Annotated[Optional[Path], typer.Option(
+        "--scaling", metavar="FILE",
+        help="benchmarks/bench_scaling.py's scaling.json, for the growth with sequence length.")
+    ] = None,
+    run: Annotated[bool, typer.Option(
+        "--run", help="Run verify (with Keras where TensorFlow is installed) and bench first "
+        "where their results are missing or out of date, and keep them as JSON.")] = False,
+) -> None:
+    """One self-contained HTML page: every file, its contract, its error against Keras and its cost."""
+    with user_errors():
+        from . import report as report_mod
+
+        inputs = report_mod.gather(directory, verify_file, bench_file, scaling_file)
+        if run:
+            for kind, why in report_mod.out_of_date(inputs).items():
+                target = (verify_file if kind == "verify" else bench_file) or \
+                    report_mod.default_path(directory, kind)
+                with _progress(False) as progress:
+                    progress("", f"running {kind} ({why})")
+                    _write_json(target, _run_for_report(kind, directory).to_dict())
+                out_console.print(f"{kind}: wrote {target} ({why})", markup=False,
+                                  highlight=False, soft_wrap=True)
+            inputs = report_mod.gather(directory, verify_file, bench_file, scaling_file)
+        target = out or report_mod.default_path(directory, "report")
+        size = report_mod.write(inputs, target)
+        verdict = {None: "not verified", True: "verify PASS", False: "verify FAIL"}[
+            (inputs.verify or {}).get("passed")]
+        left_out = sum(why is not None for why in (inputs.verify_why, inputs.bench_why,
+                                                   inputs.scaling_why))
+        out_console.print(
+            f"report: wrote {target} ({size / 1024:.0f} KiB; {verdict}; "
+            f"{inputs.files_checked - len(inputs.integrity)} of {inputs.files_checked} files "
+            f"intact; {left_out} part(s) not included, the page says why)",
+            markup=False, highlight=False, soft_wrap=True)
+        if run and inputs.verify is not None and not inputs.verify.get("passed"):
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _run_for_report(kind: str, directory: Path):
+    if kind == "verify":
+        from .tfenv import tensorflow_available
+        from .verify import verify as run_verify
+
+        return run_verify(directory, keras=tensorflow_available())
+    from .bench import bench as run_bench
+
+    return run_bench(directory)
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -114,6 +114,28 @@ def test_verify_catalogue(export_copy, cli, case):
         assert tree_digest(export_copy) == before
 
 
+# report takes the manifest cases of verify (no page without a readable manifest), and its own.
+REPORT_CASES = [c for c in VERIFY_CASES if c[0].startswith(("dir-", "manifest-"))] + [
+    ("out-unwritable", lambda d: None, ["-o", "/proc/edge-echo-report.html"], 2,
+     "cannot write the report"),
+    ("out-is-a-directory", lambda d: (d / "page").mkdir(), ["-o", "{d}/page"], 2,
+     "cannot write the report"),
+    ("unknown-option", lambda d: None, ["--fast"], 2, "No such option: --fast"),
+]
+
+
+@pytest.mark.parametrize("case", REPORT_CASES, ids=[c[0] for c in REPORT_CASES])
+def test_report_catalogue(export_copy, cli, case):
+    _, setup, args, code, message = case
+    made = setup(export_copy)
+    target = made if isinstance(made, Path) else export_copy
+    before = tree_digest(export_copy) if export_copy.is_dir() else None
+    result = cli("report", target, *(a.replace("{d}", str(export_copy)) for a in args))
+    _one_clear_line(result, code, message)
+    if before is not None:
+        assert tree_digest(export_copy) == before
+
+
 EXPORT_CASES = [
     ("length-zero", ["--length", "0"], "--length must be between 1 and 128"),
     ("length-huge", ["--length", "100000"], "--length must be between 1 and 128"),
@@ -176,7 +198,7 @@ def _one_clear_line(result, code: int, message: str) -> None:
 
 def test_catalogue_size():
     """The closing note counts these; keep at least the issue's list."""
-    assert len(VERIFY_CASES) + len(EXPORT_CASES) + len(PREDICT_CASES) >= 40
+    assert len(VERIFY_CASES) + len(EXPORT_CASES) + len(PREDICT_CASES) + len(REPORT_CASES) >= 55
 
 
 # ---- mutated model files: never a signal, always a clear end -------------------------------

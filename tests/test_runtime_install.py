@@ -9,6 +9,7 @@ with the reason, and the summary line at the end of the run says which
 Python it ran on.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,27 @@ def test_example_device_app(venv, exported):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert [line.split()[-1] for line in result.stdout.splitlines()] == ECHO
+
+
+def test_report_runs_verify_and_bench_without_tensorflow(venv, exported, tmp_path):
+    """Issue 25: report --run on the runtime-only install verifies against the stored Keras
+    outputs, benchmarks the installed runtimes, and writes the page."""
+    directory = tmp_path / "exported"
+    shutil.copytree(exported, directory)
+    bare = run(venv, "report", directory)
+    assert bare.returncode == 0, bare.stderr
+    assert "no verify results" in (directory / "report.html").read_text()
+    result = run(venv, "report", directory, "--run")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    page = (directory / "report.html").read_text()
+    checked = json.loads((directory / "verify.json").read_text())
+    timed = json.loads((directory / "bench.json").read_text())
+    assert checked["keras"] is False and checked["passed"] is True
+    assert {r["runtime"] for r in timed["rows"]} >= {"onnxruntime", "litert", "tflm"}
+    assert not any(r["runtime"].startswith("keras") for r in timed["rows"])
+    assert "no verify results" not in page and "no bench results" not in page
+    assert "Keras outputs stored at export (--no-keras)" in page
+    # Up to date now: a second --run measures nothing again.
+    again = run(venv, "report", directory, "--run")
+    assert again.returncode == 0 and "wrote" in again.stdout and "verify: wrote" not in again.stdout
