@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: run readme-table test lint clean python
+.PHONY: run readme-table report-screenshot test lint clean python
 
 python:
 	@test -n "$(PY)" || { echo "edge-echo: no supported Python (see above)" >&2; exit 2; }
@@ -24,9 +24,18 @@ $(VENV)/.installed-%: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The export and its proof, then the figures and the one page that shows them all
+# (exported/report.html; the JSON and the page are measured here, so git ignores them).
 run: python $(STAMP)
 	$(BIN)/edge-echo export --out exported --retrain --c-array --c-source --quantize $(QUANTIZE)
-	$(BIN)/edge-echo verify exported
+	$(BIN)/edge-echo verify exported --json exported/verify.json
+	$(BIN)/edge-echo bench exported --json exported/bench.json
+	$(BIN)/edge-echo report exported --scaling benchmarks/results/scaling.json
+
+# Regenerates docs/report.png, the README's picture of exported/report.html (after make run),
+# in headless Chromium (Debian's chromium package).
+report-screenshot: python $(STAMP)
+	$(BIN)/python tools/screenshot exported/report.html docs/report.png
 
 # The TFLite converter leaves these small LSTMs' weights in float32 under
 # dynamic-range quantization (export says why), so only ONNX gets "dynamic".
