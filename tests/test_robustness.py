@@ -102,16 +102,23 @@ VERIFY_CASES = [
 
 @pytest.mark.parametrize("case", VERIFY_CASES, ids=[c[0] for c in VERIFY_CASES])
 def test_verify_catalogue(export_copy, cli, case):
+    def verify_args(target, args):
+        keras = args[:1] == ["--keras"]
+        return ["verify", target, *([] if keras else ["--no-keras"]), *args[1 if keras else 0:]]
+
+    _directory_case(export_copy, cli, case, verify_args)
+
+
+def _directory_case(directory: Path, cli, case, command) -> None:
+    """Set the case up in the directory, run command(target, args); one clear line, no file
+    of the directory touched."""
     _, setup, args, code, message = case
-    made = setup(export_copy)
-    target = made if isinstance(made, Path) else export_copy
-    before = tree_digest(export_copy) if export_copy.is_dir() else None
-    keras = args[:1] == ["--keras"]
-    args = args[1:] if keras else args
-    result = cli("verify", target, *([] if keras else ["--no-keras"]), *args)
-    _one_clear_line(result, code, message)
+    made = setup(directory)
+    target = made if isinstance(made, Path) else directory
+    before = tree_digest(directory) if directory.is_dir() else None
+    _one_clear_line(cli(*command(target, args)), code, message)
     if before is not None:
-        assert tree_digest(export_copy) == before
+        assert tree_digest(directory) == before
 
 
 # report takes the manifest cases of verify (no page without a readable manifest), and its own.
@@ -126,14 +133,8 @@ REPORT_CASES = [c for c in VERIFY_CASES if c[0].startswith(("dir-", "manifest-")
 
 @pytest.mark.parametrize("case", REPORT_CASES, ids=[c[0] for c in REPORT_CASES])
 def test_report_catalogue(export_copy, cli, case):
-    _, setup, args, code, message = case
-    made = setup(export_copy)
-    target = made if isinstance(made, Path) else export_copy
-    before = tree_digest(export_copy) if export_copy.is_dir() else None
-    result = cli("report", target, *(a.replace("{d}", str(export_copy)) for a in args))
-    _one_clear_line(result, code, message)
-    if before is not None:
-        assert tree_digest(export_copy) == before
+    _directory_case(export_copy, cli, case, lambda target, args: [
+        "report", target, *(a.replace("{d}", str(export_copy)) for a in args)])
 
 
 EXPORT_CASES = [
