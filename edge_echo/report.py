@@ -408,7 +408,7 @@ def render(inputs: Inputs) -> str:
         out.append(_model_section(inputs, name, entry,
                                   [r for r in verify_rows if r["model"] == name],
                                   [r for r in bench_rows if r["model"] == name]))
-    out.append(_reproducibility(inputs))
+    out.append(_guarded(_reproducibility, inputs))
     out.append("</main></body></html>\n")
     return "\n".join(out)
 
@@ -420,18 +420,29 @@ def _artifact(doc: dict, model: str, file: str) -> dict | None:
     return next((a for a in entry["artifacts"].values() if a["file"] == file), None)
 
 
+def _guarded(part, *args) -> str:
+    """One part of the page; a results file or manifest of an unexpected shape (edited by hand,
+    or by another tool) costs that part, named, never the page."""
+    try:
+        return part(*args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        what = part.__name__.strip("_")
+        return (f'<p class="missing" data-broken="{esc(what)}">This part ({esc(what)}) could not '
+                f"be drawn from the files given: {esc(type(exc).__name__)} {esc(exc)}.</p>")
+
+
 def _model_section(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
                    bench_rows: list[dict]) -> str:
     out = [f'<section id="model-{esc(name)}" data-model="{esc(name)}"><h2>{esc(name)}</h2>']
-    out.append(_card(entry))
+    out.append(_guarded(_card, entry))
     out.append("<h3>Which file where</h3>")
-    out.append(_where(inputs, name, entry, verify_rows, bench_rows))
+    out.append(_guarded(_where, inputs, name, entry, verify_rows, bench_rows))
     out.append("<h3>Files</h3>")
-    out.append(_files(inputs, name, entry))
+    out.append(_guarded(_files, inputs, name, entry))
     out.append("<h3>Verification against Keras</h3>")
-    out.append(_verification(name, verify_rows, inputs.verify))
+    out.append(_guarded(_verification, name, verify_rows, inputs.verify))
     out.append("<h3>Performance</h3>")
-    out.append(_performance(inputs, name, entry, verify_rows, bench_rows))
+    out.append(_guarded(_performance, inputs, name, entry, verify_rows, bench_rows))
     out.append("</section>")
     return "\n".join(out)
 

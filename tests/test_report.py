@@ -422,3 +422,16 @@ def test_a_new_export_replaces_the_results_beside_it(measured, tmp_path):
     (directory / "notes.txt").unlink()
     export(directory, list(MODEL_NAMES), seed=DEFAULT_SEED, **FULL_OPTIONS)
     assert not any((directory / name).exists() for name in manifest.RESULT_FILES.values())
+
+
+def test_results_of_an_unexpected_shape_cost_one_part_not_the_page(measured, tmp_path, cli):
+    directory = make_copy(measured, tmp_path)
+    doc = json.loads((directory / "bench.json").read_text())
+    del doc["rows"][0]["timing"]["p50_us"]
+    doc["rows"][1]["memory"] = "lots"
+    (directory / "bench.json").write_text(json.dumps(doc))
+    page = page_of(directory, cli)
+    assert 'data-broken="performance"' in page and "KeyError" in page
+    # The rest is drawn: every model's verification table.
+    assert page.count('data-table="verify"') == len(json.loads(
+        (directory / "verify.json").read_text())["results"])
