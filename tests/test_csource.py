@@ -166,10 +166,53 @@ def _user_models():
     i = keras.Input((7, 2))
     h = L.LSTM(3, return_sequences=True)(L.GRU(4, reset_after=False, return_sequences=True)(i))
     sequences = build(i, L.TimeDistributed(L.Dense(1, activation="relu"))(h))
-    return {"mixed-stack": mixed, "gru-reset-before-seq": sequences}
+    # Issue 23: a character-level generator's head (softmax over the classes, large logits).
+    i = keras.Input((12, 9))
+    head = L.Dense(9, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(
+        stddev=3.0))
+    chargen = build(i, head(L.LSTM(16)(i)))
+    # Every element-wise activation Keras 3 has, in the cells and in a chain of Dense layers,
+    # and log_softmax per step.
+    i = keras.Input((6, 3))
+    h = L.SimpleRNN(5, activation="elu", return_sequences=True)(i)
+    h = L.GRU(5, activation="softsign", recurrent_activation="hard_sigmoid",
+              return_sequences=True)(h)
+    h = L.LSTM(5, activation="selu", recurrent_activation="hard_silu", return_sequences=True)(h)
+    for act in ("softplus", "silu", "gelu", "leaky_relu", "relu6", "mish", "softsign",
+                "exponential", "linear", "swish", "hard_swish"):
+        h = L.TimeDistributed(L.Dense(4, activation=act))(h)
+    activations = build(i, L.TimeDistributed(L.Dense(3, activation="log_softmax"))(h))
+    return {"mixed-stack": mixed, "gru-reset-before-seq": sequences, "chargen-softmax": chargen,
+            "every-activation": activations}
 
 
-@pytest.mark.parametrize("name", ["mixed-stack", "gru-reset-before-seq"])
+USER_C_MODELS = ["mixed-stack", "gru-reset-before-seq", "chargen-softmax", "every-activation"]
+
+
+def test_a_wrong_activation_in_the_c_makes_verify_fail(tmp_path, monkeypatch):
+    """The activation tests can fail: gelu's tanh approximation instead of the exact erf form
+    (they differ by up to about 5e-4) fails the c runtime."""
+    from edge_echo.convert import csource
+
+    monkeypatch.setitem(csource.ACTIVATIONS, "gelu", "(0.5f * {x} * (1.0f + tanhf(0.7978846f * "
+                        "({x} + 0.044715f * {x} * {x} * {x}))))")
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(3)
+    i = keras.Input((4, 2))
+    big = keras.initializers.RandomNormal(stddev=4.0)
+    keras.Model(i, keras.layers.Dense(2, activation="gelu", kernel_initializer=big)(
+        keras.layers.LSTM(3)(i))).save(tmp_path / "gelu.keras")
+    convert(tmp_path / "gelu.keras", tmp_path / "out", forms=("tflite",), c_source=True)
+    ran = {r.runtime: r for r in verify(tmp_path / "out", latency_runs=0).results}
+    assert ran["litert"].passed
+    assert not ran["c"].passed and ran["c"].max_abs > 1e-5
+
+
+@pytest.mark.parametrize("name", USER_C_MODELS)
 def test_convert_c_source_for_user_stacks(name, tmp_path):
     model = _user_models()[name]
     model.save(tmp_path / f"{name}.keras")

@@ -35,7 +35,25 @@ ACTIVATIONS = {
     "tanh": "(2.0f / (1.0f + expf(-2.0f * ({x}))) - 1.0f)",
     "sigmoid": "(1.0f / (1.0f + expf(-({x}))))",
     "relu": "({x} > 0.0f ? {x} : 0.0f)",
+    # The rest of Keras 3's element-wise activations, as keras.activations defines them with
+    # their default arguments (elu alpha 1, leaky_relu negative_slope 0.2, gelu exact).
+    "elu": "({x} > 0.0f ? {x} : expf({x}) - 1.0f)",
+    "selu": "(1.05070098f * ({x} > 0.0f ? {x} : 1.67326324f * (expf({x}) - 1.0f)))",
+    # log(1 + e^x) as max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
+    "softplus": "(({x} > 0.0f ? {x} : 0.0f) + log1pf(expf(-fabsf({x}))))",
+    "softsign": "({x} / (1.0f + fabsf({x})))",
+    "hard_sigmoid": "({x} <= -3.0f ? 0.0f : {x} >= 3.0f ? 1.0f : {x} / 6.0f + 0.5f)",
+    "silu": "({x} / (1.0f + expf(-({x}))))",
+    "hard_silu": "({x} <= -3.0f ? 0.0f : {x} >= 3.0f ? {x} : {x} * ({x} / 6.0f + 0.5f))",
+    "gelu": "(0.5f * {x} * (1.0f + erff({x} * 0.707106781f)))",
+    "leaky_relu": "({x} > 0.0f ? {x} : 0.2f * {x})",
+    "relu6": "({x} <= 0.0f ? 0.0f : {x} >= 6.0f ? 6.0f : {x})",
+    "mish": "({x} * tanhf(({x} > 0.0f ? {x} : 0.0f) + log1pf(expf(-fabsf({x})))))",
+    "exponential": "expf({x})",
 }
+# Over a whole vector, not one element: only a Dense layer's output takes them. softmax
+# subtracts the largest logit first, so that no expf overflows.
+VECTOR_ACTIVATIONS = ("softmax", "log_softmax")
 # gcc/clang flags the contract promises the file compiles under, warning-free.
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -53,12 +71,17 @@ def compiler() -> str | None:
     return None
 
 
-def _activation(layer, attr: str) -> str:
+def _activation(layer, attr: str, vector: bool = False) -> str:
+    """The activation's name, or why it has no C form: vector ones only where vector (a Dense
+    layer's output, over its units)."""
     act = getattr(layer, attr)
     name = getattr(act, "__name__", str(act))
-    if name not in ACTIVATIONS:
+    if name in VECTOR_ACTIVATIONS and not vector:
+        raise Unavailable(f"layer '{layer.name}': activation '{name}' as the {attr} of a "
+                          "recurrent cell has no C form here (it takes a Dense layer's output)")
+    if name not in ACTIVATIONS and name not in VECTOR_ACTIVATIONS:
         raise Unavailable(f"layer '{layer.name}': activation '{name}' has no C form here "
-                          f"(supported: {', '.join(ACTIVATIONS)})")
+                          f"(supported: {', '.join([*ACTIVATIONS, *VECTOR_ACTIVATIONS])})")
     return name
 
 
@@ -154,7 +177,8 @@ def plan(subject: Subject) -> Plan:
                                   "recurrent layer has no C form here")
             kernel, *bias = [np.asarray(w, np.float32) for w in inner.get_weights()]
             head.append(Dense(layer.name, width, int(inner.units), kernel,
-                              bias[0] if bias else None, _activation(inner, "activation")))
+                              bias[0] if bias else None,
+                              _activation(inner, "activation", vector=True)))
             width = int(inner.units)
         else:
             raise Unavailable(f"layer '{layer.name}' ({type(layer).__name__}) has no C form here; "
@@ -186,7 +210,31 @@ def _array(name: str, values: np.ndarray) -> str:
 
 
 def _act(name: str, expr: str) -> str:
-    return ACTIVATIONS[name].format(x=expr)
+    """The activation of expr. An expression that is not one operand (zx[j] + zh[j]) is put
+    in parentheses: the forms use x several times and next to / and *."""
+    operand = re.fullmatch(r"[A-Za-z_]\w*(->\w+)*(\[[^\]]*\])?", expr) is not None
+    return ACTIVATIONS[name].format(x=expr if operand else f"({expr})")
+
+
+def _vector_activation(name: str, v: str, units: int) -> list[str]:
+    """softmax (or log_softmax) over v[0..units) in place, the largest logit subtracted first."""
+    lines = [
+        "        {",
+        f"            float top = {v}[0], sum = 0.0f;",
+        f"            for (j = 1; j < {units}; j++) if ({v}[j] > top) top = {v}[j];",
+    ]
+    if name == "softmax":
+        lines += [
+            f"            for (j = 0; j < {units}; j++) {{ {v}[j] = expf({v}[j] - top); sum += {v}[j]; }}",
+            f"            for (j = 0; j < {units}; j++) {v}[j] /= sum;",
+        ]
+    else:
+        lines += [
+            f"            for (j = 0; j < {units}; j++) sum += expf({v}[j] - top);",
+            "            sum = logf(sum);",
+            f"            for (j = 0; j < {units}; j++) {v}[j] = {v}[j] - top - sum;",
+        ]
+    return lines + ["        }"]
 
 
 def header(name: str, plan_: Plan) -> str:
@@ -351,14 +399,16 @@ def source(name: str, plan_: Plan) -> str:
         if dst != "y":
             head.append(f"    float {dst}[{d.units}];")
         init = f"D{k}_B[j]" if d.bias is not None else "0.0f"
+        vector = d.activation in VECTOR_ACTIVATIONS
         head += [
             "    {",
             "        int j, k;",
             f"        for (j = 0; j < {d.units}; j++) {{",
             f"            float a = {init};",
             f"            for (k = 0; k < {d.inputs}; k++) a += {src}[k] * D{k}_W[k * {d.units} + j];",
-            f"            {dst}[j] = {_act(d.activation, 'a')};",
+            f"            {dst}[j] = {'a' if vector else _act(d.activation, 'a')};",
             "        }",
+            *(_vector_activation(d.activation, dst, d.units) if vector else []),
             "    }",
         ]
         src = dst
