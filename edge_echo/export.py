@@ -399,7 +399,7 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
             path.unlink()
             missing.append(f"{name}: {fmt} {variant} not produced: {crashed[path]}")
             continue
-        tol = q.tolerance(variant, subject.reference_y)
+        tol = q.tolerance(variant, subject.reference_y, subject.interface.probabilities)
         if old is not None:
             arts[kind] = {**old, **manifest.file_entry(path)}
             if reused is not None:

@@ -61,13 +61,22 @@ class Interface:
     model_timesteps: int | None
     inputs: list[Input]
     outputs: list[tuple[str, tuple[int, ...]]]
+    # Output name -> "softmax" or "sigmoid" where the output is a probability vector (the layer
+    # that makes it ends in that activation): int8 is judged on the probability scale there.
+    probability: dict[str, str] = field(default_factory=dict)
 
     def io(self) -> dict:
         return {
             "inputs": [i.io() for i in self.inputs],
-            "outputs": [{"name": n, "shape": [None, *s], "dtype": "float32"}
+            "outputs": [{"name": n, "shape": [None, *s], "dtype": "float32",
+                         **({"probability": self.probability[n]} if n in self.probability else {})}
                         for n, s in self.outputs],
         }
+
+    @property
+    def probabilities(self) -> bool:
+        """Every output is a probability vector."""
+        return bool(self.outputs) and all(n in self.probability for n, _ in self.outputs)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -88,6 +88,8 @@ def _check_io(items, where: str) -> None:
         _need(isinstance(shape, list) and shape and all(
             d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape),
             f"{at}/shape", "a list of positive sizes or null")
+        _need(item.get("probability") in (None, "softmax", "sigmoid"), f"{at}/probability",
+              "softmax or sigmoid")
 
 
 def _check_models(models, directory: Path) -> None:

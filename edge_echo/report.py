@@ -147,6 +147,8 @@ def fmt(value, kind: str = "g") -> str:
         return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
     if kind == "rate":
         return f"{value:,.0f}"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
     return f"{value:.3g}"
 
 
@@ -557,6 +559,7 @@ def _verification(name: str, rows: list[dict], verify: dict | None) -> str:
     if not rows:
         return "<p>The verify results hold no row for this model.</p>"
     body = []
+    has_top1 = any(r.get("top1") for r in rows)
     for r in rows:
         echo = r.get("echo")
         tol = r["tolerance"]
@@ -569,6 +572,9 @@ def _verification(name: str, rows: list[dict], verify: dict | None) -> str:
             + cell("worst_diff_over_allowed", r["worst_diff_over_allowed"], "ratio")
             + (f'<td data-field="echo">{esc(" ".join(echo["printed"]))} '
                f"{verdict(echo['passed'])}</td>" if echo else '<td data-field="echo">-</td>')
+            + (cell("top1_agreement", min(t["agreement"] for t in r["top1"]), "pct")
+               if has_top1 and r.get("top1") else '<td data-field="top1_agreement">-</td>'
+               if has_top1 else "")
             + cell("p50_us", r.get("p50_us"), "us")
             + f'<td data-field="passed" data-value="{esc(json.dumps(r["passed"]))}">'
             + verdict(r["passed"]) + (f" <i>{esc(r['_stale'])}</i>" if "_stale" in r else "")
@@ -578,7 +584,8 @@ def _verification(name: str, rows: list[dict], verify: dict | None) -> str:
     strip = error_strip_svg(name, rows)
     inputs_note = verify.get("inputs", {})
     return ("<table><thead><tr><th>runtime</th><th>file</th><th>max |diff|</th><th>max rel</th>"
-            "<th>atol</th><th>rtol</th><th>worst/allowed</th><th>echo</th><th>p50 µs</th>"
+            "<th>atol</th><th>rtol</th><th>worst/allowed</th><th>echo</th>"
+            + ("<th>top-1 agreement</th>" if has_top1 else "") + "<th>p50 µs</th>"
             "<th>verdict</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>"
             "<p>worst/allowed: the worst element's |diff| over the error its tolerance allows it "
             "(atol + rtol x |expected|); above 1 fails. Inputs: "

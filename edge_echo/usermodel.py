@@ -106,8 +106,23 @@ def interface_of(model, timesteps: int | None) -> Interface:
     out_names = [_clean(n) for n in _output_names(model, len(outs))]
     if len(set(out_names)) != len(out_names) or set(out_names) & set(names):
         out_names = [f"y{i}" for i in range(len(outs))]
+    kinds = {n: kind for n, tensor in zip(out_names, as_list(model.outputs), strict=True)
+             if (kind := _probability(tensor, keras))}
     return Interface(t, model_t, inputs,
-                     [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(out_names, outs, strict=True)])
+                     [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(out_names, outs, strict=True)],
+                     kinds)
+
+
+def _probability(tensor, keras) -> str | None:
+    """softmax or sigmoid where the layer that makes this output ends in that activation (a
+    Dense, TimeDistributed(Dense), Activation or Softmax layer over the last axis)."""
+    layer = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
+    if isinstance(inner, keras.layers.Softmax):
+        axis = inner.axis if isinstance(inner.axis, int) else None
+        return "softmax" if axis == -1 else None
+    name = getattr(getattr(inner, "activation", None), "__name__", None)
+    return name if name in ("softmax", "sigmoid") else None
 
 
 def _embedding_size(model, tensor, keras) -> int | None:

@@ -16,7 +16,7 @@ import numpy as np
 from . import manifest as manifest_mod
 from . import refdata
 from .bench import time_runner
-from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check
+from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check, top1
 from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
 from .errors import ArtifactError, UsageError
 from .probe import check_loadable
@@ -62,10 +62,14 @@ class RuntimeResult:
     # The manifest's artifact kind of the file, and the sha256 of the bytes that were run.
     form: str = ""
     sha256: str = ""
+    # Per probability output (softmax or sigmoid): top-1 agreement with Keras on the stored
+    # reference inputs (compare.top1).
+    top1: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks) and (self.echo is None or self.echo.passed)
+        return (all(c.passed for c in self.checks) and (self.echo is None or self.echo.passed)
+                and all(t["passed"] for t in self.top1))
 
     @property
     def max_abs(self) -> float:
@@ -96,6 +100,11 @@ class RuntimeResult:
                     f"(|diff| {c.max_abs:.3g}); needs atol >= {c.min_atol:.3g} at rtol "
                     f"{self.tolerance.rtol:g}, have atol {self.tolerance.atol:g}"
                 )
+        for t in self.top1:
+            if not t["passed"]:
+                lines.append(f"{self.model} / {self.runtime}: output '{t['output']}' picks Keras's "
+                             f"class in {t['agreement']:.1%} of {t['decisions']} decisions on the "
+                             f"reference inputs; needs {t['required']:.0%}")
         if self.echo is not None and not self.echo.passed:
             lines.append(
                 f"{self.model} / {self.runtime}: echo check failed: printed "
@@ -119,6 +128,7 @@ class RuntimeResult:
             "p50_us": self.p50_us,
             "without_reset_max_abs": self.without_reset,
             "echo": self.echo.to_dict() if self.echo else None,
+            "top1": self.top1,
             "checks": [
                 {"inputs": c.inputs, "batch": c.batch, "samples": c.samples, "passed": c.passed,
                  "comparisons": [x.to_dict() for x in c.comparisons]}
@@ -295,6 +305,11 @@ def verify(
                         if label == "reference" and batch == max(batches):
                             result.parity = (np.ravel(y[out_names[0]]),
                                              np.ravel(got[out_names[0]]))
+                            result.top1 = [
+                                top1(o["name"], got[o["name"]], y[o["name"]], o["probability"],
+                                     result.tolerance.atol)
+                                for o in entry["outputs"] if o.get("probability")
+                                and got[o["name"]].shape == y[o["name"]].shape]
                 if has_seed:
                     seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                     result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())

@@ -231,7 +231,7 @@ def _step_contract(subject, path) -> dict:
 def _int8_tolerance(subject) -> dict:
     from .quantize import tolerance
 
-    tol = tolerance("int8", subject.reference_y)
+    tol = tolerance("int8", subject.reference_y, subject.interface.probabilities)
     return {"atol": tol["atol"], "rtol": tol["rtol"]}
 
 
@@ -248,7 +248,7 @@ def _int8_contract(subject, path) -> dict:
     from .quantize import tolerance
 
     contract = _contract(subject, path)
-    rule = tolerance("int8", subject.reference_y)
+    rule = tolerance("int8", subject.reference_y, subject.interface.probabilities)
     errors = {}
     if subject.reference_x is not None:
         # The file was run on both in child processes (probe, arena): safe here.
