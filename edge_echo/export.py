@@ -568,7 +568,9 @@ def render_readme(doc: dict) -> str:
 Written by `edge-echo convert {doc.get('source', '')}` (edge-echo {v['edge-echo']}); do not
 edit by hand. `manifest.json` lists every file with its size, sha256, input and
 output names, shapes and dtypes, operators and the tool versions that produced
-it; `edge-echo verify DIR` checks them (`--no-keras` without TensorFlow).
+it; `edge-echo verify DIR` checks them (`--no-keras` without TensorFlow), and
+`edge-echo report DIR --run` shows every file, its contract, its error
+against Keras and its cost on one page, `report.html`.
 
 | model | params | input | outputs | .keras bytes | .tflite bytes | .onnx bytes |
 |---|---|---|---|---|---|---|
@@ -587,6 +589,9 @@ Written by `edge-echo export` (edge-echo {v['edge-echo']}); do not edit by hand:
 the next export replaces this directory whole. `manifest.json` lists every
 file with its size, sha256, input and output names, shapes, dtypes, operators
 and the tool versions that produced it; `edge-echo verify DIR` checks them.
+`report.html`, where present (`make run`, or `edge-echo report DIR --run`),
+shows every file, its contract, its error against Keras and its cost on one
+page.
 
 | model | params | input | output | .keras bytes | .tflite bytes | .onnx bytes |
 |---|---|---|---|---|---|---|
