@@ -249,9 +249,9 @@ def bench(
                      artifact=floor_entry) as fl:
                 # The floor takes the first input (as float32) alone.
                 floor = time_runner(fl, one, many, n, warmup)
-            kind = next(k for k, a in entry["artifacts"].items() if a is art)
             row = BenchRow(model, label, path.name, timing, floor, arena_bytes=arena,
-                           file_bytes=int(art["size"]), form=kind, sha256=art["sha256"])
+                           file_bytes=int(art["size"]), form=manifest_mod.artifact_kind(entry, art),
+                           sha256=art["sha256"])
             if isinstance(peak, int):
                 row.peak_rss_delta_bytes = peak
             else:

@@ -234,5 +234,10 @@ def command_line(verb: str, *arguments: str, **options) -> list[str]:
     return line
 
 
+def artifact_kind(entry: dict, art: dict) -> str:
+    """The key under which a model's manifest entry lists this artifact (tflite_int8, ...)."""
+    return next(kind for kind, listed in entry["artifacts"].items() if listed is art)
+
+
 def listed_files(manifest: dict) -> set[str]:
     return {art["file"] for m in manifest["models"].values() for art in m["artifacts"].values()}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,12 +118,21 @@ def out_of_date(inputs: Inputs) -> dict[str, str]:
                 inputs, f"{kind}_why")
             continue
         rows = data["results" if kind == "verify" else "rows"]
-        if any((_artifact(inputs.manifest, r["model"], r["file"]) or {}).get("sha256")
-               != r.get("sha256") for r in rows):
+        if any(row_problem(inputs.manifest, r) for r in rows):
             stale[kind] = "made for other files than the manifest lists"
         elif {r["model"] for r in rows} != set(inputs.manifest["models"]):
             stale[kind] = "made for other models than the manifest lists"
     return stale
+
+
+def row_problem(doc: dict, row: dict) -> str | None:
+    """None when a result row was made on the bytes the manifest lists now; else why not."""
+    art = _artifact(doc, row["model"], row["file"])
+    if art is None:
+        return "the manifest lists no such file for this model now"
+    if row.get("sha256") != art["sha256"]:
+        return "measured on other bytes than the file the manifest lists now"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,11 +376,9 @@ def render(inputs: Inputs) -> str:
     bench_rows = bench.get("rows", [])
     missing = [why for why in (inputs.verify_why, inputs.bench_why, inputs.scaling_why) if why]
     for r in verify_rows + bench_rows:
-        art = _artifact(doc, r["model"], r["file"])
-        if art is None:
-            r["_stale"] = "the manifest lists no such file for this model now"
-        elif r.get("sha256") and r["sha256"] != art["sha256"]:
-            r["_stale"] = "measured on other bytes than the file the manifest lists now"
+        problem = row_problem(doc, r)
+        if problem:
+            r["_stale"] = problem  # read by every section that shows or chooses from the row
     stale = sum("_stale" in r for r in verify_rows + bench_rows)
     if stale:
         missing.append(f"{stale} result row(s) were made for files this export no longer holds "
@@ -786,7 +794,7 @@ def _reproducibility(inputs: Inputs) -> str:
         words = list(command)
         at = 3 if words[1] == "convert" else 2  # after convert's model file
         words[at:at] = ["--out", str(inputs.directory)]
-        shown = " ".join(_shell(w) for w in words)
+        shown = " ".join(shlex.quote(w) for w in words)
         made = f"<p>Made by <code id=command>{esc(shown)}</code></p>"
     else:
         made = "<p>The manifest does not record the command that made it (an older edge-echo).</p>"
@@ -813,12 +821,6 @@ def _version_cell(value) -> str:
     text = str(value)
     shown = text if len(text) <= 24 else text[:16] + "…"
     return f'<td class="mono" title="{esc(text)}">{esc(shown)}</td>'
-
-
-def _shell(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
 
 
 def write(inputs: Inputs, path: Path) -> int:

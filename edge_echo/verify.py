@@ -278,7 +278,6 @@ def verify(
 
         runners: dict[str, Runner] = {}
         files: dict[str, dict] = {}
-        kinds = {id(art): kind for kind, art in arts.items()}
         try:
             for label, cls, art in targets(arts, runners_here):
                 files[label] = art
@@ -293,7 +292,8 @@ def verify(
             for rt, runner in runners.items():
                 result = RuntimeResult(name, rt, runner.path.name,
                                        tolerance_for(entry, rt, atol, rtol),
-                                       form=kinds[id(files[rt])], sha256=files[rt]["sha256"])
+                                       form=manifest_mod.artifact_kind(entry, files[rt]),
+                                       sha256=files[rt]["sha256"])
                 for label, x, y, batches in model_sets:
                     if rt == "keras" and label == "random":
                         continue  # Keras is the reference there
