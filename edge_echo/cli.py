@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -465,12 +464,11 @@ def _run_for_report(kind: str, directory: Path):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    from .fsutil import write_file
+
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise EdgeEchoError(f"{path}: cannot write the report ({exc.strerror})") from None
 
 

@@ -102,3 +102,17 @@ def replace_dir(staged: Path, target: Path) -> None:
             raise
         shutil.rmtree(old)
     fsync_dir(target.parent)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write one file atomically beside its target (a temporary name, then a rename): a reader
+    sees the old file or the new one, never half of it. Removes the temporary file on failure
+    and lets the OSError through."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise

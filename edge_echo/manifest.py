@@ -224,7 +224,7 @@ def command_line(verb: str, *arguments: str, **options) -> list[str]:
             continue
         if value is True:
             line.append(flag)
-        elif isinstance(value, tuple) and all(isinstance(v, float) for v in value):
+        elif isinstance(value, tuple) and value and all(isinstance(v, float) for v in value):
             line += [flag, *(repr(v) for v in value)]
         elif isinstance(value, (list, tuple)):
             if value:

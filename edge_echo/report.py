@@ -825,15 +825,11 @@ def _version_cell(value) -> str:
 
 def write(inputs: Inputs, path: Path) -> int:
     """Write the page atomically; returns its size in bytes."""
-    import os
+    from .fsutil import write_file
 
     text = render(inputs).encode("utf-8")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(text)
-        os.replace(tmp, path)
+        write_file(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ArtifactError(f"{path}: cannot write the report ({exc.strerror})") from None
     return len(text)

@@ -140,7 +140,7 @@ class RuntimeResult:
 
     def parity_points(self) -> dict | None:
         """Up to PARITY_POINTS (Keras, runtime) pairs of the first output on the stored inputs,
-        evenly spaced, the extremes of the error included: what a parity plot draws."""
+        evenly spaced, the worst element always among them: what a parity plot draws."""
         if self.parity is None:
             return None
         expected, actual = (np.asarray(a, dtype=np.float64) for a in self.parity)
@@ -277,10 +277,8 @@ def verify(
         one = {n: x[:1] for n, x in stored.items()}
 
         runners: dict[str, Runner] = {}
-        files: dict[str, dict] = {}
         try:
             for label, cls, art in targets(arts, runners_here):
-                files[label] = art
                 runner = cls(manifest_mod.artifact_path(directory, art), in_names, out_names,
                              threads=threads, artifact=art)
                 runners[label] = runner.__enter__()
@@ -292,8 +290,8 @@ def verify(
             for rt, runner in runners.items():
                 result = RuntimeResult(name, rt, runner.path.name,
                                        tolerance_for(entry, rt, atol, rtol),
-                                       form=manifest_mod.artifact_kind(entry, files[rt]),
-                                       sha256=files[rt]["sha256"])
+                                       form=manifest_mod.artifact_kind(entry, runner.entry),
+                                       sha256=runner.entry["sha256"])
                 for label, x, y, batches in model_sets:
                     if rt == "keras" and label == "random":
                         continue  # Keras is the reference there
