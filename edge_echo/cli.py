@@ -80,6 +80,9 @@ MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: 
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
               "tflite_micro_step. Default: every one the model has.")
+TARGETS_HELP = ("Cortex-M cores for the runtimes c@CORE and c-step@CORE (the C source on "
+                "qemu-system-arm): cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 "
+                "(or m4; repeat or comma-separate), all or none. Default: all.")
 
 
 @contextlib.contextmanager
@@ -255,16 +258,22 @@ def convert(
         "--force", help="Convert every file again, even those the previous convert into --out "
         "made from the same model, options and tool versions (reused by default).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
+    targets: Annotated[Optional[list[str]], typer.Option(
+        "--targets", metavar="CORES",
+        help="Cortex-M cores convert's own verify runs the C source on (as for verify). Default: "
+        "none, for speed; edge-echo verify OUT runs them all.")] = None,
 ) -> None:
     """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
     with user_errors():
         from .convert.quantize import parse as parse_quantize
+        from .cortexm import parse_targets
         from .forms import parse_forms
         from .usermodel import convert as run_convert
         from .verify import verify as run_verify
 
         variants = parse_quantize(quantize)
         kinds = parse_forms(forms)
+        cores = parse_targets(targets or ["none"])
         with _progress(quiet) as report:
             result = run_convert(model, out, name=name, timesteps=timesteps,
                                  input_range=input_range, data=data, seed=seed,
@@ -281,7 +290,7 @@ def convert(
                                   soft_wrap=True)
         with _progress(quiet) as report:
             report("", "verifying")
-            verified = run_verify(out)
+            verified = run_verify(out, cores=cores)
         _render_verify(verified, quiet)
         if not verified.passed:
             raise typer.Exit(EXIT_FAILED)
@@ -313,13 +322,16 @@ def verify(
     plot_file: Annotated[Optional[Path], typer.Option(
         "--plot", metavar="FILE",
         help="Write a PNG: per model, each runtime against Keras (parity) and the difference.")] = None,
+    targets: Annotated[Optional[list[str]], typer.Option(
+        "--targets", metavar="CORES", help=TARGETS_HELP)] = None,
 ) -> None:
     """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
     with user_errors():
+        from .cortexm import parse_targets
         from .verify import verify as run_verify
 
         report = run_verify(directory, keras=not no_keras, samples=samples, seed=seed,
-                            atol=atol, rtol=rtol, models=models)
+                            atol=atol, rtol=rtol, models=models, cores=parse_targets(targets))
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         if plot_file is not None:

@@ -204,7 +204,11 @@ def check_samples(samples: int) -> int:
 
 
 def tolerance_for(entry: dict, runtime: str, atol: float | None, rtol: float | None) -> Tolerance:
-    stored = entry.get("tolerances", {}).get(runtime) or _same_file(entry, runtime) or {}
+    # A device runtime (c@cortex-m4) takes its host form's tolerance where an export made
+    # before it existed has none of its own.
+    tolerances = entry.get("tolerances", {})
+    stored = (tolerances.get(runtime) or _same_file(entry, runtime)
+              or tolerances.get(runtime.partition("@")[0]) or {})
     base = Tolerance(float(stored.get("atol", DEFAULT_TOLERANCE.atol)),
                      float(stored.get("rtol", DEFAULT_TOLERANCE.rtol)))
     return Tolerance(base.atol if atol is None else atol, base.rtol if rtol is None else rtol)
@@ -233,7 +237,9 @@ def verify(
     threads: int = 1,
     latency_runs: int = 100,
     models: list[str] | None = None,
+    cores: tuple[str, ...] | None = None,
 ) -> Report:
+    """cores: the Cortex-M cores whose c@ and c-step@ runtimes run (None: all)."""
     check_samples(samples)
     if atol is not None or rtol is not None:
         Tolerance(atol or 0.0, rtol or 0.0)  # validates the overrides before any work
@@ -245,15 +251,24 @@ def verify(
     files_checked = manifest_mod.check_integrity(directory, doc)
     check_loadable(directory, doc)
 
-    runners_here = {rt: cls for rt, cls in RUNNERS.items() if keras or rt != "keras"}
+    runners_here = {rt: cls for rt, cls in RUNNERS.items() if (keras or rt != "keras")
+                    and (cores is None or getattr(cls, "core", None) in (None, *cores))}
     cannot = {rt: cls.unavailable() for rt, cls in runners_here.items()}
     cannot = {rt: why for rt, why in cannot.items() if why}
     runners_here = {rt: cls for rt, cls in runners_here.items() if rt not in cannot}
     results: list[RuntimeResult] = []
     notes: list[str] = []
+    skipped: dict[str, list[str]] = {}  # one line per reason: the twelve Cortex-M runtimes share one
     for rt, why in cannot.items():
         if any(RUNNERS[rt].artifact in e["artifacts"] for e in doc["models"].values()):
-            notes.append(f"{rt} skipped: {why}")
+            skipped.setdefault(why, []).append(rt)
+    notes += [f"{', '.join(rts)} skipped: {why}" for why, rts in skipped.items()]
+    emulated = [rt for rt, cls in runners_here.items() if getattr(cls, "emulated", False)
+                and any(cls.artifact in e["artifacts"] for e in doc["models"].values())]
+    if emulated:
+        notes.append(f"{', '.join(emulated)}: the C source on emulated cores (qemu-system-arm), "
+                     f"one sequence at a time as on the device, on the first {EMULATED_SEQUENCES} "
+                     "sequences of each set; not timed here (bench gives their instructions)")
     for name, entry in doc["models"].items():
         arts = entry["artifacts"]
         ref = refdata.load(manifest_mod.artifact_path(directory, arts["reference"]))
@@ -292,9 +307,13 @@ def verify(
                                        tolerance_for(entry, rt, atol, rtol),
                                        form=manifest_mod.artifact_kind(entry, runner.entry),
                                        sha256=runner.entry["sha256"])
+                device = getattr(runner, "emulated", False)
                 for label, x, y, batches in model_sets:
                     if rt == "keras" and label == "random":
                         continue  # Keras is the reference there
+                    if device:  # one emulator run per set: a device has no batch
+                        x, y = _first(x, EMULATED_SEQUENCES), _first(y, EMULATED_SEQUENCES)
+                        batches = (len(next(iter(x.values()))),)
                     for batch in batches:
                         got = _run_batched(runner, x, batch)
                         result.checks.append(Check(label, batch, len(next(iter(x.values()))), [
@@ -311,7 +330,7 @@ def verify(
                 if has_seed:
                     seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                     result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())
-                if latency_runs:
+                if latency_runs and not device:
                     result.p50_us = time_runner(runner, one, one, latency_runs,
                                                 warmup=10, wrapped=False).p50_us
                 result.looped = runner.looped
@@ -340,6 +359,15 @@ def verify(
                      "fresh random inputs skipped (they need a live Keras reference)")
     return Report(str(directory), keras, samples, seed, tuple(batch_sizes), results, notes,
                   files_checked)
+
+
+# An emulated core runs at a few hundred million instructions a second: a user's LSTM(32) over
+# 120 steps costs 150 million on a Cortex-M0. Each set is checked on its first sequences.
+EMULATED_SEQUENCES = 16
+
+
+def _first(arrays: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
+    return {k: v[:count] for k, v in arrays.items()}
 
 
 def reset_effect(runner: Runner, feed: dict[str, np.ndarray]) -> float:

@@ -194,7 +194,7 @@ def test_a_wrong_activation_in_the_c_makes_verify_fail(tmp_path, monkeypatch):
     (they differ by up to about 5e-4) fails the c runtime."""
     from edge_echo.convert import csource
 
-    monkeypatch.setitem(csource.ACTIVATIONS, "gelu", "(0.5f * {x} * (1.0f + tanhf(0.7978846f * "
+    monkeypatch.setitem(csource.ACTIVATIONS, "gelu", "(0.5f * {x} * (1.0f + ee_tanh(0.7978846f * "
                         "({x} + 0.044715f * {x} * {x} * {x}))))")
     from edge_echo.tfenv import import_tensorflow
 

@@ -9,8 +9,9 @@ weights as `static const` arrays (flash, not RAM), a state struct with h
     void NAME_step(NAME_state *s, const float *x_t, float *y_t);
     void NAME_predict(const float *x, float *y);
 
-No heap, no mutable globals, nothing of libc beyond <math.h> and memset /
-memcpy. Anything else gets a one-line reason (Unavailable) and no file.
+No heap, no mutable globals, no libm (exp, log, erf are the file's own, in single
+precision), nothing of libc beyond memset / memcpy. Anything else gets a one-line reason
+(Unavailable) and no file.
 The C is checked like every other form: verify compiles it and runs it
 through ctypes (runners/c.py) against Keras.
 """
@@ -28,32 +29,281 @@ import numpy as np
 
 from ..forms import Form, Subject, Unavailable
 
+# Every transcendental goes through the helpers in MATH below (ee_exp, ee_sigmoid, ...):
+# single precision, no libm, no errno, so that a Cortex-M core spends its time on the model.
 ACTIVATIONS = {
     "linear": "{x}",
-    # tanh through one expf (2 sigmoid(2x) - 1): glibc's tanhf costs about twice an expf, and
-    # the result stays within a few float ulps of 1 (absolute), far inside any tolerance.
-    "tanh": "(2.0f / (1.0f + expf(-2.0f * ({x}))) - 1.0f)",
-    "sigmoid": "(1.0f / (1.0f + expf(-({x}))))",
+    "tanh": "ee_tanh({x})",
+    "sigmoid": "ee_sigmoid({x})",
     "relu": "({x} > 0.0f ? {x} : 0.0f)",
     # The rest of Keras 3's element-wise activations, as keras.activations defines them with
     # their default arguments (elu alpha 1, leaky_relu negative_slope 0.2, gelu exact).
-    "elu": "({x} > 0.0f ? {x} : expf({x}) - 1.0f)",
-    "selu": "(1.05070098f * ({x} > 0.0f ? {x} : 1.67326324f * (expf({x}) - 1.0f)))",
-    # log(1 + e^x) as max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
-    "softplus": "(({x} > 0.0f ? {x} : 0.0f) + log1pf(expf(-fabsf({x}))))",
-    "softsign": "({x} / (1.0f + fabsf({x})))",
+    "elu": "({x} > 0.0f ? {x} : ee_exp({x}) - 1.0f)",
+    "selu": "(1.05070098f * ({x} > 0.0f ? {x} : 1.67326324f * (ee_exp({x}) - 1.0f)))",
+    "softplus": "ee_softplus({x})",
+    "softsign": "({x} / (1.0f + ee_abs({x})))",
     "hard_sigmoid": "({x} <= -3.0f ? 0.0f : {x} >= 3.0f ? 1.0f : {x} / 6.0f + 0.5f)",
-    "silu": "({x} / (1.0f + expf(-({x}))))",
+    "silu": "({x} * ee_sigmoid({x}))",
     "hard_silu": "({x} <= -3.0f ? 0.0f : {x} >= 3.0f ? {x} : {x} * ({x} / 6.0f + 0.5f))",
-    "gelu": "(0.5f * {x} * (1.0f + erff({x} * 0.707106781f)))",
+    "gelu": "(0.5f * {x} * (1.0f + ee_erf({x} * 0.707106781f)))",
     "leaky_relu": "({x} > 0.0f ? {x} : 0.2f * {x})",
     "relu6": "({x} <= 0.0f ? 0.0f : {x} >= 6.0f ? 6.0f : {x})",
-    "mish": "({x} * tanhf(({x} > 0.0f ? {x} : 0.0f) + log1pf(expf(-fabsf({x})))))",
-    "exponential": "expf({x})",
+    "mish": "({x} * ee_tanh(ee_softplus({x})))",
+    "exponential": "ee_exp({x})",
 }
 # Over a whole vector, not one element: only a Dense layer's output takes them. softmax
-# subtracts the largest logit first, so that no expf overflows.
+# subtracts the largest logit first, so that no exponential overflows.
 VECTOR_ACTIVATIONS = ("softmax", "log_softmax")
+# The math the activations call, each helper with the helpers it calls: a file carries only
+# the ones it uses (an unused static function is a warning, and -Werror). No libm: every
+# one is single precision with no errno, no double and no call, so that nm -u of the object
+# lists nothing but memset and memcpy, and an FPU core spends its time on the model.
+MATH: dict[str, tuple[tuple[str, ...], str]] = {
+    "ee_abs": ((), """\
+static float ee_abs(float x)
+{
+    return x < 0.0f ? -x : x;
+}
+"""),
+    "ee_exp": ((), """\
+/* e^x: x = n ln2 + r with n = round(x log2 e) (found by adding 1.5 x 2^23, whose low bits
+ * then hold it) and r in two parts (Cody-Waite), |r| <= ln2 / 2; e^r by Cephes' expf
+ * polynomial; 2^n written into the exponent bits. Within 2 ulp of expf; 0 below -86.6
+ * (e^x < 3e-38 there), inf from 88.72 on, NaN stays NaN. The range is tested on the bits:
+ * on a core without an FPU a float comparison is a library call. */
+static float ee_exp(float x)
+{
+    union { float f; uint32_t u; } s;
+    float n, r, p;
+    s.f = x;
+    if ((s.u & 0x7fffffffu) >= 0x42AD3333u) { /* |x| >= 86.6, inf or NaN */
+        if ((s.u & 0x7fffffffu) > 0x7f800000u) return x;
+        if (s.u >> 31) return 0.0f;
+        if (s.u >= 0x42B17218u) {
+            s.u = 0x7f800000u;
+            return s.f;
+        }
+        return 2.0f * ee_exp(x - 0.693147181f); /* keeps 2^n below 2^128 */
+    }
+    s.f = x * 1.44269504f + 12582912.0f;
+    n = s.f - 12582912.0f;
+    r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+           + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * (r * r) + r + 1.0f;
+    s.u = (s.u - 0x4B400000u + 127u) << 23; /* 2^n: n in [-125, 127] */
+    return p * s.f;
+}
+"""),
+    "ee_pow2_16": ((), """\
+/* 2^(t/16) for t <= 0, as sigmoid and tanh take it: k = round(t) from the bits of
+ * t + 1.5 x 2^23 and f = t - k in [-1/2, 1/2]; 2^(f/16) by its degree-3 series (remainder
+ * below 1e-8); 2^(k/16) = 2^(k >> 4) x 2^((k & 15) / 16), a 16-entry table with the first
+ * factor added into the exponent bits, so that no multiply builds it. 0 where the result
+ * is below 2^-126; NaN stays NaN. Three multiplies and five additions in all. */
+static const uint32_t EE_POW2_16[16] = {
+    0x3f800000u, 0x3f85aac3u, 0x3f8b95c2u, 0x3f91c3d3u, 0x3f9837f0u, 0x3f9ef532u, 0x3fa5fed7u,
+    0x3fad583fu, 0x3fb504f3u, 0x3fbd08a4u, 0x3fc5672au, 0x3fce248cu, 0x3fd744fdu, 0x3fe0ccdfu,
+    0x3feac0c7u, 0x3ff5257du
+};
+
+EE_INLINE float ee_pow2_16(float t)
+{
+    union { float f; uint32_t u; } s;
+    uint32_t k;
+    float f;
+    s.f = t;
+    if (s.u > 0xC4FC0000u) /* t < -2016, or NaN */
+        return (s.u & 0x7fffffffu) > 0x7f800000u ? t : 0.0f;
+    {
+        const int32_t whole = (int32_t)t; /* toward zero: f = t - whole in (-1, 0] */
+        f = t - (float)whole;
+        k = (uint32_t)(whole + 2032); /* + 16 x 127, in [16, 2032] */
+    }
+    f = ((1.35508078e-5f * f + 9.38384793e-4f) * f + 4.33216988e-2f) * f + 1.0f;
+    s.u = EE_POW2_16[k & 15u] + (((k >> 4) - 127u) << 23);
+    return f * s.f;
+}
+"""),
+    "ee_sigmoid_nd": (("ee_pow2_16",), """\
+/* sigmoid(x) = *num / den, den returned, for x = t / scale (scale 16 log2(e) unless the
+ * weights were stored pre-scaled), with e = e^-|x| in (0, 1]: num is e below 0 and 1
+ * from 0 on (small results keep their relative precision); den is 1 + e. The sign is read
+ * from the bits. A product of activations (an LSTM's i g and o tanh(c)) then costs one
+ * division, which a core without an FPU pays for dearly. */
+EE_INLINE float ee_sigmoid_nd(float t, float scale, float *num)
+{
+    union { float f; uint32_t u; } s;
+    uint32_t negative;
+    float e;
+    s.f = t;
+    negative = s.u >> 31;
+    s.u |= 0x80000000u;
+    e = ee_pow2_16(s.f * scale);
+    *num = negative ? e : 1.0f;
+    return 1.0f + e;
+}
+"""),
+    "ee_tanh_nd": (("ee_pow2_16",), """\
+/* tanh(x) = *num / den for x = t / scale (scale 32 log2(e) unless pre-scaled): (1 - e) /
+ * (1 + e) with e = e^-2|x| in (0, 1], the sign put back. */
+EE_INLINE float ee_tanh_nd(float t, float scale, float *num)
+{
+    union { float f; uint32_t u; } s;
+    uint32_t sign;
+    float e;
+    s.f = t;
+    sign = s.u & 0x80000000u;
+    s.u |= 0x80000000u;
+    e = ee_pow2_16(s.f * scale);
+    s.f = 1.0f - e;
+    s.u |= sign;
+    *num = s.f;
+    return 1.0f + e;
+}
+"""),
+    "ee_sigmoid": (("ee_sigmoid_nd",), """\
+EE_INLINE float ee_sigmoid(float x)
+{
+    float num;
+    const float den = ee_sigmoid_nd(x, 23.0831207f, &num); /* 16 log2(e) */
+    return num / den;
+}
+"""),
+    "ee_tanh": (("ee_tanh_nd",), """\
+EE_INLINE float ee_tanh(float x)
+{
+    float num;
+    const float den = ee_tanh_nd(x, 46.1662413f, &num); /* 32 log2(e) */
+    return num / den;
+}
+"""),
+    "ee_log": ((), """\
+/* log x for a positive normal x (its callers take it of sums >= 1): x = m 2^e with m in
+ * [sqrt(1/2), sqrt(2)) read from the bits, Cephes' logf polynomial in m - 1. */
+static float ee_log(float x)
+{
+    union { float f; uint32_t u; } s;
+    float e, z, y;
+    s.f = x;
+    e = (float)((int32_t)((s.u >> 23) & 0xffu) - 126);
+    s.u = (s.u & 0x007fffffu) | 0x3f000000u;
+    if (s.f < 0.707106781f) {
+        e = e - 1.0f;
+        x = s.f + s.f - 1.0f;
+    } else {
+        x = s.f - 1.0f;
+    }
+    z = x * x;
+    y = ((((((((7.0376836292e-2f * x - 1.1514610310e-1f) * x + 1.1676998740e-1f) * x
+              - 1.2420140846e-1f) * x + 1.4249322787e-1f) * x - 1.6668057665e-1f) * x
+           + 2.0000714765e-1f) * x - 2.4999993993e-1f) * x + 3.3333331174e-1f) * x * z;
+    y = y - 2.12194440e-4f * e - 0.5f * z;
+    return x + y + 0.693359375f * e;
+}
+"""),
+    "ee_softplus": (("ee_abs", "ee_exp", "ee_log"), """\
+/* log(1 + e^x) as max(x, 0) + log(1 + e^-|x|): no overflow for any x. */
+static float ee_softplus(float x)
+{
+    return (x > 0.0f ? x : 0.0f) + ee_log(1.0f + ee_exp(-ee_abs(x)));
+}
+"""),
+    "ee_erf": (("ee_abs", "ee_exp"), """\
+/* erf by Abramowitz and Stegun 7.1.26: absolute error below 1.5e-7. */
+static float ee_erf(float x)
+{
+    const float a = ee_abs(x);
+    const float t = 1.0f / (1.0f + 0.3275911f * a);
+    const float y = 1.0f - (((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t
+                              - 0.284496736f) * t + 0.254829592f) * t) * ee_exp(-a * a);
+    return x < 0.0f ? -y : y;
+}
+"""),
+}
+# z[r] += (row r of W) . v: the only loop over weights. The rows are stored in blocks of 8,
+# then one of 4, then single rows (blocked() below); within a block, for each k the block's
+# weights of v[k] side by side. So every weight is read once, in the order it is stored, each
+# v[k] once per block, and eight sums stay in registers. A core with a single-precision FMA
+# (Cortex-M4F, M7, M33, M55) gets one VFMA per weight: __builtin_fmaf is inlined there.
+MATVEC = """\
+#if defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
+#define EE_MAC(a, w, x) __builtin_fmaf((w), (x), (a))
+#else
+#define EE_MAC(a, w, x) ((a) + (w) * (x))
+#endif
+#define EE_ROWS8(v) { const float e = (v); a0 = EE_MAC(a0, w[0], e); a1 = EE_MAC(a1, w[1], e); \\
+    a2 = EE_MAC(a2, w[2], e); a3 = EE_MAC(a3, w[3], e); a4 = EE_MAC(a4, w[4], e); \\
+    a5 = EE_MAC(a5, w[5], e); a6 = EE_MAC(a6, w[6], e); a7 = EE_MAC(a7, w[7], e); w += 8; }
+#define EE_ROWS4(v) { const float e = (v); a0 = EE_MAC(a0, w[0], e); a1 = EE_MAC(a1, w[1], e); \\
+    a2 = EE_MAC(a2, w[2], e); a3 = EE_MAC(a3, w[3], e); w += 4; }
+
+/* z[r] = b[r] + (row r of W) . [x, h] for r < rows (b NULL: no bias): x of nx values, then
+ * h of nh, so that no layer copies its input and state into one vector. */
+EE_INLINE void ee_mv(float *z, const float *w, const float *b, const float *x, int nx,
+                  const float *h, int nh, int rows)
+{
+    int k;
+    for (; rows >= 8; rows -= 8, z += 8) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+        if (b) {
+            a0 = b[0]; a1 = b[1]; a2 = b[2]; a3 = b[3]; a4 = b[4]; a5 = b[5]; a6 = b[6]; a7 = b[7];
+            b += 8;
+        }
+        for (k = 0; k < nx; k++) EE_ROWS8(x[k])
+        for (k = 0; k < nh; k++) EE_ROWS8(h[k])
+        z[0] = a0; z[1] = a1; z[2] = a2; z[3] = a3; z[4] = a4; z[5] = a5; z[6] = a6; z[7] = a7;
+    }
+    if (rows >= 4) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+        if (b) {
+            a0 = b[0]; a1 = b[1]; a2 = b[2]; a3 = b[3];
+            b += 4;
+        }
+        for (k = 0; k < nx; k++) EE_ROWS4(x[k])
+        for (k = 0; k < nh; k++) EE_ROWS4(h[k])
+        z[0] = a0; z[1] = a1; z[2] = a2; z[3] = a3;
+        rows -= 4;
+        z += 4;
+    }
+    for (; rows > 0; rows--, z++) {
+        float a = b ? *b++ : 0.0f;
+        for (k = 0; k < nx; k++) a = EE_MAC(a, *w++, x[k]);
+        for (k = 0; k < nh; k++) a = EE_MAC(a, *w++, h[k]);
+        z[0] = a;
+    }
+}
+"""
+
+
+def blocked(matrix: np.ndarray) -> np.ndarray:
+    """matrix (n, rows): column r holds row r's weights over v. Stored as ee_mv reads it."""
+    n, rows = matrix.shape
+    parts, r = [], 0
+    for size in (8, 4, 1):
+        while rows - r >= size and (size != 4 or r == rows - rows % 8):
+            parts.append(np.asarray(matrix[:, r:r + size], np.float32).ravel())
+            r += size
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def math_for(code: str) -> str:
+    """The MATH helpers code calls, each after the helpers it calls."""
+    wanted: list[str] = []
+
+    def need(name: str) -> None:
+        for dep in MATH[name][0]:
+            need(dep)
+        if name not in wanted:
+            wanted.append(name)
+
+    for name in MATH:
+        if re.search(rf"\b{name}\(", code):
+            need(name)
+    order = [name for name in MATH if name in wanted]
+    return "\n".join(MATH[name][1] for name in order)
+
+
 # gcc/clang flags the contract promises the file compiles under, warning-free.
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -225,13 +475,14 @@ def _vector_activation(name: str, v: str, units: int) -> list[str]:
     ]
     if name == "softmax":
         lines += [
-            f"            for (j = 0; j < {units}; j++) {{ {v}[j] = expf({v}[j] - top); sum += {v}[j]; }}",
-            f"            for (j = 0; j < {units}; j++) {v}[j] /= sum;",
+            f"            for (j = 0; j < {units}; j++) {{ {v}[j] = ee_exp({v}[j] - top); sum += {v}[j]; }}",
+            "            sum = 1.0f / sum;",
+            f"            for (j = 0; j < {units}; j++) {v}[j] *= sum;",
         ]
     else:
         lines += [
-            f"            for (j = 0; j < {units}; j++) sum += expf({v}[j] - top);",
-            "            sum = logf(sum);",
+            f"            for (j = 0; j < {units}; j++) sum += ee_exp({v}[j] - top);",
+            "            sum = ee_log(sum);",
             f"            for (j = 0; j < {units}; j++) {v}[j] = {v}[j] - top - sum;",
         ]
     return lines + ["        }"]
@@ -284,31 +535,83 @@ void {n}_predict(const float *x, float *y);
 """
 
 
-def _accumulate(dst: str, src: str, rows: int, matrix: str, stride: int, width: int,
-                offset: str = "") -> str:
-    """dst[j] += sum_k src[k] * matrix[k][offset + j], for j < width: one matrix-vector line."""
-    return (f"        for (k = 0; k < {rows}; k++) {{ const float v = {src}[k]; "
-            f"for (j = 0; j < {width}; j++) {dst}[j] += v * {matrix}[k * {stride}{offset} + j]; }}")
+def _mv(dst: str, weights: str, bias: str | None, x: str, nx: int, h: str | None, nh: int,
+        rows: int) -> str:
+    b = bias or "0"
+    return (f"        ee_mv({dst}, {weights}, {b}, {x}, {nx}, {h or '0'}, {nh if h else 0}, {rows});")
+
+
+SIGMOID_SCALE, TANH_SCALE = np.float32(23.0831207), np.float32(46.1662413)  # 16 and 32 log2(e)
+
+
+def fused_lstm(c: Cell) -> bool:
+    """Keras's default LSTM (sigmoid gates, tanh): its products of activations share divisions."""
+    return c.kind == "lstm" and (c.recurrent_activation, c.activation) == ("sigmoid", "tanh")
+
+
+def cell_arrays(k: int, c: Cell) -> list[tuple[str, np.ndarray]]:
+    """The layer's constants as its code reads them: rows over [x_t, h] stored blocked()."""
+    kernel, recurrent, *rest = c.weights
+    bias = rest[0] if c.use_bias else None
+    u = c.units
+    both = np.concatenate([kernel, recurrent])   # (i + u, gates)
+    if fused_lstm(c):
+        # Each gate's row and bias times the scale its activation multiplies by first (16 log2 e
+        # for sigmoid, 32 log2 e for tanh): one multiply less per gate.
+        scale = np.repeat(np.float32([SIGMOID_SCALE, SIGMOID_SCALE, TANH_SCALE, SIGMOID_SCALE]), u)
+        both = both * scale
+        bias = None if bias is None else bias * scale
+    if c.kind in ("lstm", "rnn"):
+        arrays = [(f"L{k}_K", blocked(both))]
+        if bias is not None:
+            arrays.append((f"L{k}_B", bias))
+        return arrays
+    if c.reset_after:
+        arrays = [(f"L{k}_KZR", blocked(both[:, :2 * u])), (f"L{k}_WH", blocked(kernel[:, 2 * u:])),
+                  (f"L{k}_UH", blocked(recurrent[:, 2 * u:]))]
+        if bias is not None:
+            bias = np.asarray(bias).reshape(2, 3 * u)
+            arrays += [(f"L{k}_BZR", bias[0, :2 * u] + bias[1, :2 * u]),
+                       (f"L{k}_BX", bias[0, 2 * u:]), (f"L{k}_BH", bias[1, 2 * u:])]
+        return arrays
+    arrays = [(f"L{k}_KZR", blocked(both[:, :2 * u])), (f"L{k}_KH", blocked(both[:, 2 * u:]))]
+    if bias is not None:
+        arrays += [(f"L{k}_BZR", bias[:2 * u]), (f"L{k}_BH", bias[2 * u:])]
+    return arrays
 
 
 def _cell_code(k: int, c: Cell, src: str) -> str:
     u, i = c.units, c.inputs
     h = f"s->h{k}"
-    w = f"L{k}_W"
-    r = f"L{k}_U"
-    b = f"L{k}_B"
+    bias = (lambda label: label) if c.use_bias else (lambda label: None)
+    ra, a = c.recurrent_activation, c.activation
     lines = []
     if c.kind == "lstm":
         g = 4 * u
-        init = f"z[j] = {b}[j];" if c.use_bias else "z[j] = 0.0f;"
-        ra, a = c.recurrent_activation, c.activation
         lines += [
-            f"    {{ /* layer {k}: LSTM({u}), gates i f c o */",
+            f"    {{ /* layer {k}: LSTM({u}), gates i f c o over [x_t, h] */",
             f"        float z[{g}];",
-            "        int j, k;",
-            f"        for (j = 0; j < {g}; j++) {init}",
-            _accumulate("z", src, i, w, g, g),
-            _accumulate("z", h, u, r, g, g),
+            "        int j;",
+            _mv("z", f"L{k}_K", bias(f"L{k}_B"), src, i, h, u, g),
+        ]
+        if fused_lstm(c):  # i g and o tanh(c), one division each; the gates' rows pre-scaled
+            lines += [
+                f"        for (j = 0; j < {u}; j++) {{",
+                "            float ni, nc, no, nt, dt, cn;",
+                "            float nf;",
+                "            const float di = ee_sigmoid_nd(z[j], 1.0f, &ni);",
+                f"            const float df = ee_sigmoid_nd(z[{u} + j], 1.0f, &nf);",
+                f"            const float dc = ee_tanh_nd(z[{2 * u} + j], 1.0f, &nc);",
+                f"            const float dn = ee_sigmoid_nd(z[{3 * u} + j], 1.0f, &no);",
+                f"            cn = nf / df * s->c{k}[j] + (ni * nc) / (di * dc);",
+                f"            s->c{k}[j] = cn;",
+                "            dt = ee_tanh_nd(cn, 46.1662413f, &nt);",
+                f"            {h}[j] = (no * nt) / (dn * dt);",
+                "        }",
+                "    }",
+            ]
+            return "\n".join(lines)
+        lines += [
             f"        for (j = 0; j < {u}; j++) {{",
             f"            const float ig = {_act(ra, 'z[j]')};",
             f"            const float fg = {_act(ra, f'z[{u} + j]')};",
@@ -316,58 +619,48 @@ def _cell_code(k: int, c: Cell, src: str) -> str:
             f"            const float og = {_act(ra, f'z[{3 * u} + j]')};",
             f"            const float cn = fg * s->c{k}[j] + ig * cg;",
             f"            s->c{k}[j] = cn;",
-            f"            s->h{k}[j] = og * {_act(a, 'cn')};",
+            f"            {h}[j] = og * {_act(a, 'cn')};",
+            "        }",
+            "    }",
+        ]
+    elif c.kind == "gru" and c.reset_after:
+        lines += [
+            f"    {{ /* layer {k}: GRU({u}), reset_after: z and r over [x_t, h], the candidate's "
+            "x and h parts apart */",
+            f"        float zr[{2 * u}], hx[{u}], hh[{u}];",
+            "        int j;",
+            _mv("zr", f"L{k}_KZR", bias(f"L{k}_BZR"), src, i, h, u, 2 * u),
+            _mv("hx", f"L{k}_WH", bias(f"L{k}_BX"), src, i, None, 0, u),
+            _mv("hh", f"L{k}_UH", bias(f"L{k}_BH"), h, u, None, 0, u),
+            f"        for (j = 0; j < {u}; j++) {{",
+            f"            const float zg = {_act(ra, 'zr[j]')};",
+            f"            const float rg = {_act(ra, f'zr[{u} + j]')};",
+            f"            const float cand = {_act(a, 'hx[j] + rg * hh[j]')};",
+            f"            {h}[j] = zg * {h}[j] + (1.0f - zg) * cand;",
             "        }",
             "    }",
         ]
     elif c.kind == "gru":
-        g = 3 * u
-        ra, a = c.recurrent_activation, c.activation
-        if c.reset_after:
-            xb = f"{b}[j]" if c.use_bias else "0.0f"
-            rb = f"{b}[{g} + j]" if c.use_bias else "0.0f"
-            lines += [
-                f"    {{ /* layer {k}: GRU({u}), reset_after, gates z r h */",
-                f"        float zx[{g}], zh[{g}];",
-                "        int j, k;",
-                f"        for (j = 0; j < {g}; j++) {{ zx[j] = {xb}; zh[j] = {rb}; }}",
-                _accumulate("zx", src, i, w, g, g),
-                _accumulate("zh", h, u, r, g, g),
-                f"        for (j = 0; j < {u}; j++) {{",
-                f"            const float zg = {_act(ra, 'zx[j] + zh[j]')};",
-                f"            const float rg = {_act(ra, f'zx[{u} + j] + zh[{u} + j]')};",
-                f"            const float hh = {_act(a, f'zx[{2 * u} + j] + rg * zh[{2 * u} + j]')};",
-                f"            zx[j] = zg * s->h{k}[j] + (1.0f - zg) * hh;",
-                "        }",
-                f"        memcpy(s->h{k}, zx, sizeof s->h{k});",
-                "    }",
-            ]
-        else:
-            xb = f"{b}[j]" if c.use_bias else "0.0f"
-            lines += [
-                f"    {{ /* layer {k}: GRU({u}), reset before the matmul, gates z r h */",
-                f"        float zx[{g}], rh[{u}], hh[{u}];",
-                "        int j, k;",
-                f"        for (j = 0; j < {g}; j++) zx[j] = {xb};",
-                _accumulate("zx", src, i, w, g, g),
-                _accumulate("zx", h, u, r, g, 2 * u),  # z and r: the h part comes after the reset
-                f"        for (j = 0; j < {u}; j++) {{ zx[j] = {_act(ra, 'zx[j]')}; "
-                f"rh[j] = {_act(ra, f'zx[{u} + j]')} * s->h{k}[j]; hh[j] = zx[{2 * u} + j]; }}",
-                _accumulate("hh", "rh", u, r, g, u, offset=f" + {2 * u}"),
-                f"        for (j = 0; j < {u}; j++) s->h{k}[j] = zx[j] * s->h{k}[j] + "
-                f"(1.0f - zx[j]) * {_act(a, 'hh[j]')};",
-                "    }",
-            ]
-    else:
-        init = f"z[j] = {b}[j];" if c.use_bias else "z[j] = 0.0f;"
         lines += [
-            f"    {{ /* layer {k}: SimpleRNN({u}) */",
+            f"    {{ /* layer {k}: GRU({u}), reset before the matmul: z and r over [x_t, h], the "
+            "candidate over [x_t, r h] */",
+            f"        float zr[{2 * u}], rh[{u}], hc[{u}];",
+            "        int j;",
+            _mv("zr", f"L{k}_KZR", bias(f"L{k}_BZR"), src, i, h, u, 2 * u),
+            f"        for (j = 0; j < {u}; j++) {{ zr[j] = {_act(ra, 'zr[j]')}; "
+            f"rh[j] = {_act(ra, f'zr[{u} + j]')} * {h}[j]; }}",
+            _mv("hc", f"L{k}_KH", bias(f"L{k}_BH"), src, i, "rh", u, u),
+            f"        for (j = 0; j < {u}; j++) {h}[j] = zr[j] * {h}[j] + "
+            f"(1.0f - zr[j]) * {_act(a, 'hc[j]')};",
+            "    }",
+        ]
+    else:
+        lines += [
+            f"    {{ /* layer {k}: SimpleRNN({u}) over [x_t, h] */",
             f"        float z[{u}];",
-            "        int j, k;",
-            f"        for (j = 0; j < {u}; j++) {init}",
-            _accumulate("z", src, i, w, u, u),
-            _accumulate("z", h, u, r, u, u),
-            f"        for (j = 0; j < {u}; j++) s->h{k}[j] = {_act(c.activation, 'z[j]')};",
+            "        int j;",
+            _mv("z", f"L{k}_K", bias(f"L{k}_B"), src, i, h, u, u),
+            f"        for (j = 0; j < {u}; j++) {h}[j] = {_act(c.activation, 'z[j]')};",
             "    }",
         ]
     return "\n".join(lines)
@@ -378,13 +671,9 @@ def source(name: str, plan_: Plan) -> str:
     upper = n.upper()
     arrays = []
     for k, c in enumerate(plan_.cells):
-        kernel, recurrent, *bias = c.weights
-        arrays.append(_array(f"L{k}_W", kernel))
-        arrays.append(_array(f"L{k}_U", recurrent))
-        if c.use_bias:
-            arrays.append(_array(f"L{k}_B", bias[0]))
+        arrays += [_array(label, values) for label, values in cell_arrays(k, c)]
     for k, d in enumerate(plan_.head):
-        arrays.append(_array(f"D{k}_W", d.kernel))
+        arrays.append(_array(f"D{k}_W", blocked(d.kernel)))
         if d.bias is not None:
             arrays.append(_array(f"D{k}_B", d.bias))
     cells = []
@@ -398,19 +687,15 @@ def source(name: str, plan_: Plan) -> str:
         dst = "y" if k == len(plan_.head) - 1 else f"t{k}"
         if dst != "y":
             head.append(f"    float {dst}[{d.units}];")
-        init = f"D{k}_B[j]" if d.bias is not None else "0.0f"
         vector = d.activation in VECTOR_ACTIVATIONS
-        head += [
-            "    {",
-            "        int j, k;",
-            f"        for (j = 0; j < {d.units}; j++) {{",
-            f"            float a = {init};",
-            f"            for (k = 0; k < {d.inputs}; k++) a += {src}[k] * D{k}_W[k * {d.units} + j];",
-            f"            {dst}[j] = {'a' if vector else _act(d.activation, 'a')};",
-            "        }",
-            *(_vector_activation(d.activation, dst, d.units) if vector else []),
-            "    }",
-        ]
+        body = [_mv(dst, f"D{k}_W", f"D{k}_B" if d.bias is not None else None, src, d.inputs,
+                    None, 0, d.units)]
+        if not vector and d.activation != "linear":
+            body.append(f"        for (j = 0; j < {d.units}; j++) {dst}[j] = "
+                        f"{_act(d.activation, f'{dst}[j]')};")
+        if vector:
+            body += _vector_activation(d.activation, dst, d.units)
+        head += ["    {", *(["        int j;"] if len(body) > 1 else []), *body, "    }"]
         src = dst
     if not plan_.head:
         head.append(f"    memcpy(y, {last}, sizeof {last});")
@@ -421,15 +706,27 @@ def source(name: str, plan_: Plan) -> str:
         + (f"        {n}_head(&s, {y_step});\n    }}\n" if plan_.every_step else
            f"    }}\n    {n}_head(&s, y);\n")
     )
+    code = "\n".join([*cells, *head])
+    helpers = "\n".join(part for part in (math_for(code), MATVEC) if part)
     return f"""/* {name}.c: generated by edge-echo from {name}.keras; the API and contract are in {name}.h.
- * {plan_.params} parameters as static const float. C99; needs <math.h> (link with -lm).
+ * {plan_.params} parameters as static const float, stored in the order the code reads them.
+ * C99, no libm: exp, log and erf are this file's own, in single precision.
  */
 #include "{name}.h"
 
-#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 {chr(10).join(arrays)}
+/* The hot helpers are inlined where GCC or clang compile this: each call site gets its loops
+ * with the sizes as constants. */
+#if defined(__GNUC__)
+#define EE_INLINE static inline __attribute__((always_inline))
+#else
+#define EE_INLINE static
+#endif
+
+{helpers}
 static void {n}_cells({n}_state *s, const float *x_t)
 {{
 {chr(10).join(cells)}
@@ -499,9 +796,34 @@ def footprint(path: Path) -> dict:
                         f"({version.splitlines()[0] if version else '?'})"}
 
 
+def device_figures(subject: Subject, path: Path, c: dict) -> dict:
+    """Flash, stack, state and instructions on every emulated Cortex-M core (cortexm.py), on
+    the first reference sequence (or, without one, seeded uniform [0, 1) values)."""
+    from .. import cortexm
+
+    if cortexm.unavailable():
+        return {"measured": f"not measured: {cortexm.unavailable()}"}
+    size = c["steps"] * c["features"]
+    x = None if not isinstance(subject.reference_x, np.ndarray) else \
+        np.asarray(subject.reference_x, np.float32)
+    if x is not None and x.size >= size:
+        x, which = x.reshape(-1)[:size], "the first reference sequence"
+    else:
+        x, which = np.random.default_rng(0).uniform(0, 1, size), "uniform [0, 1) values (seed 0)"
+    with tempfile.TemporaryDirectory(prefix="edge-echo-c-") as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_bytes(path.read_bytes())
+        copy.with_suffix(".h").write_text(_generated(subject)[1])
+        figures = cortexm.measure(copy, c, x)
+    return {"input": which, **figures}
+
+
 def contract(subject: Subject, path: Path) -> dict:
     p, _, _ = _generated(subject)
     n = c_name(subject.name)
+    c = {"prefix": n, "steps": p.steps, "features": p.features, "outputs": p.outputs,
+         "sequence_output": "every_step" if p.every_step else "last_step",
+         "state_bytes": 4 * p.state_floats}
     return {**subject.interface.io(), "c": {
         "header": f"{subject.name}.h",
         "api": [f"void {n}_reset({n}_state *s)",
@@ -515,6 +837,7 @@ def contract(subject: Subject, path: Path) -> dict:
         "layers": [f"{c.kind}({c.units})" for c in p.cells] + [f"dense({d.units})" for d in p.head],
         "reset": f"{n}_reset(&s) at the start of each sequence, then {n}_step once per time step",
         "footprint": footprint(path),
+        "cortex_m": device_figures(subject, path, c),
     }}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import Runner, SteppedRunner
 from .c import CRunner, CStepRunner
+from .cortexm import CORTEX_M_RUNNERS, CortexMRunner
 from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
 from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
@@ -43,7 +44,7 @@ RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
     for cls in (KerasRunner, OnnxRunner, LiteRTRunner, LiteRTCompiledRunner, OnnxStepRunner,
                 LiteRTStepRunner, LiteRTCompiledStepRunner, TFLMRunner, LiteRTMicroRunner,
-                TFLMStepRunner, LiteRTMicroStepRunner, CRunner, CStepRunner)
+                TFLMStepRunner, LiteRTMicroStepRunner, CRunner, CStepRunner, *CORTEX_M_RUNNERS)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
@@ -52,5 +53,5 @@ BENCH_RUNNERS: dict[str, type[Runner]] = {
                                  LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner, CRunner)
 }
 
-__all__ = ["BENCH_RUNNERS", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",
+__all__ = ["BENCH_RUNNERS", "CortexMRunner", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",
            "targets"]

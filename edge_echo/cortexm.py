@@ -1,0 +1,312 @@
+"""Cortex-M cores under QEMU: the C source cross-compiled for a core, linked into a small
+firmware for the matching qemu-system-arm board, run there, and measured.
+
+The firmware (edge_echo/firmware/: startup.c, harness.c, link.ld.in) reads its input
+sequences from a file over semihosting, runs NAME_predict (or NAME_reset, then NAME_step per
+time step) on each, and writes the outputs and the SysTick ticks of each call back. QEMU runs
+with -icount shift=0: every guest instruction advances the emulated clock by one nanosecond,
+so SysTick ticks count instructions. Two calibration loops of exactly 40,000 and 240,000
+instructions, timed in the same run, turn ticks into instructions (40 a tick on the MPS2
+boards at 25 MHz). These are instructions, not cycles: an estimate in microseconds at the
+board's clock assumes one instruction per cycle and is labelled as an estimate.
+
+Tools: arm-none-eabi-gcc with newlib (Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi)
+and qemu-system-arm. Without them every runtime here says so in one line and is skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError, UsageError
+
+FIRMWARE = Path(__file__).with_name("firmware")
+GCC, SIZE, NM, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm"
+# The model object is built as the issue's embedded engineer would: -Os, strict C99, no
+# double promotion (every double operation on a single-precision FPU is a library call).
+MODEL_FLAGS = ("-Os", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wdouble-promotion")
+SPIN = (20000, 120000)  # the calibration loops of harness.c: 2 instructions an iteration
+IN_MAGIC, OUT_MAGIC = 0x4E494545, 0x554F4545
+INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+METHOD = ("SysTick ticks under qemu -icount shift=0 (one instruction is one emulated "
+          "nanosecond), calibrated in the same run against loops of exactly 40,000 and "
+          "240,000 instructions; resolution one tick")
+
+
+@dataclass(frozen=True)
+class Core:
+    name: str          # cortex-m4: the runtime label's suffix (c@cortex-m4)
+    label: str         # Cortex-M4F
+    board: str         # the qemu-system-arm machine
+    flags: tuple[str, ...]
+    float_abi: str     # soft: every float operation is a library call
+    flash: tuple[int, int]   # origin, size of the code memory the firmware links into
+    ram: tuple[int, int]
+    clock_hz: int      # the board's CPU clock (QEMU's), for the labelled estimate only
+
+    @property
+    def cflags(self) -> list[str]:
+        return [f"-mcpu={self.name}", "-mthumb", *self.flags]
+
+
+KiB, MiB = 1024, 1024 * 1024
+CORES: dict[str, Core] = {c.name: c for c in (
+    Core("cortex-m0", "Cortex-M0", "microbit", ("-mfloat-abi=soft",), "soft",
+         (0x0, 256 * KiB), (0x20000000, 16 * KiB), 16_000_000),
+    Core("cortex-m3", "Cortex-M3", "mps2-an385", ("-mfloat-abi=soft",), "soft",
+         (0x0, 4 * MiB), (0x20000000, 4 * MiB), 25_000_000),
+    Core("cortex-m4", "Cortex-M4F", "mps2-an386", ("-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
+         "hard, fpv4-sp-d16", (0x0, 4 * MiB), (0x20000000, 4 * MiB), 25_000_000),
+    Core("cortex-m7", "Cortex-M7", "mps2-an500", ("-mfpu=fpv5-d16", "-mfloat-abi=hard"),
+         "hard, fpv5-d16", (0x0, 4 * MiB), (0x20000000, 4 * MiB), 25_000_000),
+    # Secure state, as the boards reset: code and data in the secure aliases.
+    Core("cortex-m33", "Cortex-M33", "mps2-an505", ("-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"),
+         "hard, fpv5-sp-d16", (0x10000000, 4 * MiB), (0x38000000, 2 * MiB), 20_000_000),
+    Core("cortex-m55", "Cortex-M55", "mps3-an547", ("-mfloat-abi=hard",), "hard (FPv5 + MVE)",
+         (0x10000000, 512 * KiB), (0x30000000, 512 * KiB), 32_000_000),
+)}
+CORE_NAMES = tuple(CORES)
+
+
+def unavailable() -> str | None:
+    """Why no Cortex-M runtime can run here, or None."""
+    missing = [tool for tool in (GCC, SIZE, NM, QEMU) if shutil.which(tool) is None]
+    if missing:
+        return (f"no {' or '.join(missing)} here, so the C source was not run on emulated "
+                f"Cortex-M cores (Debian: {INSTALL})")
+    return None
+
+
+def parse_targets(values: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """--targets: core names (cortex-m4 or m4), comma-separated or repeated, 'all' or 'none'."""
+    words = [w.strip().lower() for item in values or ["all"] for w in item.split(",") if w.strip()]
+    if not words:
+        raise UsageError("--targets is empty; give core names, all or none")
+    if words == ["none"]:
+        return ()
+    chosen: list[str] = []
+    for word in words:
+        if word == "all":
+            chosen += [c for c in CORES if c not in chosen]
+            continue
+        name = word if word.startswith("cortex-") else f"cortex-{word}"
+        if name not in CORES:
+            raise UsageError(f"--targets: unknown core {word!r}; choose from "
+                             f"{', '.join(CORES)}, all or none")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
+
+
+@functools.cache
+def toolchain() -> dict:
+    """The versions that built and ran the firmware (recorded beside every figure)."""
+    def first(cmd):
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
+        return out[0] if out else "?"
+
+    return {"compiler": first([GCC, "--version"]), "emulator": first([QEMU, "--version"]),
+            "libc": "newlib-nano (--specs=nano.specs)"}
+
+
+def _run(cmd: list[str], cwd: Path, what: str, timeout: float | None = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no message")
+        raise ArtifactError(f"{what}: {why}")
+    return done
+
+
+def _objects(core: Core, c_path: Path, work: Path) -> Path:
+    """The model object for core, with its stack usage and call graph beside it."""
+    obj = work / "model.o"
+    _run([GCC, *core.cflags, *MODEL_FLAGS, "-ffunction-sections", "-fstack-usage",
+          "-fcallgraph-info=su", "-c", str(c_path.resolve()), "-o", str(obj)], work,
+         f"{c_path.name} does not compile for {core.name} with {' '.join(MODEL_FLAGS)}")
+    return obj
+
+
+def _deepest_stack(work: Path, entries: list[str]) -> int:
+    """The deepest chain of stack frames from any public function (-fcallgraph-info=su), the
+    library's frames (memset, memcpy) not counted."""
+    text = "\n".join(p.read_text() for p in work.glob("*.ci"))
+    frames = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'node: \{ title: "([^"]+)" label: "[^"]*?\\n[^"]*?\\n(\d+) bytes', text)}
+    edges: dict[str, list[str]] = {}
+    for m in re.finditer(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"', text):
+        edges.setdefault(m.group(1), []).append(m.group(2))
+
+    @functools.cache
+    def depth(fn: str) -> int:
+        return frames.get(fn, 0) + max((depth(g) for g in edges.get(fn, []) if g != fn), default=0)
+
+    return max((depth(e) for e in entries if e in frames), default=max(frames.values(), default=0))
+
+
+def footprint(core: Core, c_path: Path, prefix: str) -> dict:
+    """Flash (.text + .rodata + .data), RAM the object keeps (.data + .bss), the deepest stack,
+    and the undefined symbols (nm -u): what the model object asks of the libraries."""
+    with tempfile.TemporaryDirectory(prefix="edge-echo-arm-") as tmp:
+        work = Path(tmp)
+        obj = _objects(core, c_path, work)
+        sections = _run([SIZE, "-A", str(obj)], work, "size").stdout
+        sizes: dict[str, int] = {}
+        for line in sections.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+                key = parts[0].split(".")[1] if parts[0].count(".") > 1 else parts[0][1:]
+                sizes[key] = sizes.get(key, 0) + int(parts[1])
+        undefined = sorted(set(_run([NM, "-u", str(obj)], work, "nm").stdout.split()) - {"U"})
+        stack = _deepest_stack(work, [f"{prefix}_{f}" for f in ("predict", "step", "reset")])
+    text, rodata, data, bss = (sizes.get(k, 0) for k in ("text", "rodata", "data", "bss"))
+    return {"flash_bytes": text + rodata + data, "text_bytes": text, "rodata_bytes": rodata,
+            "ram_bytes": data + bss, "stack_bytes": stack, "undefined": undefined}
+
+
+class Firmware:
+    """One model's verify firmware for one core, built once and run as often as asked."""
+
+    def __init__(self, core: Core, c_path: Path, prefix: str):
+        self.core = core
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"edge-echo-{core.name}-")
+        self.work = Path(self._tmp.name)
+        h_path = c_path.with_suffix(".h")
+        for src in (c_path, h_path):
+            if not src.is_file():
+                raise ArtifactError(f"{src.name}: no such file beside {c_path.name}")
+            shutil.copy(src, self.work / src.name)
+        for src in FIRMWARE.glob("*.[ch]"):
+            shutil.copy(src, self.work / src.name)
+        (self.work / "link.ld").write_text(linker_script(core))
+        model = self.work / c_path.name
+        objs = []
+        for src, flags in ((model, MODEL_FLAGS), (self.work / "startup.c", ("-Os", "-std=c99")),
+                           (self.work / "harness.c",
+                            ("-Os", "-std=c99", f'-DEE_MODEL_H="{h_path.name}"',
+                             f"-DEE_PREFIX={prefix}", f"-DEE_UPPER={prefix.upper()}"))):
+            obj = src.with_suffix(".o")
+            _run([GCC, *core.cflags, *flags, "-ffunction-sections", "-c", str(src), "-o", str(obj)],
+                 self.work, f"{c_path.name} does not build for {core.name}")
+            objs.append(str(obj))
+        self.elf = self.work / "firmware.elf"
+        # libm stays on the line so that a source that still calls it links; nm -u of the
+        # model object (footprint) shows whether it does.
+        _run([GCC, *core.cflags, "-nostartfiles", "-T", "link.ld", "--specs=nano.specs",
+              "-Wl,--gc-sections", *objs, "-lm", "-o", str(self.elf)], self.work,
+             f"{c_path.name} does not fit {core.board} ({core.label}: "
+             f"{core.flash[1] // KiB} KiB flash, {core.ram[1] // KiB} KiB RAM)")
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def run(self, xs: np.ndarray, step: bool, y_size: int, timeout: float = 900) -> tuple[np.ndarray, dict]:
+        """xs: (count, STEPS x FEATURES) float32. The outputs (count, y_size) and the figures:
+        instructions per call (predict) or per sequence of steps, and the largest one step."""
+        xs = np.ascontiguousarray(xs, np.float32).reshape(len(xs), -1)
+        with self.lock:
+            (self.work / "in.bin").write_bytes(
+                np.array([IN_MAGIC, int(step), len(xs)], "<u4").tobytes() + xs.astype("<f4").tobytes())
+            out = self.work / "out.bin"
+            out.unlink(missing_ok=True)
+            cmd = [QEMU, "-M", self.core.board, "-nographic", "-monitor", "none", "-serial", "none",
+                   "-semihosting-config", "enable=on,target=native", "-icount", "shift=0,align=off",
+                   "-kernel", str(self.elf)]
+            try:
+                done = subprocess.run(cmd, cwd=self.work, capture_output=True, text=True,
+                                      timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise ArtifactError(f"{self.core.board} ({self.core.name}) did not finish in "
+                                    f"{timeout:.0f} s") from None
+            said = " ".join((done.stdout + done.stderr).split())
+            if done.returncode != 0 or not out.is_file():
+                raise ArtifactError(f"the firmware on {self.core.board} ({self.core.name}) failed "
+                                    f"(exit {done.returncode}): {said or 'no message'}")
+            raw = out.read_bytes()
+        head = np.frombuffer(raw[:16], "<u4")
+        per = y_size + 2
+        if len(raw) != 16 + 4 * per * len(xs) or head[0] != OUT_MAGIC or head[1] != len(xs):
+            raise ArtifactError(f"the firmware on {self.core.board} wrote {len(raw)} bytes, not the "
+                                f"{16 + 4 * per * len(xs)} expected")
+        body = raw[16:]
+        ys = np.frombuffer(body, "<f4").reshape(len(xs), per)[:, :y_size].copy()
+        ticks = np.frombuffer(body, "<u4").reshape(len(xs), per)[:, y_size:].astype(np.int64)
+        per_tick = 2 * (SPIN[1] - SPIN[0]) / float(head[3] - head[2])
+        return ys, {"instructions_per_tick": per_tick,
+                    "instructions": np.rint(ticks[:, 0] * per_tick).astype(np.int64),
+                    "largest_step": np.rint(ticks[:, 1] * per_tick).astype(np.int64)}
+
+
+def linker_script(core: Core) -> str:
+    return (FIRMWARE / "link.ld.in").read_text().format(
+        board=core.board, core=core.name, flash=core.flash[0], flash_size=core.flash[1],
+        ram=core.ram[0], ram_size=core.ram[1])
+
+
+_BUILT: dict[tuple[str, str], Firmware] = {}
+_BUILT_LOCK = threading.Lock()
+
+
+def firmware(core_name: str, c_path: Path, prefix: str) -> Firmware:
+    """The firmware for this source on this core: built once per process (c@ and c-step@ of a
+    core share it), keyed by the source's bytes."""
+    digest = hashlib.sha256(c_path.read_bytes() + c_path.with_suffix(".h").read_bytes()
+                            if c_path.with_suffix(".h").is_file() else c_path.read_bytes()).hexdigest()
+    key = (core_name, digest)
+    with _BUILT_LOCK:
+        if key not in _BUILT:
+            _BUILT[key] = Firmware(CORES[core_name], c_path, prefix)
+        return _BUILT[key]
+
+
+def measure_core(core_name: str, c_path: Path, contract: dict, x: np.ndarray) -> dict:
+    """Flash, stack, state and instructions on one core for one sequence x."""
+    core = CORES[core_name]
+    prefix = contract["prefix"]
+    steps = int(contract["steps"])
+    y_size = int(contract["outputs"]) * (steps if contract["sequence_output"] == "every_step" else 1)
+    fp = footprint(core, c_path, prefix)
+    fw = firmware(core_name, c_path, prefix)
+    _, whole = fw.run(x[None], step=False, y_size=y_size)
+    _, stepped = fw.run(x[None], step=True, y_size=y_size)
+    per_sequence = int(whole["instructions"][0])
+    return {
+        "board": core.board, "float_abi": core.float_abi,
+        "flags": " ".join([*core.cflags, *MODEL_FLAGS]),
+        **{k: v for k, v in fp.items() if k != "undefined"},
+        "library_calls": fp["undefined"],
+        "state_bytes": int(contract["state_bytes"]),
+        "instructions_per_sequence": per_sequence,
+        "instructions_per_step": {"mean": int(round(int(stepped["instructions"][0]) / steps)),
+                                  "largest": int(stepped["largest_step"][0])},
+        "instructions_per_tick": round(whole["instructions_per_tick"], 3),
+        "clock_hz": core.clock_hz,
+        "estimate_us_at_clock": round(per_sequence / core.clock_hz * 1e6, 1),
+    }
+
+
+def measure(c_path: Path, contract: dict, x: np.ndarray, cores: tuple[str, ...] = CORE_NAMES) -> dict:
+    """Every core's figures for the manifest (and bench), or why they were not measured."""
+    why = unavailable()
+    if why:
+        return {"measured": f"not measured: {why}"}
+    x = np.ascontiguousarray(x, np.float32).ravel()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        figures = dict(zip(cores, pool.map(lambda c: measure_core(c, c_path, contract, x), cores),
+                           strict=True))
+    return {"method": METHOD,
+            "estimate": "estimate_us_at_clock = instructions / clock: an estimate that assumes one "
+                        "instruction a cycle at the board's clock (no wait states, no stalls)",
+            **toolchain(), "cores": figures}

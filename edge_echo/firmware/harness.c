@@ -1,0 +1,129 @@
+/* harness.c: edge-echo's verify firmware for a model's C source (NAME.c / NAME.h).
+ *
+ * Reads in.bin over semihosting (uint32 magic "EEIN", mode 0 = NAME_predict or 1 = NAME_reset
+ * then NAME_step per time step, count, then count sequences of STEPS x FEATURES float32),
+ * runs each one and writes out.bin: uint32 magic "EEOU", count, the count outputs
+ * (Y_SIZE float32 each), then uint32 figures: two calibration loops' SysTick ticks and, per
+ * sequence, the ticks of the call (predict), or their sum and the largest one step (step).
+ * Under qemu -icount shift=0 one instruction is one nanosecond of the emulated clock, so the
+ * calibration loops (exactly 2 x EE_SPIN_A and 2 x EE_SPIN_B instructions) turn ticks into
+ * instructions. Built with -DEE_MODEL_H="\"NAME.h\"" -DEE_PREFIX=NAME -DEE_UPPER=NAME_UPPER. */
+#include <stdint.h>
+#include <string.h>
+
+#include "semihost.h"
+#include EE_MODEL_H
+
+#define EE_CAT_(a, b) a##b
+#define EE_CAT(a, b) EE_CAT_(a, b)
+#define EE_FN(suffix) EE_CAT(EE_PREFIX, suffix)
+#define EE_MACRO(suffix) EE_CAT(EE_UPPER, suffix)
+#define EE_X_SIZE (EE_MACRO(_STEPS) * EE_MACRO(_FEATURES))
+#define EE_SPIN_A 20000u
+#define EE_SPIN_B 120000u
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+extern volatile uint32_t ee_systick_wraps;
+
+static float x[EE_X_SIZE];
+static float y[EE_MACRO(_Y_SIZE)];
+static EE_FN(_state) state;
+
+static uint32_t now(void)
+{
+    uint32_t wraps, value;
+    do {
+        wraps = ee_systick_wraps;
+        value = SYST_CVR;
+    } while (wraps != ee_systick_wraps);
+    return (wraps << 24) + (0xFFFFFFu - value);
+}
+
+/* Exactly 2 n instructions: SUBS and BNE, n times. */
+__attribute__((noinline)) static void spin(uint32_t n)
+{
+    __asm__ volatile (".syntax unified\n1:\tsubs %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
+}
+
+static int open_file(const char *name, int mode)
+{
+    const uint32_t args[3] = {(uint32_t)(uintptr_t)name, (uint32_t)mode, (uint32_t)strlen(name)};
+    return sh_call(0x01, args);
+}
+
+static int read_all(int fd, void *buf, uint32_t len)
+{
+    const uint32_t args[3] = {(uint32_t)fd, (uint32_t)(uintptr_t)buf, len};
+    return sh_call(0x06, args) == 0;
+}
+
+static int write_all(int fd, const void *buf, uint32_t len)
+{
+    const uint32_t args[3] = {(uint32_t)fd, (uint32_t)(uintptr_t)buf, len};
+    return sh_call(0x05, args) == 0;
+}
+
+static int fail(const char *why)
+{
+    sh_print("edge-echo firmware: ");
+    sh_print(why);
+    sh_print("\n");
+    return 2;
+}
+
+int main(void)
+{
+    uint32_t head[3], figures[2], i, t, t0, ticks, most;
+    int in, out;
+    SYST_RVR = 0xFFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 7u; /* the processor clock, the wrap interrupt, on */
+    spin(100u);   /* past the first reload */
+    t0 = now();
+    spin(EE_SPIN_A);
+    figures[0] = now() - t0;
+    t0 = now();
+    spin(EE_SPIN_B);
+    figures[1] = now() - t0;
+    in = open_file("in.bin", 1);
+    out = open_file("out.bin", 5);
+    if (in < 0 || out < 0) return fail("cannot open in.bin or out.bin");
+    if (!read_all(in, head, sizeof head) || head[0] != 0x4E494545u || head[1] > 1u)
+        return fail("in.bin is not an edge-echo input");
+    {
+        const uint32_t out_head[2] = {0x554F4545u, head[2]};
+        if (!write_all(out, out_head, sizeof out_head) || !write_all(out, figures, sizeof figures))
+            return fail("cannot write out.bin");
+    }
+    for (i = 0; i < head[2]; i++) {
+        uint32_t result[2];
+        if (!read_all(in, x, sizeof x)) return fail("in.bin ends early");
+        if (head[1] == 0u) {
+            t0 = now();
+            EE_FN(_predict)(x, y);
+            result[0] = now() - t0;
+            result[1] = 0u;
+        } else {
+            EE_FN(_reset)(&state);
+            ticks = 0u;
+            most = 0u;
+            for (t = 0; t < EE_MACRO(_STEPS); t++) {
+                const uint32_t y_at = EE_MACRO(_Y_SIZE) == EE_MACRO(_OUTPUTS) ? 0u : t * EE_MACRO(_OUTPUTS);
+                uint32_t one;
+                t0 = now();
+                EE_FN(_step)(&state, x + t * EE_MACRO(_FEATURES), y + y_at);
+                one = now() - t0;
+                ticks += one;
+                if (one > most) most = one;
+            }
+            result[0] = ticks;
+            result[1] = most;
+        }
+        if (!write_all(out, y, sizeof y) || !write_all(out, result, sizeof result))
+            return fail("cannot write out.bin");
+    }
+    return 0;
+}
