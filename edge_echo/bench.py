@@ -15,7 +15,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +124,39 @@ class BenchReport:
     settings: dict
     machine: dict
     rows: list[BenchRow]
+    # The C source on emulated Cortex-M cores: instructions, not host time (device_rows).
+    device: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"schema": BENCH_SCHEMA, "directory": self.directory, "settings": self.settings,
                 "machine": self.machine,
-                "versions": versions(), "rows": [r.to_dict() for r in self.rows]}
+                "versions": versions(), "rows": [r.to_dict() for r in self.rows],
+                "device": self.device}
+
+
+def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[list[dict], str | None]:
+    """Per model with C source and per core: flash, deepest stack, state, and instructions per
+    sequence and per step on the emulated core, for the first reference sequence. (None, why)
+    where the cross tools are missing."""
+    from . import cortexm
+
+    why = cortexm.unavailable()
+    if why or not cores:
+        return [], why or "no --targets"
+    rows = []
+    for model, entry in doc["models"].items():
+        art = entry["artifacts"].get("c_source")
+        if not art or "c" not in art:
+            continue
+        path = manifest_mod.artifact_path(directory, art)
+        ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
+        x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
+        figures = cortexm.measure(path, art["c"], next(iter(x.values()))[0], cores)
+        for core, f in figures["cores"].items():
+            rows.append({"model": model, "runtime": f"c@{core}", "core": core, "file": path.name,
+                         "form": manifest_mod.artifact_kind(entry, art), "sha256": art["sha256"],
+                         **f})
+    return rows, None
 
 
 def cpu_model() -> str:
@@ -175,7 +203,9 @@ def bench(
     threads: int = 1,
     models: list[str] | None = None,
     memory: bool = True,
+    cores: tuple[str, ...] | None = None,
 ) -> BenchReport:
+    """cores: the emulated Cortex-M cores the C source is measured on (None: all)."""
     check_settings(runs, warmup, predict_runs, batch, threads)
     if not runtimes:
         # On the runtime-only install, time what is installed.
@@ -264,7 +294,12 @@ def bench(
                 if r.model == model:
                     r.speedup_vs_predict = base.timing.p50_us / r.timing.p50_us
     machine = {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version()}
-    return BenchReport(str(directory), settings, machine, rows)
+    from .cortexm import CORE_NAMES, METHOD
+
+    device, why = device_rows(directory, doc, CORE_NAMES if cores is None else cores)
+    settings["device"] = (f"the C source on emulated Cortex-M cores, the first reference sequence: "
+                          f"{METHOD}" if not why else f"not measured: {why}")
+    return BenchReport(str(directory), settings, machine, rows, device)
 
 
 def plot(report: BenchReport, path: Path) -> Path:

@@ -560,6 +560,8 @@ def bench(
     memory: Annotated[bool, typer.Option(
         "--memory/--no-memory",
         help="Measure each row's peak-RSS growth in a child process of its own (Linux).")] = True,
+    targets: Annotated[Optional[list[str]], typer.Option(
+        "--targets", metavar="CORES", help=TARGETS_HELP)] = None,
 ) -> None:
     """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor.
 
@@ -567,13 +569,15 @@ def bench(
     with user_errors():
         from .bench import bench as run_bench
         from .bench import plot
+        from .cortexm import parse_targets
 
         runtimes = [v.strip() for item in runtime or [] for v in item.split(",") if v.strip()]
+        cores = parse_targets(targets)
         with _progress(False) as report_progress:
             report_progress("", "timing runtimes and their floors")
             report = run_bench(directory, tuple(runtimes) or None, runs=runs, warmup=warmup,
                                predict_runs=predict_runs, batch=batch, threads=threads,
-                               models=models, memory=memory)
+                               models=models, memory=memory, cores=cores)
         if json_file is not None:
             _write_json(json_file, report.to_dict())
         if plot_file is not None:
@@ -611,6 +615,31 @@ def _render_bench(report) -> None:
     for note in sorted(notes):
         out_console.print(f"memory: {note}", markup=False, highlight=False)
     out_console.print(f"cpu: {report.machine['cpu']}", markup=False, highlight=False)
+    _render_device(report)
+
+
+def _render_device(report) -> None:
+    """The C source on each emulated core: bytes and instructions (the est. column is an estimate)."""
+    if not report.device:
+        out_console.print(f"cortex-m: {report.settings.get('device', 'not measured')}",
+                          markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title="the C source on emulated Cortex-M cores (bytes; instructions)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "core", "board", "flash", "stack", "state", "instr/seq", "instr/step",
+                "largest step", "est. µs @ clock"):
+        table.add_column(col, justify="left" if col in ("model", "core", "board") else "right",
+                         no_wrap=True)
+    for d in report.device:
+        table.add_row(d["model"], d["core"], d["board"], f"{d['flash_bytes']:,}",
+                      f"{d['stack_bytes']:,}", f"{d['state_bytes']:,}",
+                      f"{d['instructions_per_sequence']:,}",
+                      f"{d['instructions_per_step']['mean']:,}",
+                      f"{d['instructions_per_step']['largest']:,}",
+                      f"~{d['estimate_us_at_clock']:,.1f} @ {d['clock_hz'] / 1e6:g} MHz")
+    print_table(table)
+    out_console.print(f"counted: {report.settings['device']}; est.: an estimate at one "
+                      "instruction a cycle", markup=False, highlight=False, soft_wrap=True)
 
 
 def _kib(value: int | None) -> str:

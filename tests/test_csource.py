@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from conftest import read_manifest, rehash
 
+from edge_echo import cortexm
 from edge_echo.convert.csource import STRICT, compiler
 from edge_echo.export import export
 from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
 from edge_echo.usermodel import convert
-from edge_echo.verify import verify
+from edge_echo.verify import EMULATED_SEQUENCES, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 CC = compiler()
@@ -47,7 +48,8 @@ def test_every_echo_model_gets_c_within_its_targets(c_export):
         source = (c_export / f"{name}.c").read_text()
         # Weights in flash: every array is static const; no heap.
         arrays = re.findall(r"^(.*)\[\d+\] = \{", source, re.M)
-        assert arrays and all(a.startswith("static const float ") for a in arrays), arrays
+        assert arrays and all(a.startswith(("static const float ", "static const uint32_t "))
+                              for a in arrays), arrays
         assert "malloc" not in source
         footprint = c["footprint"]
         params = entry["spec"]["param_count"]
@@ -73,9 +75,11 @@ def test_c_and_c_step_reproduce_keras(c_export, tmp_path):
     # verify --plot: each runtime against Keras on the stored reference, element by element.
     for r in report.results:
         expected, actual = r.parity
-        assert expected.shape == actual.shape and expected.size >= 64
+        # The emulated cores check the first EMULATED_SEQUENCES of each set, in one batch.
+        batch = EMULATED_SEQUENCES if "@" in r.runtime else 64
+        assert expected.shape == actual.shape and expected.size >= batch
         assert np.abs(actual - expected).max() == pytest.approx(
-            max(c.max_abs for ch in r.checks if ch.inputs == "reference" and ch.batch == 64
+            max(c.max_abs for ch in r.checks if ch.inputs == "reference" and ch.batch == batch
                 for c in ch.comparisons))
     _write_plot(plot, report, tmp_path / "parity.png")
     assert (tmp_path / "parity.png").read_bytes()[:4] == b"\x89PNG"
@@ -96,7 +100,10 @@ def test_a_perturbed_weight_in_the_c_makes_verify_fail(c_export, tmp_path, cli):
     result = cli("verify", target, "--no-keras", "--models", "many-to-one")
     assert result.exit_code == 1
     failed = {line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("FAIL")}
-    assert failed == {"FAIL many-to-one / c", "FAIL many-to-one / c-step"}, result.stderr
+    runtimes = ["c", "c-step"]
+    if cortexm.unavailable() is None:  # the same file on every emulated core fails too
+        runtimes += [f"{kind}@{core}" for kind in ("c", "c-step") for core in cortexm.CORE_NAMES]
+    assert failed == {f"FAIL many-to-one / {rt}" for rt in runtimes}, result.stderr
 
 
 @pytest.mark.parametrize("language", ["c99", "c++"])
@@ -138,11 +145,12 @@ def test_without_a_compiler_verify_says_so_in_one_line(c_export, cli, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang on it
     result = cli("verify", c_export, "--no-keras", "--models", "one-to-one")
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.stdout.splitlines() if "C compiler" in line]
-    assert notes == ["note: c skipped: no C compiler (cc, gcc or clang) found, so the C source "
-                     "was not compiled here",
-                     "note: c-step skipped: no C compiler (cc, gcc or clang) found, so the C "
+    notes = [line for line in result.stdout.splitlines() if "compile" in line]
+    assert notes == ["note: c, c-step skipped: no C compiler (cc, gcc or clang) found, so the C "
                      "source was not compiled here"], result.stdout
+    # One line for the twelve Cortex-M runtimes too (no cross tools on this PATH either).
+    (arm,) = [line for line in result.stdout.splitlines() if "c@cortex-m0" in line]
+    assert "no arm-none-eabi-gcc" in arm and "apt-get install" in arm
 
 
 def _user_models():
