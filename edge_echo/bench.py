@@ -153,6 +153,8 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[lis
         x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
         figures = cortexm.measure(path, art["c"], next(iter(x.values()))[0], cores)
         for core, f in figures["cores"].items():
+            if "measured" in f:
+                continue  # did not build or fit on that core: the manifest says why
             rows.append({"model": model, "runtime": f"c@{core}", "core": core, "file": path.name,
                          "form": manifest_mod.artifact_kind(entry, art), "sha256": art["sha256"],
                          **f})

@@ -92,7 +92,7 @@ def parse_targets(values: list[str] | tuple[str, ...] | None) -> tuple[str, ...]
     """--targets: core names (cortex-m4 or m4), comma-separated or repeated, 'all' or 'none'."""
     words = [w.strip().lower() for item in values or ["all"] for w in item.split(",") if w.strip()]
     if not words:
-        raise UsageError("--targets is empty; give core names, all or none")
+        raise UsageError(f"--targets is empty; choose from {', '.join(CORES)}, all or none")
     if words == ["none"]:
         return ()
     chosen: list[str] = []
@@ -303,9 +303,14 @@ def measure(c_path: Path, contract: dict, x: np.ndarray, cores: tuple[str, ...] 
     if why:
         return {"measured": f"not measured: {why}"}
     x = np.ascontiguousarray(x, np.float32).ravel()
+    def one(core: str) -> dict:
+        try:
+            return measure_core(core, c_path, contract, x)
+        except ArtifactError as exc:  # e.g. a model that does not fit the micro:bit's 16 KiB
+            return {"board": CORES[core].board, "measured": f"not measured: {exc}"}
+
     with ThreadPoolExecutor(max_workers=3) as pool:
-        figures = dict(zip(cores, pool.map(lambda c: measure_core(c, c_path, contract, x), cores),
-                           strict=True))
+        figures = dict(zip(cores, pool.map(one, cores), strict=True))
     return {"method": METHOD,
             "estimate": "estimate_us_at_clock = instructions / clock: an estimate that assumes one "
                         "instruction a cycle at the board's clock (no wait states, no stalls)",
