@@ -533,19 +533,51 @@ edge-echo repository is a complete program around `many_to_many_step`.
 The model as C: the trained weights as `static const float` arrays (flash,
 not RAM), a state struct with h (and c) per recurrent layer, and
 `NAME_reset`, `NAME_step` and `NAME_predict` (NAME is the model name with
-`-` turned into `_`). No heap, no mutable globals, nothing of libc beyond
-`<math.h>` and `memset`; it compiles warning-free under `-std=c99 -Wall
+`-` turned into `_`). No heap, no mutable globals, no libm, nothing of libc
+beyond `memset` and `memcpy`; it compiles warning-free under `-std=c99 -Wall
 -Wextra -Werror -pedantic` and as C++ (`extern "C"`). The contract is in the
 header: float32, row-major, reset at the start of each sequence. `verify`
 compiles it and runs it against Keras as the runtimes `c` (whole sequence)
-and `c-step` (step by step).
+and `c-step` (step by step), and on emulated Cortex-M cores as `c@cortex-m4`,
+`c-step@cortex-m4` and so on.
 
 | files | params | flash bytes (-Os) | state bytes | deepest stack frame |
 |---|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
 Measured with {measured}.
-{loop}"""
+{_cortex_m_table(doc)}{loop}"""
+
+
+def _cortex_m_table(doc: dict) -> str:
+    """The manifest's per-core figures of the C source (cortexm.py), as the README's table."""
+    rows, method = [], ""
+    for name, m in doc["models"].items():
+        device = m["artifacts"].get("c_source", {}).get("c", {}).get("cortex_m", {})
+        method = method or device.get("method", "")
+        for core, f in device.get("cores", {}).items():
+            if "measured" in f:
+                rows.append(f"| `{name}.c` | {core} | {f['board']} | {f['measured']} | | | | |")
+                continue
+            rows.append(f"| `{name}.c` | {core} | {f['board']} | {f['flash_bytes']:,} | "
+                        f"{f['stack_bytes']:,} | {f['instructions_per_sequence']:,} | "
+                        f"{f['instructions_per_step']['mean']:,} | "
+                        f"~{f['estimate_us_at_clock']:,.1f} at {f['clock_hz'] / 1e6:g} MHz |")
+    if not rows:
+        why = next((m["artifacts"]["c_source"]["c"]["cortex_m"]["measured"]
+                    for m in doc["models"].values()
+                    if "measured" in m["artifacts"].get("c_source", {}).get("c", {})
+                    .get("cortex_m", {})), None)
+        return f"\nOn Cortex-M cores: {why}.\n" if why else ""
+    return f"""
+On Cortex-M cores (arm-none-eabi-gcc at -Os, run on qemu-system-arm; flash is .text +
+.rodata + .data of the model object, stack the deepest chain of frames; instructions
+counted as {method}; the last column is an estimate at one instruction a cycle):
+
+| file | core | board | flash bytes | stack bytes | instr. / sequence | instr. / step | est. time |
+|---|---|---|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+"""
 
 
 def render_readme(doc: dict) -> str:

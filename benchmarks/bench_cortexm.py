@@ -1,0 +1,167 @@
+"""The C source on emulated Cortex-M cores, before and after issue 21, side by side in one run.
+
+Per model and core: flash of the model object (.text + .rodata + .data at -Os), the deepest
+stack (-fcallgraph-info=su), state bytes, and instructions per whole sequence (NAME_predict)
+and per step (NAME_step), counted on qemu-system-arm by SysTick under -icount shift=0,
+calibrated in the same run (edge_echo/cortexm.py). "before" is the C that edge-echo generated
+at BASE (default 32b6905, the commit before the work): for the echo models the committed
+exported/NAME.c of that commit (the same weights), for the user model the C that commit's
+`convert --c-source` writes, run from a git worktree. Both sides are measured here, now, on
+the same input (the first reference sequence) with the same firmware. Then the worst error
+of every c@ runtime against Keras (verify), and the host `c` runtime's p50 before and after.
+
+Targets (issue 21): echo many-to-many <= 7,000 instructions on Cortex-M4F and <= 300,000 on
+Cortex-M0; a user LSTM(32) x 120 steps x 7 features <= 2,500,000 on Cortex-M4F; flash within
+4 x params + 2 KiB; every C runtime within 1e-6 of Keras on the echo models; `nm -u` of the
+object lists no math function; the host `c` runtime no slower.
+
+    .venv/bin/python benchmarks/bench_cortexm.py [EXPORT_DIR] [--base REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_echo import cortexm, manifest, refdata
+from edge_echo.bench import time_runner
+from edge_echo.runners import CRunner
+from edge_echo.verify import verify
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {("many-to-many", "cortex-m4"): 7000, ("many-to-many", "cortex-m0"): 300000,
+           ("weather", "cortex-m4"): 2500000}
+ECHO_ERROR = 1e-6
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def weather_model(path: Path) -> None:
+    """The Keras weather-forecasting example's shape with random weights: (120, 7) > LSTM(32) >
+    Dense(1)."""
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(0)
+    i = keras.Input((120, 7))
+    keras.Model(i, keras.layers.Dense(1)(keras.layers.LSTM(32)(i))).save(path)
+
+
+def convert_with(code: Path, model: Path, out: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    # cwd: with -m the current directory comes first on sys.path.
+    subprocess.run([sys.executable, "-m", "edge_echo", "convert", str(model), "--out", str(out),
+                    "--c-source", "--forms", "tflite", "--quiet"], check=True, env=env,
+                   capture_output=True, text=True, cwd=out.parent)
+
+
+def host_p50(paths: tuple[Path, Path], entry: dict, art: dict, x: np.ndarray,
+             rounds: int = 7) -> tuple[float, float]:
+    """The host c runtime's p50 (the bare ctypes call of NAME_predict), before and after: the
+    two interleaved for rounds rounds on this shared machine, the lowest p50 of each kept."""
+    names = [i["name"] for i in entry["inputs"]], [o["name"] for o in entry["outputs"]]
+    feed = {names[0][0]: x[None]}
+    best = [float("inf"), float("inf")]
+    with CRunner(paths[0], *names, artifact=art) as old, CRunner(paths[1], *names, artifact=art) as new:
+        for _ in range(rounds):
+            for k, runner in enumerate((old, new)):
+                p50 = time_runner(runner, feed, feed, 2000, warmup=100, wrapped=False).p50_us
+                best[k] = min(best[k], p50)
+    return best[0], best[1]
+
+
+def main() -> int:
+    why = cortexm.unavailable()
+    if why:
+        print(f"bench_cortexm: {why}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser()
+    parser.add_argument("export", nargs="?", default=str(ROOT / "exported"))
+    parser.add_argument("--base", default="32b6905")
+    args = parser.parse_args()
+    export = Path(args.export)
+    doc = manifest.load(export)
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory(prefix="bench-cortexm-") as tmp:
+        tmp = Path(tmp)
+        # The user model, converted by today's code and by BASE's.
+        weather_model(tmp / "weather.keras")
+        convert_with(ROOT, tmp / "weather.keras", tmp / "after")
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tmp / "base"),
+                        args.base], check=True, capture_output=True)
+        try:
+            convert_with(tmp / "base", tmp / "weather.keras", tmp / "before")
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(tmp / "base")], capture_output=True)
+        cases = []
+        for name, entry in doc["models"].items():
+            before = tmp / "echo-before" / f"{name}.c"
+            before.parent.mkdir(exist_ok=True)
+            before.write_text(git("show", f"{args.base}:exported/{name}.c"))
+            before.with_suffix(".h").write_text(git("show", f"{args.base}:exported/{name}.h"))
+            cases.append((name, export, entry, before))
+        wdoc = manifest.load(tmp / "after")
+        cases.append(("weather", tmp / "after", wdoc["models"]["weather"],
+                      tmp / "before" / "weather.c"))
+        for name, directory, entry, before in cases:
+            art = entry["artifacts"]["c_source"]
+            after = manifest.artifact_path(directory, art)
+            ref = refdata.load(manifest.artifact_path(directory, entry["artifacts"]["reference"]))
+            x = next(iter(refdata.inputs(ref, refdata.RANDOM_X,
+                                         [i["name"] for i in entry["inputs"]]).values()))[0]
+            old = cortexm.measure(before, art["c"], x)["cores"]
+            new = cortexm.measure(after, art["c"], x)["cores"]
+            p50 = host_p50((before, after), entry, art, x)
+            results[name] = {"params": art["c"]["params"], "host_p50_us": p50,
+                             "cores": {c: {"before": old[c], "after": new[c]} for c in new}}
+            for core in cortexm.CORE_NAMES:
+                rows.append((name, core, art["c"]["params"], old[core], new[core]))
+        report = verify(export, latency_runs=0)
+    errors = {(r.model, r.runtime): r.max_abs for r in report.results if r.runtime.startswith("c")}
+    print(f"{'model':13} {'core':11} {'flash B':>14} {'bound':>6} {'stack':>9} {'state':>5} "
+          f"{'instr/sequence before -> after':>32} {'ratio':>6} {'instr/step':>16} {'target':>10} "
+          f"{'worst |err|':>11}  libm calls")
+    for name, core, params, old, new in rows:
+        target = TARGETS.get((name, core))
+        seq = new["instructions_per_sequence"]
+        ok = "" if target is None else ("  ok" if seq <= target else "  MISSED")
+        err = max((v for (m, rt), v in errors.items() if m == name and rt.endswith(f"@{core}")),
+                  default=float("nan"))
+        libm = [c for c in new["library_calls"] if not c.startswith("__aeabi_")
+                and c not in ("memset", "memcpy")]
+        print(f"{name:13} {core:11} {old['flash_bytes']:>6,} -> {new['flash_bytes']:>5,} "
+              f"{4 * params + 2048:>6,} {old['stack_bytes']:>3} -> {new['stack_bytes']:>3} "
+              f"{new['state_bytes']:>5} {old['instructions_per_sequence']:>14,} -> {seq:>12,} "
+              f"{old['instructions_per_sequence'] / seq:>5.2f}x "
+              f"{old['instructions_per_step']['mean']:>7,} -> {new['instructions_per_step']['mean']:>6,} "
+              f"{'' if target is None else f'{target:,}':>10}{ok} {err:>10.2g}  {libm or 'none'}")
+    print()
+    for name, r in results.items():
+        before, after = r["host_p50_us"]
+        print(f"host c runtime, {name}: p50 {before:.2f} µs before, {after:.2f} µs after "
+              f"({before / after:.2f}x)")
+    echo_worst = max(v for (m, _), v in errors.items() if m != "weather")
+    print(f"worst error of any C runtime on the echo models: {echo_worst:.2g} (target {ECHO_ERROR:g})")
+    print(f"counted by: {cortexm.METHOD}")
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "cortexm.json").write_text(json.dumps(
+        {"base": args.base, "toolchain": cortexm.toolchain(), "models": results,
+         "errors": {f"{m} {rt}": v for (m, rt), v in errors.items()}}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
