@@ -49,10 +49,10 @@ static const float D0_B[5] = {
     0.0803413987f, 0.130581468f, 0.129931688f, 0.174803168f, 0.110768728f
 };
 
-/* On Arm cores GCC and clang inline the hot helpers at every call site, each with its sizes
- * as constants (fewer instructions a step, a little more flash); elsewhere the compiler
- * chooses. */
-#if defined(__GNUC__) && defined(__arm__)
+/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
+ * (fewer instructions a step, a little more flash): always on Arm cores, and elsewhere
+ * unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || !defined(__OPTIMIZE_SIZE__))
 #define EE_INLINE static inline __attribute__((always_inline))
 #else
 #define EE_INLINE static inline

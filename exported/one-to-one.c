@@ -45,10 +45,10 @@ static const float D0_B[1] = {
     0.0822886527f
 };
 
-/* On Arm cores GCC and clang inline the hot helpers at every call site, each with its sizes
- * as constants (fewer instructions a step, a little more flash); elsewhere the compiler
- * chooses. */
-#if defined(__GNUC__) && defined(__arm__)
+/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
+ * (fewer instructions a step, a little more flash): always on Arm cores, and elsewhere
+ * unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || !defined(__OPTIMIZE_SIZE__))
 #define EE_INLINE static inline __attribute__((always_inline))
 #else
 #define EE_INLINE static inline
