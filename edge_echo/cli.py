@@ -402,7 +402,9 @@ def table(
         from .table import markdown, replace_in, variant_rows
         from .verify import verify as run_verify
 
-        report = run_verify(directory, keras=False, latency_runs=500)
+        # Host runtimes only: the emulated cores are not timed, and their figures (flash, stack,
+        # instructions) have their own per-core table in the export's README.
+        report = run_verify(directory, keras=False, latency_runs=500, cores=())
         text = markdown(variant_rows(report, manifest_mod.load(Path(directory))))
         if readme is None:
             print(text, end="")
