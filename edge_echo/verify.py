@@ -8,6 +8,7 @@ and, when Keras runs here, the live Keras output on fresh random inputs.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -292,18 +293,30 @@ def verify(
         one = {n: x[:1] for n, x in stored.items()}
 
         runners: dict[str, Runner] = {}
+        entered: list[Runner] = []  # what the finally closes, whatever failed
         try:
-            for label, cls, art in targets(arts, runners_here):
-                runner = cls(manifest_mod.artifact_path(directory, art), in_names, out_names,
-                             threads=threads, artifact=art)
-                try:
-                    runners[label] = runner.__enter__()
-                except ArtifactError as exc:
-                    if not getattr(cls, "emulated", False):
-                        raise
-                    # A model too big for a core's memory is a fact about that core, not a
-                    # wrong conversion: said, not failed.
-                    notes.append(f"{name}: {label} not run: {exc}")
+            planned = [(label, cls, cls(manifest_mod.artifact_path(directory, art), in_names,
+                                        out_names, threads=threads, artifact=art))
+                       for label, cls, art in targets(arts, runners_here)]
+            # An emulated runner builds a firmware as it activates: those build side by side
+            # while the host runners open.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                building = {label: pool.submit(runner.__enter__) for label, cls, runner in planned
+                            if getattr(cls, "emulated", False)}
+                opened = {}
+                for label, _, runner in planned:
+                    if label not in building:
+                        opened[label] = runner.__enter__()
+                        entered.append(runner)
+                for label, future in building.items():
+                    try:
+                        opened[label] = future.result()
+                        entered.append(opened[label])
+                    except ArtifactError as exc:
+                        # A model too big for a core's memory is a fact about that core, not a
+                        # wrong conversion: said, not failed.
+                        notes.append(f"{name}: {label} not run: {exc}")
+            runners = {label: opened[label] for label, _, _ in planned if label in opened}
             if fresh is not None:
                 expected = runners["keras"].infer(fresh)
                 model_sets = sets + [("random", fresh, expected, batch_sizes)]
@@ -359,7 +372,7 @@ def verify(
                              "contract says; run twice without the reset, the same sequence gave "
                              + ", ".join(f"{rt} |diff| {d:.2g}" for rt, d in kept.items()))
         finally:
-            for runner in runners.values():
+            for runner in entered:
                 runner.__exit__(None, None, None)
     if not keras:
         notes.append("--no-keras: compared with the Keras outputs stored at export; "
