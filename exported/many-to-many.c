@@ -123,6 +123,69 @@ EE_INLINE float ee_tanh_nd(float t, float scale, float *num)
 #else
 #define EE_MAC(a, w, x) ((a) + (w) * (x))
 #endif
+
+/* The single rows after the blocks: z[r] = b[r] + (row r of W) . [x, h]. */
+EE_INLINE void ee_mv1(float *z, const float *w, const float *b, const float *x, int nx,
+                   const float *h, int nh, int rows)
+{
+    int k;
+    for (; rows > 0; rows--, z++) {
+        float a = b ? *b++ : 0.0f;
+        for (k = 0; k < nx; k++) a = EE_MAC(a, *w++, x[k]);
+        for (k = 0; k < nh; k++) a = EE_MAC(a, *w++, h[k]);
+        z[0] = a;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__arm__) && (defined(__SSE__) || defined(__aarch64__))
+typedef float ee_v4 __attribute__((vector_size(16)));
+
+EE_INLINE ee_v4 ee_v4_load(const float *p)
+{
+    ee_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* z[r] = b[r] + (row r of W) . [x, h] for r < rows (b NULL: no bias): x of nx values, then
+ * h of nh, so that no layer copies its input and state into one vector. */
+EE_INLINE void ee_mv(float *z, const float *w, const float *b, const float *x, int nx,
+                  const float *h, int nh, int rows)
+{
+    int k;
+    for (; rows >= 8; rows -= 8, z += 8) {
+        ee_v4 lo = {0.0f, 0.0f, 0.0f, 0.0f}, hi = lo;
+        if (b) {
+            lo = ee_v4_load(b);
+            hi = ee_v4_load(b + 4);
+            b += 8;
+        }
+        for (k = 0; k < nx; k++, w += 8) {
+            lo += ee_v4_load(w) * x[k];
+            hi += ee_v4_load(w + 4) * x[k];
+        }
+        for (k = 0; k < nh; k++, w += 8) {
+            lo += ee_v4_load(w) * h[k];
+            hi += ee_v4_load(w + 4) * h[k];
+        }
+        memcpy(z, &lo, sizeof lo);
+        memcpy(z + 4, &hi, sizeof hi);
+    }
+    if (rows >= 4) {
+        ee_v4 a = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (b) {
+            a = ee_v4_load(b);
+            b += 4;
+        }
+        for (k = 0; k < nx; k++, w += 4) a += ee_v4_load(w) * x[k];
+        for (k = 0; k < nh; k++, w += 4) a += ee_v4_load(w) * h[k];
+        memcpy(z, &a, sizeof a);
+        rows -= 4;
+        z += 4;
+    }
+    ee_mv1(z, w, b, x, nx, h, nh, rows);
+}
+#else
 #define EE_ROWS8(v) { const float e = (v); a0 = EE_MAC(a0, w[0], e); a1 = EE_MAC(a1, w[1], e); \
     a2 = EE_MAC(a2, w[2], e); a3 = EE_MAC(a3, w[3], e); a4 = EE_MAC(a4, w[4], e); \
     a5 = EE_MAC(a5, w[5], e); a6 = EE_MAC(a6, w[6], e); a7 = EE_MAC(a7, w[7], e); w += 8; }
@@ -157,13 +220,9 @@ EE_INLINE void ee_mv(float *z, const float *w, const float *b, const float *x, i
         rows -= 4;
         z += 4;
     }
-    for (; rows > 0; rows--, z++) {
-        float a = b ? *b++ : 0.0f;
-        for (k = 0; k < nx; k++) a = EE_MAC(a, *w++, x[k]);
-        for (k = 0; k < nh; k++) a = EE_MAC(a, *w++, h[k]);
-        z[0] = a;
-    }
+    ee_mv1(z, w, b, x, nx, h, nh, rows);
 }
+#endif
 
 static void many_to_many_cells(many_to_many_state *s, const float *x_t)
 {
