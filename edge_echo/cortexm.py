@@ -38,7 +38,6 @@ GCC, SIZE, NM, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-
 MODEL_FLAGS = ("-Os", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wdouble-promotion")
 SPIN = (20000, 120000)  # the calibration loops of harness.c: 2 instructions an iteration
 IN_MAGIC, OUT_MAGIC = 0x4E494545, 0x554F4545
-BOTH = 2  # harness.c's mode: every sequence through NAME_predict, then through NAME_step
 INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 METHOD = ("SysTick ticks under qemu -icount shift=0 (one instruction is one emulated "
           "nanosecond), calibrated in the same run against loops of exactly 40,000 and "
@@ -238,7 +237,7 @@ class Firmware:
 
     def _emulate(self, xs: np.ndarray, y_size: int, timeout: float) -> list[tuple[np.ndarray, dict]]:
         (self.work / "in.bin").write_bytes(
-            np.array([IN_MAGIC, BOTH, len(xs)], "<u4").tobytes() + xs.astype("<f4").tobytes())
+            np.array([IN_MAGIC, len(xs)], "<u4").tobytes() + xs.astype("<f4").tobytes())
         out = self.work / "out.bin"
         out.unlink(missing_ok=True)
         cmd = [QEMU, "-M", self.core.board, "-nographic", "-monitor", "none", "-serial", "none",

@@ -301,17 +301,13 @@ def verify(
             # An emulated runner builds a firmware as it activates: those build side by side
             # while the host runners open.
             with ThreadPoolExecutor(max_workers=2) as pool:
-                building = {label: pool.submit(runner.__enter__) for label, cls, runner in planned
+                building = {label: pool.submit(_enter, runner, entered) for label, cls, runner in planned
                             if getattr(cls, "emulated", False)}
-                opened = {}
-                for label, _, runner in planned:
-                    if label not in building:
-                        opened[label] = runner.__enter__()
-                        entered.append(runner)
+                opened = {label: _enter(runner, entered) for label, _, runner in planned
+                          if label not in building}
                 for label, future in building.items():
                     try:
                         opened[label] = future.result()
-                        entered.append(opened[label])
                     except ArtifactError as exc:
                         # A model too big for a core's memory is a fact about that core, not a
                         # wrong conversion: said, not failed.
@@ -400,6 +396,12 @@ def reset_effect(runner: Runner, feed: dict[str, np.ndarray]) -> float:
     finally:
         runner.reset_per_sequence = True
     return float(max(np.max(np.abs(second[k] - first[k])) for k in first))
+
+
+def _enter(runner: Runner, entered: list[Runner]) -> Runner:
+    """Activates runner and records it in entered (for its __exit__), from any thread."""
+    entered.append(runner.__enter__())
+    return runner
 
 
 def _run_batched(runner: Runner, feed: dict[str, np.ndarray], batch: int) -> dict:

@@ -1,11 +1,11 @@
 /* harness.c: edge-echo's verify firmware for a model's C source (NAME.c / NAME.h).
  *
- * Reads in.bin over semihosting (uint32 magic "EEIN", mode 0 = NAME_predict, 1 = NAME_reset
- * then NAME_step per time step, 2 = both, count, then count sequences of STEPS x FEATURES
- * float32), runs each one and writes out.bin: uint32 magic "EEOU", count, two calibration
- * loops' SysTick ticks, then per sequence its outputs (Y_SIZE float32) and two uint32: the
- * ticks of the call (predict), or their sum and the largest one step (step). Mode 2 writes
- * every sequence's predict block, then reads in.bin again and writes every step block.
+ * Reads in.bin over semihosting (uint32 magic "EEIN", count, then count sequences of
+ * STEPS x FEATURES float32) and writes out.bin: uint32 magic "EEOU", count, two calibration
+ * loops' SysTick ticks, then two blocks of count records, each a sequence's outputs (Y_SIZE
+ * float32) and two uint32. The first block runs every sequence through NAME_predict (its
+ * ticks, 0); the second reads in.bin again and runs each through NAME_reset then NAME_step
+ * per time step (the steps' summed ticks, the largest one step's).
  * Under qemu -icount shift=0 one instruction is one nanosecond of the emulated clock, so the
  * calibration loops (exactly 2 x EE_SPIN_A and 2 x EE_SPIN_B instructions) turn ticks into
  * instructions. Built with -DEE_MODEL_H="\"NAME.h\"" -DEE_PREFIX=NAME -DEE_UPPER=NAME_UPPER. */
@@ -83,7 +83,7 @@ static int fail(const char *why)
 
 int main(void)
 {
-    uint32_t head[3], figures[2], i, t, t0, ticks, most, pass;
+    uint32_t head[2], figures[2], i, t, t0, ticks, most, mode;
     int in, out;
     SYST_RVR = 0xFFFFFFu;
     SYST_CVR = 0u;
@@ -98,18 +98,16 @@ int main(void)
     in = open_file("in.bin", 1);
     out = open_file("out.bin", 5);
     if (in < 0 || out < 0) return fail("cannot open in.bin or out.bin");
-    if (!read_all(in, head, sizeof head) || head[0] != 0x4E494545u || head[1] > 2u)
+    if (!read_all(in, head, sizeof head) || head[0] != 0x4E494545u)
         return fail("in.bin is not an edge-echo input");
     {
-        const uint32_t out_head[2] = {0x554F4545u, head[2]};
+        const uint32_t out_head[2] = {0x554F4545u, head[1]};
         if (!write_all(out, out_head, sizeof out_head) || !write_all(out, figures, sizeof figures))
             return fail("cannot write out.bin");
     }
-    for (pass = 0u; pass < 2u; pass++) {
-        const uint32_t mode = head[1] == 2u ? pass : head[1];
-        if (pass == 1u && head[1] != 2u) break;
-        if (pass == 1u && !seek_to(in, sizeof head)) return fail("cannot seek in.bin");
-        for (i = 0; i < head[2]; i++) {
+    for (mode = 0u; mode < 2u; mode++) { /* NAME_predict, then NAME_reset and NAME_step */
+        if (mode == 1u && !seek_to(in, sizeof head)) return fail("cannot seek in.bin");
+        for (i = 0; i < head[1]; i++) {
             uint32_t result[2];
             if (!read_all(in, x, sizeof x)) return fail("in.bin ends early");
             if (mode == 0u) {
