@@ -63,7 +63,9 @@ int main(void)
 """
 
 
-def c_predict_ns(directory: Path, art: dict, x: np.ndarray) -> float:
+def c_predict_ns(directory: Path, art: dict, x: np.ndarray, rounds: int = 200,
+                 calls: int = 500) -> float:
+    """ns per NAME_predict of directory's art["file"]: the median of rounds rounds of calls."""
     c = art["c"]
     with tempfile.TemporaryDirectory(prefix="edge-echo-bench-c-") as tmp:
         driver = Path(tmp) / "driver.c"
@@ -71,7 +73,7 @@ def c_predict_ns(directory: Path, art: dict, x: np.ndarray) -> float:
             header=c["header"], n_in=x.size, n_out=c["outputs"] * (
                 c["steps"] if c["sequence_output"] == "every_step" else 1),
             values=", ".join(f"{v:.9g}f" for v in x.ravel()), prefix=c["prefix"],
-            rounds=200, calls=500))
+            rounds=rounds, calls=calls))
         binary = Path(tmp) / "driver"
         subprocess.run([compiler(), "-std=c99", "-O2", "-I", str(directory), str(driver),
                         str(directory / art["file"]), "-o", str(binary), "-lm"], check=True)
