@@ -48,6 +48,11 @@ def load_user_model(path: Path):
         raise UsageError(f"{path}: expected a Keras 3 .keras file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path.name}: not a Keras 3 .keras file (a .keras file is a zip "
+                            "archive; this one is not)")
     import_tensorflow()
     import keras
 
