@@ -21,7 +21,9 @@ import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from .errors import ArtifactError, check_interrupted, first_line
 
@@ -63,6 +65,11 @@ class _Worker:
         pickle.dump((fn.__module__, fn.__qualname__, item), self.process.stdin)
         self.process.stdin.flush()
 
+    def death(self) -> str:
+        """How a worker whose pipe closed ended, in a few words."""
+        code = self.process.wait()
+        return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -97,12 +104,9 @@ def run(fn: Callable, items: Sequence, jobs: int, progress: Progress,
                 try:
                     message = pickle.load(worker.results)
                 except (EOFError, pickle.UnpicklingError):
-                    code = worker.process.wait()
-                    how = (f"was killed by {signal.Signals(-code).name}" if code < 0
-                           else f"exited with code {code}")
                     raise ArtifactError(f"{names[worker.index]}: the worker process exporting it "
-                                        f"{how} (a runtime crashed); run again with --jobs 1 to "
-                                        "see where") from None
+                                        f"{worker.death()} (a runtime crashed); run again with "
+                                        "--jobs 1 to see where") from None
                 if message[0] == "progress":
                     progress(*message[1:])
                     continue
@@ -123,10 +127,84 @@ def run(fn: Callable, items: Sequence, jobs: int, progress: Progress,
             worker.stop()
 
 
+class Died:
+    """What fresh() gives for an item whose worker died on every attempt."""
+
+    def __init__(self, how: str):
+        self.how = how
+
+
+def fresh(fn: Callable, items: Sequence, jobs: int, progress: Progress | None = None,
+          retries: int = 1) -> Iterator[tuple[int, object, int]]:
+    """fn(item) for each item, each in a fresh worker process of its own, up to jobs at a time.
+
+    Yields (index, value, attempts) as each finishes, in the order they finish. An item whose
+    worker dies (killed, or a native crash) is run again in a new worker, up to retries times;
+    after that its value is a Died saying how the last one ended. fn should return its own
+    failures as values: an exception it raises is yielded as the value. Closing the generator
+    (Ctrl-C included) kills the workers still running.
+    """
+    queue = list(range(len(items)))
+    attempts = [0] * len(items)
+    running: dict[int, _Worker] = {}
+    selector = selectors.DefaultSelector()
+
+    def start(k: int) -> None:
+        worker = _Worker()
+        attempts[k] += 1
+        selector.register(worker.results, selectors.EVENT_READ, worker)
+        worker.give(k, fn, items[k])
+        running[k] = worker
+
+    def finish(worker: _Worker) -> None:
+        selector.unregister(worker.results)
+        running.pop(worker.index, None)
+        worker.stop()
+
+    try:
+        while queue or running:
+            while queue and len(running) < max(1, jobs):
+                start(queue.pop(0))
+            for key, _ in selector.select(timeout=0.2):
+                worker = key.data
+                k = worker.index
+                try:
+                    message = pickle.load(worker.results)
+                except (EOFError, pickle.UnpicklingError):
+                    how = worker.death()
+                    finish(worker)
+                    if attempts[k] <= retries:
+                        queue.insert(0, k)
+                    else:
+                        yield k, Died(how), attempts[k]
+                    continue
+                if message[0] == "progress":
+                    if progress is not None:
+                        progress(*message[1:])
+                    continue
+                finish(worker)
+                yield k, message[1], attempts[k]
+            check_interrupted()
+    finally:
+        selector.close()
+        for worker in list(running.values()):
+            worker.stop()
+
+
+def _orphaned(parent: int) -> None:
+    """Exit once the parent is gone (killed with SIGKILL, it cannot stop us): a worker must not
+    convert on for nobody, holding a core."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _serve(fd: int) -> None:
     """A worker: run each task from stdin, answer on fd, until stdin closes."""
     global _results
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_orphaned, args=(os.getppid(),), daemon=True).start()
     _results = os.fdopen(fd, "wb")
     tasks = sys.stdin.buffer
     while True:
