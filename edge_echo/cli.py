@@ -228,9 +228,13 @@ def _render_export(result) -> None:
 
 @app.command()
 def convert(
-    model: Annotated[Path, typer.Argument(metavar="FILE", help="Your trained Keras 3 model (.keras).")],
+    model: Annotated[list[str], typer.Argument(
+        metavar="FILE", help="Your trained Keras 3 model (.keras). Several files, directories "
+        "(every .keras under them) or quoted patterns ('models/**/*.keras') convert a fleet: "
+        "each model into OUT/NAME/, indexed in OUT/fleet.json.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Directory to write the export into "
-                                      "(replaced whole, atomically).")] = Path("converted"),
+                                      "(replaced whole, atomically; for a fleet, each DIR/NAME/ is).")
+                   ] = Path("converted"),
     name: Annotated[Optional[str], typer.Option(metavar="NAME", help="Name of the files (default: the model "
                                                 "file's name).")] = None,
     timesteps: Annotated[Optional[int], typer.Option(
@@ -256,46 +260,181 @@ def convert(
     forms: Annotated[Optional[list[str]], typer.Option(metavar="FORMS", help=FORMS_HELP)] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Convert every file again, even those the previous convert into --out "
-        "made from the same model, options and tool versions (reused by default).")] = False,
+        "made from the same model, options and tool versions (reused by default); in a fleet, "
+        "also every model whose verified export is up to date (skipped by default).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
     targets: Annotated[Optional[list[str]], typer.Option(
         "--targets", metavar="CORES",
         help="Cortex-M cores convert's own verify runs the C source on (as for verify). Default: "
         "none, for speed; edge-echo verify OUT runs them all.")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", metavar="N", min=1, max=256, help="A fleet's models converted at once, "
+        "each in a fresh process of its own. Default: the number of cores.")] = None,
+    cluster: Annotated[Optional[str], typer.Option(
+        "--cluster", metavar="ADDRESS", help="Send a fleet's models to the Dask scheduler at "
+        "ADDRESS (tcp://HOST:8786) instead of local processes; needs edge-echo[fleet].")] = None,
 ) -> None:
-    """Export and verify your own trained Keras sequence model (no retraining). Exit 3 if partial."""
+    """Export and verify your own trained Keras sequence models (no retraining). Exit 3 if partial."""
     with user_errors():
         from .convert.quantize import parse as parse_quantize
         from .cortexm import parse_targets
+        from .fleet import is_fleet
         from .forms import parse_forms
-        from .usermodel import convert as run_convert
-        from .verify import verify as run_verify
 
         variants = parse_quantize(quantize)
         kinds = parse_forms(forms)
         cores = parse_targets(targets or ["none"])
-        with _progress(quiet) as report:
-            result = run_convert(model, out, name=name, timesteps=timesteps,
-                                 input_range=input_range, data=data, seed=seed,
-                                 quantize=variants, c_array=c_array, progress=report,
-                                 forms=kinds, c_source=c_source, force=force)
-        if not quiet and result.reused:
-            _say_reused(result.name, result.reused)
-        # What was not written is said before verify runs, which may stop on an error of its own.
-        for line in result.missing:
-            err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)
-        if not quiet:
-            for line in result.notes:
-                err_console.print(f"edge-echo: note: {line}", markup=False, highlight=False,
-                                  soft_wrap=True)
-        with _progress(quiet) as report:
-            report("", "verifying")
-            verified = run_verify(out, cores=cores)
-        _render_verify(verified, quiet)
-        if not verified.passed:
-            raise typer.Exit(EXIT_FAILED)
-        if result.missing:
-            raise typer.Exit(EXIT_PARTIAL)
+        if is_fleet(model):
+            if name is not None:
+                raise EdgeEchoError("--name names one model; a fleet names each model's "
+                                    "directory after its file")
+            _convert_fleet(model, out, dict(
+                timesteps=timesteps, input_range=input_range, data=data, seed=seed,
+                quantize=variants, c_array=c_array, c_source=c_source, forms=kinds,
+                targets=targets), cores, force, quiet, jobs, cluster)
+            return
+        if cluster is not None:
+            raise EdgeEchoError("--cluster runs a fleet (several FILEs, a directory or a "
+                                "pattern); one model converts here")
+        _convert_one(Path(model[0]), out, name, timesteps, input_range, data, seed, variants,
+                     c_array, c_source, kinds, force, quiet, cores)
+
+
+def _convert_one(model: Path, out: Path, name, timesteps, input_range, data, seed, variants,
+                 c_array, c_source, kinds, force, quiet, cores) -> None:
+    from .usermodel import convert as run_convert
+    from .verify import verify as run_verify
+
+    with _progress(quiet) as report:
+        result = run_convert(model, out, name=name, timesteps=timesteps,
+                             input_range=input_range, data=data, seed=seed,
+                             quantize=variants, c_array=c_array, progress=report,
+                             forms=kinds, c_source=c_source, force=force)
+    if not quiet and result.reused:
+        _say_reused(result.name, result.reused)
+    # What was not written is said before verify runs, which may stop on an error of its own.
+    for line in result.missing:
+        err_console.print(f"edge-echo: {line}", markup=False, highlight=False, soft_wrap=True)
+    if not quiet:
+        for line in result.notes:
+            err_console.print(f"edge-echo: note: {line}", markup=False, highlight=False,
+                              soft_wrap=True)
+    with _progress(quiet) as report:
+        report("", "verifying")
+        verified = run_verify(out, cores=cores)
+    _render_verify(verified, quiet)
+    if not verified.passed:
+        raise typer.Exit(EXIT_FAILED)
+    if result.missing:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _convert_fleet(args: list[str], out: Path, options: dict, cores, force: bool, quiet: bool,
+                   jobs: int | None, cluster: str | None) -> None:
+    """convert over many models: each in a fresh process (or on a Dask cluster), into OUT/NAME/,
+    indexed in OUT/fleet.json; a table at the end, exit 0 only when every model passed."""
+    from . import fleet, manifest
+    from .workers import cores as local_cores
+
+    models = fleet.collect(args, out)
+    opts = fleet.options_of(targets=cores, **{k: v for k, v in options.items() if k != "targets"})
+    if options["data"] is not None and not Path(options["data"]).is_file():
+        raise EdgeEchoError(f"--data {options['data']}: no such file")
+    command = manifest.command_line(
+        "convert", *args, timesteps=options["timesteps"],
+        input_range=tuple(float(v) for v in options["input_range"]),
+        data=str(options["data"]) if options["data"] else None, seed=options["seed"],
+        c_array=options["c_array"], c_source=options["c_source"], forms=options["forms"],
+        quantize=[f"{fmt}:{variant}" for fmt, variant in options["quantize"] or []],
+        targets=list(cores) or None)
+    engine = (fleet.DaskEngine(cluster) if cluster is not None
+              else fleet.LocalEngine(jobs or local_cores()))
+    try:
+        with _fleet_progress(quiet, len(models)) as (progress, done):
+            try:
+                result = fleet.run(models, out, opts, engine, command, data=options["data"],
+                                   force=force, progress=progress, on_done=done)
+            except KeyboardInterrupt:
+                err_console.print(f"edge-echo: interrupted; every finished model is kept in {out} "
+                                  f"and listed in {out / fleet.INDEX}", markup=False,
+                                  highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        engine.close()
+    if not quiet:
+        _render_fleet(result)
+    for name in result.failed + result.partial:
+        record = result.records[name]
+        err_console.print(f"edge-echo: {name}: {record['verdict'].upper()}: {record.get('reason')}",
+                          markup=False, highlight=False, soft_wrap=True)
+    total = len(result.records)
+    if result.skipped and not quiet:
+        out_console.print(f"fleet: skipped {len(result.skipped)} of {total} models, each a "
+                          "verified export made from the same source, options and tool versions "
+                          "(--force redoes them)", markup=False, highlight=False, soft_wrap=True)
+    if result.failed:
+        err_console.print(f"fleet: FAIL ({len(result.failed)} of {total} models failed: "
+                          f"{', '.join(result.failed)}); index: {out / fleet.INDEX}", markup=False,
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+    if not quiet:
+        out_console.print(f"fleet: PASS ({total} models); index: {out / fleet.INDEX}",
+                          markup=False, highlight=False, soft_wrap=True)
+    if result.partial:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@contextlib.contextmanager
+def _fleet_progress(quiet: bool, total: int):
+    """A bar over the fleet's models, the latest stage beside it."""
+    if quiet:
+        yield (lambda model, stage: None), (lambda name, record: None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(SpinnerColumn(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=total)
+
+        def progress(model: str, stage: str) -> None:
+            bar.update(task, description=f"{model}: {stage}" if model else stage)
+
+        def done(name: str, record: dict) -> None:
+            bar.update(task, advance=1, description=f"{name}: {record['verdict']}")
+
+        yield progress, done
+
+
+def _render_fleet(result) -> None:
+    table = Table(title=f"edge-echo convert -> {result.directory} (fleet)", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for col in ("model", "verdict", "forms", "not written", "KiB", "worst error", "runtime", "s",
+                "note"):
+        table.add_column(col, justify="right" if col in ("forms", "not written", "KiB",
+                                                         "worst error", "s") else "left",
+                         no_wrap=col != "note")
+    colour = {"pass": "green", "partial": "yellow", "fail": "red", "error": "red"}
+    for name, r in result.records.items():
+        worst = max((r.get("worst_error") or {}).items(), key=lambda kv: kv[1]["max_abs"],
+                    default=None)
+        note = ("skipped (up to date)" if r.get("skipped") else
+                f"attempt {r['attempts']}" if (r.get("attempts") or 1) > 1 else "")
+        if r["verdict"] != "pass" and r.get("reason"):
+            note = (note + "; " if note else "") + r["reason"][:80]
+        table.add_row(name, f"[{colour[r['verdict']]}]{r['verdict']}",
+                      str(len(r.get("forms", {}))) if "forms" in r else "-",
+                      str(len(r.get("not_written", {}))) if "forms" in r else "-",
+                      f"{r['bytes'] / 1024:.1f}" if "bytes" in r else "-",
+                      f"{worst[1]['max_abs']:.2e}" if worst else "-", worst[0] if worst else "-",
+                      f"{r['wall_seconds']:.1f}" if "wall_seconds" in r else "-", note)
+    print_table(table)
 
 
 @app.command()
