@@ -51,11 +51,12 @@ def _send(message) -> None:
 
 
 class _Worker:
-    def __init__(self):
+    def __init__(self, env: dict[str, str] | None = None):
         read, write = os.pipe()
         self.process = subprocess.Popen([sys.executable, "-m", "edge_echo.workers", str(write)],
                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        pass_fds=(write,))
+                                        pass_fds=(write,),
+                                        env=None if env is None else {**os.environ, **env})
         os.close(write)
         self.results = os.fdopen(read, "rb")
         self.index: int | None = None
@@ -135,14 +136,14 @@ class Died:
 
 
 def fresh(fn: Callable, items: Sequence, jobs: int, progress: Progress | None = None,
-          retries: int = 1) -> Iterator[tuple[int, object, int]]:
+          retries: int = 1, env: dict[str, str] | None = None) -> Iterator[tuple[int, object, int]]:
     """fn(item) for each item, each in a fresh worker process of its own, up to jobs at a time.
 
     Yields (index, value, attempts) as each finishes, in the order they finish. An item whose
     worker dies (killed, or a native crash) is run again in a new worker, up to retries times;
     after that its value is a Died saying how the last one ended. fn should return its own
     failures as values: an exception it raises is yielded as the value. Closing the generator
-    (Ctrl-C included) kills the workers still running.
+    (Ctrl-C included) kills the workers still running. env: variables set in each worker.
     """
     queue = list(range(len(items)))
     attempts = [0] * len(items)
@@ -150,7 +151,7 @@ def fresh(fn: Callable, items: Sequence, jobs: int, progress: Progress | None = 
     selector = selectors.DefaultSelector()
 
     def start(k: int) -> None:
-        worker = _Worker()
+        worker = _Worker(env)
         attempts[k] += 1
         selector.register(worker.results, selectors.EVENT_READ, worker)
         worker.give(k, fn, items[k])
