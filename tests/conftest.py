@@ -147,6 +147,31 @@ def run_module(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def worker_processes(pid: int) -> list[int]:
+    """The edge_echo.workers processes whose parent is pid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"edge_echo.workers" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """pid is running (not gone, not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 # Which Python the runtime-only smoke test ran on (test_runtime_install.py).
 RAN_ON = pytest.StashKey[str]()
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_module
+from conftest import alive, run_module, worker_processes
 
 from edge_echo import fleet, manifest
 
@@ -52,22 +52,6 @@ def start(*args: str) -> subprocess.Popen:
 
 def index(out: Path) -> dict:
     return json.loads((out / fleet.INDEX).read_text())
-
-
-def children(pid: int) -> list[int]:
-    """The edge_echo.workers processes whose parent is pid."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"edge_echo.workers" in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def no_partial(out: Path) -> None:
@@ -152,9 +136,9 @@ def test_a_killed_worker_is_retried_once_and_ctrl_c_keeps_every_finished_model(s
     run = start("convert", sources / "lstm.keras", sources / "gru.keras", "--out", out,
                 "--jobs", "2", *FORMS)
     deadline = time.monotonic() + 60
-    while len(children(run.pid)) < 2 and time.monotonic() < deadline:
+    while len(worker_processes(run.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    workers_now = children(run.pid)
+    workers_now = worker_processes(run.pid)
     assert len(workers_now) == 2
     time.sleep(3)  # into the conversion
     os.kill(workers_now[0], signal.SIGKILL)
@@ -177,6 +161,8 @@ def test_a_killed_worker_is_retried_once_and_ctrl_c_keeps_every_finished_model(s
             pass
         time.sleep(0.2)
     time.sleep(1)  # the second model under way
+    busy = worker_processes(run.pid)
+    assert busy
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
@@ -191,7 +177,8 @@ def test_a_killed_worker_is_retried_once_and_ctrl_c_keeps_every_finished_model(s
         manifest.check_integrity(out / name, manifest.load(out / name))
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(finished)
     no_partial(out)
-    assert not children(run.pid)
+    # The worker that was converting is gone with the run, not left converting for nobody.
+    assert not [pid for pid in busy if alive(pid)]
 
 
 @pytest.fixture

@@ -7,10 +7,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import BLOCK_TF, FULL_OPTIONS, read_manifest, rehash, run_module, tree_digest
+from conftest import (
+    BLOCK_TF,
+    FULL_OPTIONS,
+    alive,
+    read_manifest,
+    rehash,
+    run_module,
+    tree_digest,
+    worker_processes,
+)
 
 from edge_echo.export import export
 from edge_echo.forms import Subject, reuse_key
@@ -83,21 +91,6 @@ def test_the_reuse_key_covers_the_form_the_subject_and_every_tool():
     assert reuse_key(Subject("m", None, None, None, None), "tflite", tools) is None
 
 
-def _workers_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"edge_echo.workers" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_worker_killed_mid_export_is_one_line_and_changes_nothing(export_copy):
     before = tree_digest(export_copy)
     process = subprocess.Popen([sys.executable, "-m", "edge_echo", "export", "--out",
@@ -105,17 +98,19 @@ def test_a_worker_killed_mid_export_is_one_line_and_changes_nothing(export_copy)
                                 "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 60
-    while not (workers := _workers_of(process.pid)) and time.monotonic() < deadline:
+    while not (workers := worker_processes(process.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert workers, "no worker process started"
     time.sleep(1.0)  # inside the worker's imports or training
+    workers = worker_processes(process.pid)  # both, by now
     os.kill(workers[0], signal.SIGKILL)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "worker process exporting it was killed by SIGKILL" in lines[0], lines
     assert tree_digest(export_copy) == before
-    assert not _workers_of(process.pid)
+    # The other worker is gone with the export, not left converting for nobody.
+    assert not [pid for pid in workers if alive(pid)]
     assert not list(export_copy.parent.glob(".*.partial-*"))
 
 
