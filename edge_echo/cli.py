@@ -507,7 +507,7 @@ def predict(
             if len(outputs) > 1:
                 print(f"{name}:")
             for row in output.reshape(len(output), -1):
-                print(" ".join(f"{v:.{decimals}f}" for v in row))
+                print(" ".join(_fixed(v, decimals) for v in row))
 
 
 @app.command()
@@ -525,7 +525,7 @@ def stream(
         from .device import stream as run_stream
 
         for output in run_stream(model, sys.stdin, reset_every=reset_every):
-            print(" ".join(f"{v:.{decimals}f}" for v in np.ravel(output)), flush=True)
+            print(" ".join(_fixed(v, decimals) for v in np.ravel(output)), flush=True)
 
 
 @app.command()
@@ -781,6 +781,12 @@ def _render_device(report) -> None:
     print_table(table)
     out_console.print(f"counted: {report.settings['device']}; est.: an estimate at one "
                       "instruction a cycle", markup=False, highlight=False, soft_wrap=True)
+
+
+def _fixed(value: float, decimals: int) -> str:
+    """value to decimals places, never as -0.0: a result just below zero (-3e-9, as one CPU's
+    kernels give where another's give +3e-9) prints as the 0 it rounds to."""
+    return f"{round(float(value), decimals) + 0.0:.{decimals}f}"
 
 
 def _kib(value: int | None) -> str:
