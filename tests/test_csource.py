@@ -192,10 +192,53 @@ def _user_models():
         h = L.TimeDistributed(L.Dense(4, activation=act))(h)
     activations = build(i, L.TimeDistributed(L.Dense(3, activation="log_softmax"))(h))
     return {"mixed-stack": mixed, "gru-reset-before-seq": sequences, "chargen-softmax": chargen,
-            "every-activation": activations}
+            "every-activation": activations, "normalized": _normalized(keras)}
 
 
-USER_C_MODELS = ["mixed-stack", "gru-reset-before-seq", "chargen-softmax", "every-activation"]
+def _normalized(keras):
+    """Issue 23: normalization at inference, over the features of each step, on the input,
+    between recurrent layers and in the head: LayerNormalization (with and without its
+    centre, and rms_scaling) and BatchNormalization (with and without its centre), with
+    moving statistics and scales away from 0 and 1."""
+    import warnings
+
+    import numpy as np
+
+    L = keras.layers
+    keras.utils.set_random_seed(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rms_scaling is deprecated, not gone
+        model = keras.Sequential([
+            keras.Input((6, 3)), L.LayerNormalization(), L.LSTM(5, return_sequences=True),
+            L.BatchNormalization(), L.LayerNormalization(center=False, epsilon=1e-5), L.GRU(4),
+            L.LayerNormalization(rms_scaling=True), L.Dense(3), L.BatchNormalization(center=False),
+            L.Dense(2)])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, (L.BatchNormalization, L.LayerNormalization)):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32")
+                               for w in layer.get_weights()])
+    return model
+
+
+USER_C_MODELS = ["mixed-stack", "gru-reset-before-seq", "chargen-softmax", "every-activation",
+                 "normalized"]
+
+
+def test_a_coarse_rsqrt_in_the_c_makes_verify_fail(tmp_path, monkeypatch):
+    """The normalization test can fail: LayerNormalization's 1 / sqrt with one Newton step
+    instead of three (relative error up to 1.8e-3) fails the c runtime."""
+    from edge_echo.convert import csource
+
+    deps, code = csource.MATH["ee_rsqrt"]
+    coarse = code.replace("    y = y * (1.5f - 0.5f * x * y * y);\n", "", 2)
+    assert coarse != code
+    monkeypatch.setitem(csource.MATH, "ee_rsqrt", (deps, coarse))
+    _user_models()["normalized"].save(tmp_path / "n.keras")
+    convert(tmp_path / "n.keras", tmp_path / "out", forms=("tflite",), c_source=True)
+    ran = {r.runtime: r for r in verify(tmp_path / "out", latency_runs=0, cores=()).results}
+    assert ran["litert"].passed
+    assert not ran["c"].passed and ran["c"].max_abs > 1e-5
 
 
 def test_a_wrong_activation_in_the_c_makes_verify_fail(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +200,23 @@ static float ee_log(float x)
            + 2.0000714765e-1f) * x - 2.4999993993e-1f) * x + 3.3333331174e-1f) * x * z;
     y = y - 2.12194440e-4f * e - 0.5f * z;
     return x + y + 0.693359375f * e;
+}
+"""),
+    "ee_rsqrt": ((), """\
+/* 1 / sqrt(x) for a positive normal x (a variance plus its epsilon): the exponent halved on
+ * the bits (0x5f3759df), then three Newton steps, each squaring the relative error (3.4e-2,
+ * 1.8e-3, 4.7e-6, then float rounding). */
+static float ee_rsqrt(float x)
+{
+    union { float f; uint32_t u; } s;
+    float y;
+    s.f = x;
+    s.u = 0x5f3759dfu - (s.u >> 1);
+    y = s.f;
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    return y;
 }
 """),
     "ee_softplus": (("ee_abs", "ee_exp", "ee_log"), """\
@@ -408,6 +425,26 @@ class Cell:
     recurrent_activation: str | None
     reset_after: bool = True
     use_bias: bool = True
+    # Normalization layers between the previous layer (or the input) and this one, per step.
+    pre: list[Norm] = field(default_factory=list)
+
+
+@dataclass
+class Norm:
+    """BatchNormalization (folded at inference: x * a + b), LayerNormalization (a = gamma,
+    b = beta, either None where the layer has none) or LayerNormalization(rms_scaling), over
+    the features of each step."""
+    kind: str          # batch | layer | rms
+    name: str
+    width: int
+    a: np.ndarray | None
+    b: np.ndarray | None
+    epsilon: float
+    index: int = 0     # N{index}_A, N{index}_B in the file
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        return [(f"N{self.index}_{part.upper()}", v) for part, v in (("a", self.a), ("b", self.b))
+                if v is not None]
 
 
 @dataclass
@@ -423,7 +460,7 @@ class Dense:
 @dataclass
 class Plan:
     cells: list[Cell]
-    head: list[Dense]
+    head: list[Dense | Norm]
     steps: int
     features: int
     outputs: int
@@ -434,9 +471,23 @@ class Plan:
         return sum(c.units * (2 if c.kind == "lstm" else 1) for c in self.cells)
 
     @property
+    def norms(self) -> list[Norm]:
+        return [n for c in self.cells for n in c.pre] + [n for n in self.head if isinstance(n, Norm)]
+
+    @property
     def params(self) -> int:
         return (sum(int(w.size) for c in self.cells for w in c.weights)
-                + sum(d.kernel.size + (0 if d.bias is None else d.bias.size) for d in self.head))
+                + sum(d.kernel.size + (0 if d.bias is None else d.bias.size) for d in self.head
+                      if isinstance(d, Dense))
+                + sum(int(v.size) for n in self.norms for _, v in n.arrays()))
+
+    def layers(self) -> list[str]:
+        """What the file computes, in order: cell(units), dense(units), *_norm(width)."""
+        names = []
+        for c in self.cells:
+            names += [f"{n.kind}_norm({n.width})" for n in c.pre] + [f"{c.kind}({c.units})"]
+        return names + [f"{d.kind}_norm({d.width})" if isinstance(d, Norm) else f"dense({d.units})"
+                        for d in self.head]
 
 
 def plan(subject: Subject) -> Plan:
@@ -454,7 +505,8 @@ def plan(subject: Subject) -> Plan:
         raise Unavailable("C source takes inputs of (time steps, features)")
     steps, features = interface.input_shape
     cells: list[Cell] = []
-    head: list[Dense] = []
+    head: list[Dense | Norm] = []
+    norms: list[Norm] = []  # read, not yet placed before a cell or into the head
     width = features
     every_step = True
     for layer in model.layers:
@@ -480,7 +532,8 @@ def plan(subject: Subject) -> Plan:
                               _activation(layer.cell, "recurrent_activation")
                               if kind != "rnn" else None,
                               bool(getattr(layer.cell, "reset_after", True)),
-                              bool(layer.cell.use_bias)))
+                              bool(layer.cell.use_bias), norms))
+            norms = []
             width = int(layer.units)
             every_step = bool(layer.return_sequences)
         elif isinstance(inner, keras.layers.Dense):
@@ -488,13 +541,21 @@ def plan(subject: Subject) -> Plan:
                 raise Unavailable(f"layer '{layer.name}': a Dense layer before the first "
                                   "recurrent layer has no C form here")
             kernel, *bias = [np.asarray(w, np.float32) for w in inner.get_weights()]
+            head += norms
+            norms = []
             head.append(Dense(layer.name, width, int(inner.units), kernel,
                               bias[0] if bias else None,
                               _activation(inner, "activation", vector=True)))
             width = int(inner.units)
+        elif isinstance(inner, (keras.layers.BatchNormalization, keras.layers.LayerNormalization)):
+            norms.append(_norm(layer, inner, width, keras))
         else:
             raise Unavailable(f"layer '{layer.name}' ({type(layer).__name__}) has no C form here; "
-                              "C source takes LSTM, GRU and SimpleRNN stacks with Dense heads")
+                              "C source takes LSTM, GRU and SimpleRNN stacks with Dense heads "
+                              "and Batch or LayerNormalization between them")
+    head += norms
+    for k, n in enumerate([n for c in cells for n in c.pre] + [n for n in head if isinstance(n, Norm)]):
+        n.index = k
     if not cells:
         raise Unavailable("C source needs a recurrent layer (LSTM, GRU or SimpleRNN)")
     if not all(np.all(np.isfinite(w)) for c in cells for w in c.weights):
@@ -505,6 +566,69 @@ def plan(subject: Subject) -> Plan:
         raise Unavailable(f"output shape {list(out_shape)} is not what the layers give "
                           f"({list(expected)})")
     return Plan(cells, head, int(steps), int(features), width, every_step)
+
+
+def _norm(layer, inner, width: int, keras) -> Norm:
+    """A normalization layer over the features of each step, as Keras computes it at inference,
+    or why it has no C form."""
+    try:
+        ndims = len(layer.input.shape)
+    except (AttributeError, ValueError):
+        ndims = None
+    axes = inner.axis if isinstance(inner.axis, (list, tuple)) else [inner.axis]
+    if ndims is None or [int(a) % ndims for a in axes] != [ndims - 1]:
+        raise Unavailable(f"layer '{layer.name}': {type(inner).__name__} over axis {inner.axis} "
+                          "has no C form here (over the features of each step only)")
+
+    def weight(v):
+        return None if v is None else np.asarray(v, np.float32).reshape(width)
+
+    eps = np.float32(inner.epsilon)
+    if isinstance(inner, keras.layers.BatchNormalization):
+        # tf.nn.batch_normalization in float32: inv = rsqrt(var + eps) * gamma, then
+        # x * inv + (beta - mean * inv).
+        mean, var = weight(inner.moving_mean), weight(inner.moving_variance)
+        inv = (np.float32(1.0) / np.sqrt(var + eps)).astype(np.float32)
+        gamma, beta = weight(getattr(inner, "gamma", None)), weight(getattr(inner, "beta", None))
+        if gamma is not None:
+            inv = (inv * gamma).astype(np.float32)
+        shift = (-mean * inv if beta is None else beta - mean * inv).astype(np.float32)
+        values = [inv, shift]
+        kind = "batch"
+    else:
+        kind = "rms" if getattr(inner, "rms_scaling", False) else "layer"
+        values = [weight(getattr(inner, "gamma", None)),
+                  None if kind == "rms" else weight(getattr(inner, "beta", None))]
+    if not all(v is None or np.all(np.isfinite(v)) for v in values):
+        raise Unavailable(f"layer '{layer.name}': its weights hold inf or NaN")
+    return Norm(kind, layer.name, width, *values, float(eps))
+
+
+def _norm_code(n: Norm, buf: str) -> list[str]:
+    """n over buf[0..width) in place, at 8 spaces, inside a block that declares int j."""
+    w, a, b = n.width, f"N{n.index}_A", f"N{n.index}_B"
+    if n.kind == "batch":
+        return [f"        for (j = 0; j < {w}; j++) {buf}[j] = {buf}[j] * {a}[j] + {b}[j];"]
+    # tf.nn.moments (two passes), then rsqrt(var + eps); Keras's LayerNormalization is then
+    # x * (inv * gamma) + (-mean * inv * gamma + beta), and with rms_scaling x * inv * gamma.
+    lines = [
+        "        {",
+        "            float mean = 0.0f, var = 0.0f, inv;",
+        f"            for (j = 0; j < {w}; j++) mean += {buf}[j];",
+        f"            mean = mean / {_float(w)};",
+        f"            for (j = 0; j < {w}; j++) {{ const float d = {buf}[j] - mean; var += d * d; }}",
+        f"            var = var / {_float(w)};",
+        f"            inv = ee_rsqrt(var + {_float(n.epsilon)});",
+    ]
+    if n.kind == "rms":
+        scaled = f"{buf}[j] * inv" + (f" * {a}[j]" if n.a is not None else "")
+        lines.append(f"            for (j = 0; j < {w}; j++) {buf}[j] = {scaled};")
+    else:
+        g = f"inv * {a}[j]" if n.a is not None else "inv"
+        shift = f"{b}[j] - mean * g" if n.b is not None else "-mean * g"
+        lines.append(f"            for (j = 0; j < {w}; j++) {{ const float g = {g}; "
+                     f"{buf}[j] = {buf}[j] * g + ({shift}); }}")
+    return lines + ["        }"]
 
 
 def _float(v: float) -> str:
@@ -734,18 +858,37 @@ def source(name: str, plan_: Plan) -> str:
     for k, c in enumerate(plan_.cells):
         arrays += [_array(label, values) for label, values in cell_arrays(k, c)]
     for k, d in enumerate(plan_.head):
-        arrays.append(_array(f"D{k}_W", blocked(d.kernel)))
-        if d.bias is not None:
-            arrays.append(_array(f"D{k}_B", d.bias))
+        if isinstance(d, Dense):
+            arrays.append(_array(f"D{k}_W", blocked(d.kernel)))
+            if d.bias is not None:
+                arrays.append(_array(f"D{k}_B", d.bias))
+    for norm in plan_.norms:
+        arrays += [_array(label, values) for label, values in norm.arrays()]
     cells = []
     for k, c in enumerate(plan_.cells):
         src = "x_t" if k == 0 else f"s->h{k - 1}"
-        cells.append(_cell_code(k, c, src))
+        if not c.pre:
+            cells.append(_cell_code(k, c, src))
+            continue
+        # The input normalized into a buffer of its own (x_t is the caller's, h the state).
+        cells += [f"    {{ /* layer {k}'s input through {', '.join(norm.name for norm in c.pre)} */",
+                  f"        float in{k}[{c.inputs}];", "        int j;",
+                  f"        memcpy(in{k}, {src}, sizeof in{k});",
+                  *(line for norm in c.pre for line in _norm_code(norm, f"in{k}")),
+                  _cell_code(k, c, f"in{k}"), "    }"]
     head = []
     last = f"s->h{len(plan_.cells) - 1}"
     src = last
     for k, d in enumerate(plan_.head):
         dst = "y" if k == len(plan_.head) - 1 else f"t{k}"
+        if isinstance(d, Norm):
+            if dst != "y":
+                head.append(f"    float {dst}[{d.width}];")
+            head += ["    {", "        int j;",
+                     f"        memcpy({dst}, {src}, {d.width} * sizeof(float));",
+                     *_norm_code(d, dst), "    }"]
+            src = dst
+            continue
         if dst != "y":
             head.append(f"    float {dst}[{d.units}];")
         vector = d.activation in VECTOR_ACTIVATIONS
@@ -896,7 +1039,7 @@ def contract(subject: Subject, path: Path) -> dict:
         "sequence_output": "every_step" if p.every_step else "last_step",
         "state_bytes": 4 * p.state_floats,
         "params": p.params,
-        "layers": [f"{c.kind}({c.units})" for c in p.cells] + [f"dense({d.units})" for d in p.head],
+        "layers": p.layers(),
         "reset": f"{n}_reset(&s) at the start of each sequence, then {n}_step once per time step",
         "footprint": footprint(path),
         "cortex_m": device_figures(subject, path, c),
