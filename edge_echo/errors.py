@@ -2,9 +2,15 @@
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """A library's exception as one line: its first line, or its type when it says nothing."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
+    """A library's exception as one line: its first line, or its type when it says nothing.
+    TensorFlow's errors from inside a traced function begin with a header ("in user code:")
+    and the frames it ran through, and end with what went wrong: that last line is taken."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].rstrip(":") == "in user code" and len(lines) > 1:
+        return lines[-1][:limit]
+    return lines[0][:limit]
 
 
 class EdgeEchoError(Exception):
