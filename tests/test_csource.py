@@ -312,3 +312,16 @@ def test_c_is_timed_by_bench(c_export):
     for r in report.rows:
         assert r.timing.p50_us > 0 and r.floor.p50_us > 0 and r.file.endswith(".c")
     assert np.isfinite([r.floor_ratio for r in report.rows]).all()
+
+
+def test_normalization_layers_get_step_forms_too(tmp_path):
+    """The normalized stack streams in every step form: a BatchNormalization built on a
+    sequence takes its step as a sequence of one (it accepted rank 3 only, and both step files
+    were once refused for it)."""
+    _user_models()["normalized"].save(tmp_path / "n.keras")
+    result = convert(tmp_path / "n.keras", tmp_path / "out", forms=("tflite_step", "onnx_step"),
+                     c_source=True)
+    assert not result.missing, result.missing
+    ran = {r.runtime: r for r in verify(tmp_path / "out", latency_runs=0, cores=()).results}
+    for rt in ("onnxruntime-step", "litert-step", "c-step"):
+        assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)

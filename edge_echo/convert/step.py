@@ -35,10 +35,11 @@ PER_STEP = ("Dense", "Embedding", "Activation", "ReLU", "LeakyReLU", "ELU", "PRe
             "LayerNormalization", "BatchNormalization", "Normalization", "Dropout", "GaussianNoise",
             "GaussianDropout", "AlphaDropout", "SpatialDropout1D", "ActivityRegularization",
             "Identity", "Rescaling")
-# Per-step layers whose state has the sequence's rank (an adapted Normalization's mean is
-# (1, 1, features)): before the sequence is reduced to its last step, they see a sequence of
-# one step. The others take the step as it is, with no reshape (no SHAPE op in the file).
-SEQUENCE_RANK = ("Normalization",)
+# Per-step layers whose state or input spec has the sequence's rank (an adapted
+# Normalization's mean is (1, 1, features); a BatchNormalization built on a sequence accepts
+# rank 3 only): before the sequence is reduced to its last step, they see a sequence of one
+# step. The others take the step as it is, with no reshape (no SHAPE op in the file).
+SEQUENCE_RANK = ("Normalization", "BatchNormalization")
 INFERENCE_NO_OPS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                     "SpatialDropout1D", "ActivityRegularization", "Identity")
 WHOLE_SEQUENCE = ("GlobalAveragePooling1D", "GlobalMaxPooling1D",
