@@ -337,9 +337,9 @@ def _convert_fleet(args: list[str], out: Path, options: dict, cores, force: bool
     from .workers import cores as local_cores
 
     models = fleet.collect(args, out)
-    opts = fleet.options_of(targets=cores, **{k: v for k, v in options.items() if k != "targets"})
     if options["data"] is not None and not Path(options["data"]).is_file():
         raise EdgeEchoError(f"--data {options['data']}: no such file")
+    opts = fleet.options_of(targets=cores, **{k: v for k, v in options.items() if k != "targets"})
     command = manifest.command_line(
         "convert", *args, timesteps=options["timesteps"],
         input_range=tuple(float(v) for v in options["input_range"]),

@@ -271,6 +271,7 @@ def test_cluster_without_dask_is_refused_in_one_line(sources, tmp_path):
     (("--name", "x"), "--name names one model; a fleet names each model's directory after its file"),
     (("{dir}/nothing-*.keras",), "nothing-*.keras: no file matches this pattern"),
     (("{dir}/missing.keras",), "missing.keras: no such file or directory"),
+    (("--data", "{dir}/missing.npy"), "missing.npy: no such file"),
 ])
 def test_bad_fleet_arguments_get_one_line(sources, tmp_path, extra, message):
     extra = [e.format(dir=sources) for e in extra]
