@@ -111,10 +111,7 @@ def collect(args: list[str], out: Path) -> list[Model]:
 def _names(paths: list[Path]) -> list[str]:
     """Each model's directory under OUT: its file's name as a single convert names it, or, where
     two files share a name, their paths below the directory they share, joined by dashes."""
-    from .usermodel import _clean
-
-    def clean(text: str) -> str:
-        return _clean(text).replace("_", "-")
+    from .usermodel import model_name as clean
 
     names = [clean(p.stem) for p in paths]
     clashing = {n for n in names if names.count(n) > 1}
@@ -423,7 +420,7 @@ class Index:
             "models": len(models),
             **{v: sum(r["verdict"] == v for r in models.values()) for v in VERDICTS},
             "skipped": sum(bool(r.get("skipped")) for r in models.values())})
-        text = json.dumps(self.doc, indent=2, sort_keys=False) + "\n"
+        text = json.dumps(self.doc, indent=2) + "\n"
         try:
             fsutil.write_file(self.path, text.encode("utf-8"))
         except OSError as exc:

@@ -41,6 +41,11 @@ def _clean(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or "output"
 
 
+def model_name(text: str) -> str:
+    """The name convert gives a model's files (--name, or the model file's name)."""
+    return _clean(text).replace("_", "-")
+
+
 def load_user_model(path: Path):
     require_tensorflow("edge-echo convert")
     path = Path(path)
@@ -248,7 +253,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     path = Path(path)
     model = load_user_model(path)
     interface = interface_of(model, timesteps)
-    name = _clean(name or path.stem).replace("_", "-")
+    name = model_name(name or path.stem)
     feed, spread = reference_inputs(interface, seed, *input_range, data)
     arrays = {refdata.input_key(refdata.RANDOM_X, k): feed[n]
               for k, n in enumerate(interface.input_names)}
