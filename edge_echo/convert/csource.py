@@ -554,8 +554,6 @@ def plan(subject: Subject) -> Plan:
                               "C source takes LSTM, GRU and SimpleRNN stacks with Dense heads "
                               "and Batch or LayerNormalization between them")
     head += norms
-    for k, n in enumerate([n for c in cells for n in c.pre] + [n for n in head if isinstance(n, Norm)]):
-        n.index = k
     if not cells:
         raise Unavailable("C source needs a recurrent layer (LSTM, GRU or SimpleRNN)")
     if not all(np.all(np.isfinite(w)) for c in cells for w in c.weights):
@@ -565,7 +563,10 @@ def plan(subject: Subject) -> Plan:
     if int(np.prod(out_shape)) != int(np.prod(expected)):
         raise Unavailable(f"output shape {list(out_shape)} is not what the layers give "
                           f"({list(expected)})")
-    return Plan(cells, head, int(steps), int(features), width, every_step)
+    p = Plan(cells, head, int(steps), int(features), width, every_step)
+    for k, norm in enumerate(p.norms):
+        norm.index = k
+    return p
 
 
 def _norm(layer, inner, width: int, keras) -> Norm:
