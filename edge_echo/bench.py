@@ -179,6 +179,9 @@ def _floor_file(kind: str, directory: Path, entry: dict) -> tuple[Path, dict | N
     if kind == "onnx":
         return floors.onnx_floor(directory / "floor.onnx", name_in, name_out, shape_in,
                                  shape_out), None
+    if kind == "ort":
+        return floors.ort_floor(directory / "floor.ort", name_in, name_out, shape_in,
+                                shape_out), None
     if kind == "tflite":
         return floors.tflite_floor(directory / "floor.tflite", name_in, name_out, shape_in,
                                    shape_out), None

@@ -79,7 +79,8 @@ def print_table(table: Table) -> None:
 MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: all."
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
-              "tflite_micro_step. Default: every one the model has.")
+              "tflite_micro_step, ort. Default: every one the model has (ort: an ONNX Runtime Mobile "
+              ".ort beside each .onnx).")
 TARGETS_HELP = ("Cortex-M cores for the runtimes c@CORE and c-step@CORE (the C source on "
                 "qemu-system-arm): cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 "
                 "(or m4; repeat or comma-separate), all or none. Default: all.")
@@ -486,7 +487,7 @@ def verify(
 @app.command(context_settings={"ignore_unknown_options": True})
 def predict(
     model: Annotated[Path, typer.Argument(
-        metavar="FILE", help="A .onnx or .tflite file (not a step model).")],
+        metavar="FILE", help="A .onnx, .ort or .tflite file (not a step model).")],
     values: Annotated[list[str], typer.Argument(
         metavar="VALUES", help="Input values, e.g. 0.0 0.2 0.4 0.6 0.8 (a multiple of one sequence's "
         "size gives a batch); for a file with several inputs NAME=values for each, e.g. "
@@ -495,7 +496,8 @@ def predict(
     decimals: Annotated[int, typer.Option(min=0, max=12, metavar="N", help="Decimals to print.")] = 4,
     runtime: Annotated[Optional[str], typer.Option(
             metavar="RUNTIME",
-            help="litert or tflm for a .tflite (default litert), onnxruntime for a .onnx.")] = None,
+            help="litert or tflm for a .tflite (default litert), onnxruntime for a .onnx, "
+            "onnxruntime-ort for a .ort.")] = None,
 ) -> None:
     """Run one file on the given values in ONNX Runtime, LiteRT or TFLM (no TensorFlow); print the output."""
     with user_errors():
@@ -678,8 +680,9 @@ def bench(
         metavar="DIR", help="Export directory to benchmark.")] = Path("exported"),
     runtime: Annotated[Optional[list[str]], typer.Option(
         "--runtime", "-r",
-            metavar="RUNTIMES", help="Runtimes to time: keras-predict, keras, onnxruntime, litert, "
-        "tflm, litert-micro (repeat or comma-separate). Default: all.")] = None,
+            metavar="RUNTIMES", help="Runtimes to time: keras-predict, keras, onnxruntime, "
+        "onnxruntime-ort, litert, litert-compiled, tflm, litert-micro, c (repeat or "
+        "comma-separate). Default: all.")] = None,
     runs: Annotated[int, typer.Option(
         metavar="N", help="Timed single-sequence calls per runtime.")] = DEFAULT_RUNS,
     warmup: Annotated[int, typer.Option(metavar="N", help="Untimed calls before timing.")] = DEFAULT_WARMUP,

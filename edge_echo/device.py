@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ArtifactError, UsageError, first_line
-from .runners import LiteRTRunner, OnnxRunner, Runner
+from .runners import LiteRTRunner, OnnxRunner, OrtRunner, Runner
 
-_RUNNER_OF_SUFFIX = {".onnx": OnnxRunner, ".tflite": LiteRTRunner}
+_RUNNER_OF_SUFFIX = {".onnx": OnnxRunner, ".ort": OrtRunner, ".tflite": LiteRTRunner}
 
 
 def parse_number(text: str, what: str = "value") -> float:
@@ -43,7 +43,7 @@ def open_runner(path: Path, probe_first: bool = True, runtime: str | None = None
     path = Path(path)
     cls = _RUNNER_OF_SUFFIX.get(path.suffix)
     if cls is None:
-        raise UsageError(f"{path}: expected a .onnx or .tflite file")
+        raise UsageError(f"{path}: expected a .onnx, .ort or .tflite file")
     if runtime not in (None, cls.runtime, "tflm") or (runtime == "tflm" and cls is not LiteRTRunner):
         raise UsageError(f"--runtime {runtime} does not run {path.suffix} files; "
                          f"choose {cls.runtime}" + (" or tflm" if cls is LiteRTRunner else ""))

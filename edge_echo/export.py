@@ -135,6 +135,9 @@ def publish(out: Path, build, report: Progress):
         try:
             tools = versions()
             fields, result = build(staged, previous, tools)
+            directory_files = _directory_files(staged, fields["models"])
+            if directory_files:
+                fields = {**fields, "files": directory_files}
             doc = {
                 "schema_version": manifest.SCHEMA_VERSION,
                 "generator": {"name": "edge-echo", "version": tools["edge-echo"]},
@@ -157,6 +160,17 @@ def publish(out: Path, build, report: Progress):
         return doc, result
     finally:
         lock.__exit__(None, None, None)
+
+
+def _directory_files(staged: Path, models: dict) -> dict:
+    """The files one export directory has for all its models: required_operators.config for a
+    reduced ONNX Runtime build that runs every .ort file of it."""
+    from .convert import ort
+
+    files = [a["file"] for m in models.values() for a in m["artifacts"].values()
+             if a.get("format") == "ort"]
+    config = ort.write_config(staged, files)
+    return {"ort_required_operators": config} if config else {}
 
 
 def check_target(out: Path) -> dict | None:
@@ -341,6 +355,13 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, kera
     keys = {**written.reuse_keys}
     missing = written.missing + add_variants(entry, out, subject, quantize or [], tools, report,
                                              reuse, keys, written.reused)
+    if forms is None or "ort" in forms:
+        from .convert import ort
+
+        missing += ort.write(entry, out, subject, tools, report, reuse, keys, written.reused)
+        if not ort.sources(arts):
+            entry.setdefault("not_written", {})["ort"] = (
+                "an .ort file is made from an .onnx form, and this export has none")
     if c_array:
         _add_c_arrays(arts, out)
     if subject.basis is not None:
@@ -580,6 +601,64 @@ counted as {method}; the last column is an estimate at one instruction a cycle):
 """
 
 
+def ort_section(doc: dict) -> str:
+    """How an app loads the .ort files, and what the mobile usability check said of each."""
+    from .convert.ort import CONFIG
+
+    rows = []
+    for name, m in doc["models"].items():
+        for art in m["artifacts"].values():
+            if art.get("format") != "ort":
+                continue
+            usable = art.get("mobile_usability", {})
+            eps = " | ".join(
+                f"{usable[ep]['as_is']} / {usable[ep]['with_fixed_shapes']}" if ep in usable else "-"
+                for ep in ("nnapi", "coreml_neuralnetwork", "coreml_mlprogram"))
+            rows.append(f"| {name} | `{art['file']}` | `{art['of']}` | {art['size']:,} | {eps} |")
+    if not rows:
+        return ""
+    model, some = next((m, a) for m in doc["models"].values() for a in m["artifacts"].values()
+                       if a.get("format") == "ort")
+    opt = some["ort"]["optimization"]
+    feed = ", ".join(f'"{i["name"]}": {i["name"]}' for i in model["inputs"])
+    fetch = ", ".join(f'"{o["name"]}"' for o in model["outputs"])
+    return f"""## ONNX Runtime Mobile: the .ort files
+
+Every `.onnx` has an ORT-format twin, `NAME.ort` (`NAME.step.ort`,
+`NAME.VARIANT.ort`), the format ONNX Runtime Mobile builds load (Android
+`onnxruntime-android`, iOS `onnxruntime-objc`/`-c`, a minimal build on a small
+Linux board). Made as `python -m onnxruntime.tools.convert_onnx_models_to_ort`
+makes them (optimization style {opt['style']}, level {opt['level']}, without
+{', '.join(opt['disabled_optimizers'])} so they run on ARM), then written in one
+canonical byte layout so an export is byte-reproducible. Each has the inputs,
+outputs, step state and tolerance of its `.onnx`; `verify` runs them as
+`onnxruntime-ort`, `onnxruntime-ort-step` and `onnxruntime-ort:VARIANT`.
+
+Load one as any ONNX Runtime session; the `.ort` suffix selects the format:
+
+```python
+session = ort.InferenceSession("{some['file']}")   # Kotlin: env.createSession("{some['file']}")
+print(session.run([{fetch}], {{{feed}}}))
+```
+
+`{CONFIG}` lists the operators and types every `.ort` here needs, for a
+reduced build: `./build.sh --minimal_build --include_ops_by_config {CONFIG}
+--enable_reduced_operator_type_support`.
+
+ONNX Runtime's mobile usability check
+(`python -m onnxruntime.tools.check_onnx_model_mobile_usability`) on each file's
+`.onnx`, per execution provider: whether the model should perform well on it as
+it is / with its batch fixed (`mobile_usability` in manifest.json has the
+nodes, partitions and operators it does not take). NO means: run it on the
+CPU execution provider, which runs all of it.
+
+| model | file | from | bytes | NNAPI | CoreML NeuralNetwork | CoreML MLProgram |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+"""
+
+
 def render_readme(doc: dict) -> str:
     from .convert.onnx import OPSET
 
@@ -612,7 +691,7 @@ N is the batch. The TFLite file has every recurrent layer unrolled over the
 time steps shown; `NAME.reference.npz` holds the reference inputs and the
 Keras outputs on them.
 
-{micro_section(doc)}{c_section(doc)}"""
+{ort_section(doc)}{micro_section(doc)}{c_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -691,7 +770,7 @@ model.run_by_index(0, inputs, outputs)
 print(outputs[0].read({n}, np.float32))
 ```
 
-{micro_section(doc)}{c_section(doc)}
+{ort_section(doc)}{micro_section(doc)}{c_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

@@ -42,6 +42,16 @@ def onnx_floor(path: Path, input_name: str, output_name: str, input_shape, outpu
 ONNX_FLOOR_OPSET = 18
 
 
+def ort_floor(path: Path, input_name: str, output_name: str, input_shape, output_shape) -> Path:
+    """The ONNX floor in the ORT format, converted as the .ort forms are."""
+    from .convert.ort import to_ort
+
+    source = onnx_floor(path.with_suffix(".onnx"), input_name, output_name, input_shape,
+                        output_shape)
+    path.write_bytes(to_ort(source, canonical=False))
+    return path
+
+
 def _varint(value: int) -> bytes:
     value &= (1 << 64) - 1  # negative int64 as two's complement
     out = bytearray()

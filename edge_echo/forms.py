@@ -348,7 +348,7 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
     """--forms: repeated or comma-separated form names (manifest artifact kinds); None = all."""
     if not values:
         return None
-    known = [f.kind for f in registered() if not f.optional]
+    known = [f.kind for f in registered() if not f.optional] + list(DERIVED)
     wanted = {v.strip() for item in values for v in item.split(",") if v.strip()}
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
@@ -357,6 +357,11 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
         what = f"unknown form {', '.join(unknown)}" if unknown else "--forms is empty"
         raise UsageError(f"{what}; choose from {', '.join(known)}")
     return tuple(k for k in known if k in wanted)
+
+
+# Forms made from other forms' files after they are written, selected by --forms like the rest:
+# ort, an .ort file beside every .onnx form (convert/ort.py).
+DERIVED = ("ort",)
 
 
 def registered() -> tuple[Form, ...]:

@@ -59,6 +59,7 @@ def load(directory: Path) -> dict:
         )
     try:
         _check_models(manifest.get("models"), directory)
+        _check_files(manifest.get("files", {}), directory)
     except _Invalid as exc:
         raise ArtifactError(f"{path}: {exc}") from None
     return manifest
@@ -141,6 +142,29 @@ def _check_models(models, directory: Path) -> None:
                 raise _Invalid(f"{at}/file: {exc}") from None
 
 
+def _check_files(files, directory: Path) -> None:
+    """The directory's own files (required_operators.config): named, sized and hashed."""
+    _need(isinstance(files, dict), "files", "an object")
+    for kind, art in files.items():
+        at = f"files/{kind}"
+        _need(isinstance(art, dict), at, "an object")
+        _need(isinstance(art.get("file"), str), f"{at}/file", "a file name")
+        _need(isinstance(art.get("sha256"), str) and len(art["sha256"]) == 64, f"{at}/sha256",
+              "a sha256 hex digest")
+        _need(isinstance(art.get("size"), int) and not isinstance(art["size"], bool)
+              and art["size"] >= 0, f"{at}/size", "a size in bytes")
+        try:
+            artifact_path(directory, art)
+        except ArtifactError as exc:
+            raise _Invalid(f"{at}/file: {exc}") from None
+
+
+def all_files(manifest: dict) -> list[dict]:
+    """Every file entry: each model's artifacts, then the directory's own files."""
+    return [art for m in manifest["models"].values() for art in m["artifacts"].values()] + \
+        list(manifest.get("files", {}).values())
+
+
 def _check_step(step, where: str) -> None:
     _need(isinstance(step, dict), where, "an object")
     _check_io(step.get("inputs"), f"{where}/inputs")
@@ -187,16 +211,15 @@ def artifact_path(directory: Path, artifact: dict) -> Path:
 def check_integrity(directory: Path, manifest: dict) -> list[str]:
     """Check every listed file against its size and sha256 before anything loads it."""
     checked = []
-    for model in manifest["models"].values():
-        for art in model["artifacts"].values():
-            path = artifact_path(directory, art)
-            if not path.is_file():
-                raise ArtifactError(f"{path}: listed in the manifest but missing")
-            if path.stat().st_size != art["size"] or sha256_file(path) != art["sha256"]:
-                raise ArtifactError(
-                    f"{path}: sha256 does not match the manifest (altered or corrupt); not loaded"
-                )
-            checked.append(art["file"])
+    for art in all_files(manifest):
+        path = artifact_path(directory, art)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != art["size"] or sha256_file(path) != art["sha256"]:
+            raise ArtifactError(
+                f"{path}: sha256 does not match the manifest (altered or corrupt); not loaded"
+            )
+        checked.append(art["file"])
     return checked
 
 
@@ -240,4 +263,4 @@ def artifact_kind(entry: dict, art: dict) -> str:
 
 
 def listed_files(manifest: dict) -> set[str]:
-    return {art["file"] for m in manifest["models"].values() for art in m["artifacts"].values()}
+    return {art["file"] for art in all_files(manifest)}

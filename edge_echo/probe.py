@@ -119,7 +119,7 @@ def check_loadable(directory: Path, doc: dict) -> None:
     from .errors import ArtifactError
 
     arts = [art for model in doc["models"].values() for art in model["artifacts"].values()
-            if art.get("format") in ("tflite", "onnx")]
+            if art.get("format") in ("tflite", "onnx", "ort")]
     files: list[Path | str] = [manifest.artifact_path(directory, art) for art in arts]
     # A micro file also runs on TFLM, in the arena its manifest declares (a wrong one crashes);
     # a stateless .tflite through LiteRT's CompiledModel API too (native code of its own).

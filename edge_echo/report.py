@@ -29,10 +29,10 @@ from . import results
 from .errors import ArtifactError
 
 # Categories of "which file where", by the runtimes that run them.
-PHONE_RUNTIMES = ("litert", "litert-compiled", "onnxruntime")
+PHONE_RUNTIMES = ("litert", "litert-compiled", "onnxruntime", "onnxruntime-ort")
 MICRO_RUNTIMES = ("tflm", "litert-micro", "c")
-STREAM_RUNTIMES = ("litert-step", "litert-compiled-step", "onnxruntime-step", "tflm-step",
-                   "litert-micro-step", "c-step")
+STREAM_RUNTIMES = ("litert-step", "litert-compiled-step", "onnxruntime-step", "onnxruntime-ort-step",
+                   "tflm-step", "litert-micro-step", "c-step")
 COLORS = ("#2a6f97", "#bc4749", "#6a994e", "#f2a541", "#7b2cbf", "#3d405b", "#e07a5f",
           "#118ab2", "#8d99ae", "#ef476f")
 

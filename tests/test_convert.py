@@ -176,10 +176,10 @@ def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     elif has_micro:
         assert any("exceeds its tolerance" in n for n in result.notes), result.notes
     # Chains of unidirectional recurrent layers and per-step layers get step models too.
-    steps = ({"onnxruntime-step", "litert-step", "litert-compiled-step"} if name in STEPPABLE
-             else set())
+    steps = ({"onnxruntime-step", "onnxruntime-ort-step", "litert-step", "litert-compiled-step"}
+             if name in STEPPABLE else set())
     assert {r.runtime for r in report.results} == \
-        {"keras", "onnxruntime", "litert", "litert-compiled"} | micro | steps
+        {"keras", "onnxruntime", "onnxruntime-ort", "litert", "litert-compiled"} | micro | steps
     assert any("no tflite_micro form" in n for n in result.notes) != has_micro, result.notes
     assert any("no onnx_step form" in n for n in result.notes) != bool(steps), result.notes
     # Every recurrence is a native node: no Loop or Scan (GRU and SimpleRNN included).
@@ -265,7 +265,7 @@ def test_cli_convert_prints_the_verify_table(zoo, tmp_path, cli):
     result = cli("convert", zoo["conv1d-front-end"], "--out", tmp_path / "c", "--name", "sensor",
                  "--quantize", "onnx:dynamic")
     assert result.exit_code == 0, result.output
-    assert "verdict: PASS (1 models x 5 runtimes" in result.stdout
+    assert "verdict: PASS (1 models x 7 runtimes" in result.stdout
     assert "note: sensor: no tflite_micro form: layer 'conv1d' (Conv1D)" in result.stderr
     assert (tmp_path / "c" / "sensor.dynamic.onnx").is_file()
 

@@ -53,7 +53,7 @@ def test_device_commands_import_no_tensorflow(exported):
     (["many-to-one.tflite", "0", "0.2", "nan", "0.6", "0.8"], "not finite"),
     (["many-to-one.tflite", "0", "0.2", "inf", "0.6", "0.8"], "not finite"),
     (["many-to-one.step.onnx", *ECHO], "use `edge-echo stream`"),
-    (["manifest.json", *ECHO], "expected a .onnx or .tflite"),
+    (["manifest.json", *ECHO], "expected a .onnx, .ort or .tflite"),
     (["missing.onnx", *ECHO], "no such file"),
 ])
 def test_predict_refuses_bad_input(exported, cli, args, message):

@@ -13,7 +13,7 @@ from edge_echo.runners import RUNNERS
 from edge_echo.specs import MODEL_NAMES, get_spec
 
 FORMATS = ("keras", "tflite", "onnx", "tflite_step", "onnx_step", "reference", "tflite_micro",
-           "tflite_micro_int8", "tflite_micro_step")
+           "tflite_micro_int8", "tflite_micro_step", "ort", "ort_step")
 
 
 def test_every_model_in_every_format(exported):
@@ -127,6 +127,10 @@ def test_onnx_checks_and_has_a_native_lstm(exported, name):
 
 @pytest.mark.parametrize("runtime", list(RUNNERS))
 def test_each_artifact_runs_in_its_runtime(full_export, runtime):
+    from edge_echo import cortexm
+
+    if "@" in runtime and cortexm.unavailable():
+        pytest.skip(cortexm.unavailable())
     exported = full_export[0]  # with the C source too
     doc = read_manifest(exported)
     assert any(RUNNERS[runtime].artifact in m["artifacts"] for m in doc["models"].values())

@@ -123,9 +123,13 @@ def test_table_generator(quantized, cli, tmp_path):
     # float32 full and step in two formats, the TFLite ones on both LiteRT APIs (Interpreter and
     # CompiledModel), the variants (TFLite ones on both APIs too), the micro forms (float32,
     # int8, step) on TFLM and LiteRT, then the C source whole and step by step. Host runtimes
-    # only: the emulated Cortex-M cores are not timed and have their own per-core table.
+    # only: the emulated Cortex-M cores are not timed and have their own per-core table. The
+    # ONNX files (full, step, variants) once more as .ort.
     tflite_variants = sum(fmt == "tflite" for fmt, _ in WRITTEN)
-    assert len(rows) == 6 + len(WRITTEN) + tflite_variants + 6 + 2
+    onnx_variants = sum(fmt == "onnx" for fmt, _ in WRITTEN)
+    assert len(rows) == 6 + len(WRITTEN) + tflite_variants + 6 + 2 + 2 + onnx_variants
+    assert any("| onnxruntime-ort | ort | full | float32 |" in row for row in rows)
+    assert any("| onnxruntime-ort | ort | full | int8 |" in row for row in rows)
     assert not any("@cortex" in row for row in rows)
     assert any("| litert-compiled | tflite | full | int8 |" in row for row in rows)
     assert any("| c-step | c | step | float32 |" in row for row in rows)

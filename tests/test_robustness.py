@@ -175,7 +175,7 @@ PREDICT_CASES = [
     ("nan", "many-to-one.tflite", ["0", "0.2", "nan", "0.6", "0.8"], "not finite"),
     ("infinity", "many-to-one.tflite", ["0", "0.2", "-inf", "0.6", "0.8"], "not finite"),
     ("step-model", "many-to-one.step.onnx", ECHO, "use `edge-echo stream`"),
-    ("wrong-extension", "manifest.json", ECHO, "expected a .onnx or .tflite"),
+    ("wrong-extension", "manifest.json", ECHO, "expected a .onnx, .ort or .tflite"),
     ("no-such-file", "missing.onnx", ECHO, "no such file"),
     ("no-values", "many-to-one.onnx", [], "Missing argument"),
 ]

@@ -81,6 +81,8 @@ def test_verify_no_keras(venv, exported):
     result = run(venv, "verify", exported, "--no-keras")
     assert result.returncode == 0, result.stderr
     assert "verdict: PASS" in result.stdout
+    # The ORT-format files run on the runtime install's ONNX Runtime too (issue 26).
+    assert "onnxruntime-ort " in result.stdout and "onnxruntime-ort-step " in result.stdout
     without = run(venv, "verify", exported)
     assert without.returncode == 2 and "--no-keras" in without.stderr
 
@@ -89,6 +91,9 @@ def test_predict_and_stream(venv, exported):
     result = run(venv, "predict", exported / "many-to-one.tflite", *ECHO, "--decimals", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ECHO
+    on_ort = run(venv, "predict", exported / "many-to-one.ort", *ECHO, "--decimals", "1")
+    assert on_ort.returncode == 0, on_ort.stderr
+    assert on_ort.stdout.split() == ECHO
     streamed = run(venv, "stream", exported / "many-to-many.step.onnx", "--decimals", "1",
                    stdin="\n".join(ECHO) + "\n")
     assert streamed.returncode == 0, streamed.stderr

@@ -13,6 +13,7 @@ from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
 from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
+from .onnxruntime_ort import OrtRunner, OrtStepRunner
 from .tflm import TFLMRunner, TFLMStepRunner
 
 
@@ -42,16 +43,18 @@ def labels_for(kind: str, variant: str | None = None) -> list[str]:
 # The runtimes verify compares.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
-    for cls in (KerasRunner, OnnxRunner, LiteRTRunner, LiteRTCompiledRunner, OnnxStepRunner,
-                LiteRTStepRunner, LiteRTCompiledStepRunner, TFLMRunner, LiteRTMicroRunner,
-                TFLMStepRunner, LiteRTMicroStepRunner, CRunner, CStepRunner, *CORTEX_M_RUNNERS)
+    for cls in (KerasRunner, OnnxRunner, OrtRunner, LiteRTRunner, LiteRTCompiledRunner,
+                OnnxStepRunner, OrtStepRunner, LiteRTStepRunner, LiteRTCompiledStepRunner,
+                TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner, CRunner,
+                CStepRunner, *CORTEX_M_RUNNERS)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
 BENCH_RUNNERS: dict[str, type[Runner]] = {
-    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, LiteRTRunner,
-                                 LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner, CRunner)
+    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, OrtRunner,
+                                 LiteRTRunner, LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner,
+                                 CRunner)
 }
 
-__all__ = ["BENCH_RUNNERS", "CortexMRunner", "RUNNERS", "RUNTIMES", "Runner", "SteppedRunner", "labels_for",
-           "targets"]
+__all__ = ["BENCH_RUNNERS", "CortexMRunner", "LiteRTRunner", "OnnxRunner", "OrtRunner", "RUNNERS",
+           "RUNTIMES", "Runner", "SteppedRunner", "labels_for", "targets"]

@@ -9,6 +9,8 @@ class OnnxRunner(Runner):
     runtime = "onnxruntime"
     artifact = "onnx"
     imports = ("onnxruntime",)
+    # Session config entries of this runtime (the .ort runner names the file's format).
+    session_config: dict[str, str] = {}
 
     def activate(self) -> None:
         import onnxruntime as ort
@@ -17,6 +19,8 @@ class OnnxRunner(Runner):
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 4  # errors reach us as exceptions, said in one line
+        for key, value in self.session_config.items():
+            options.add_session_config_entry(key, value)
         self.session = ort.InferenceSession(
             str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
         )
