@@ -354,9 +354,12 @@ def verify(
                     result.without_reset = reset_effect(runner, one)
                 results.append(result)
             for art in arts.values():
+                by_reason: dict[str, list[str]] = {}
                 for rt, why in art.get("not_on", {}).items():
-                    notes.append(f"{name}: {art['file']} is not run on {rt}: {why} (measured "
-                                 "at export)")
+                    by_reason.setdefault(why, []).append(rt)
+                for why, rts in by_reason.items():
+                    notes.append(f"{name}: {art['file']} is not run on {', '.join(rts)}: {why} "
+                                 "(measured at export)")
             looped = [rt for rt, r in runners.items() if r.looped]
             if looped:
                 notes.append(f"{name}: {', '.join(looped)} run files with a fixed batch of 1; "

@@ -167,8 +167,13 @@ def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     assert "FILL" not in entry["artifacts"]["tflite"]["operators"]  # no dynamic zero state
     report = verify(out, latency_runs=0)
     # Chains of LSTM and Dense layers also get the micro forms; the others say why not.
-    has_micro = name in ("lstm-features", "stacked-lstm", "variable-timesteps")
-    micro = {"tflm", "litert-micro", "tflm-step", "litert-micro-step"} if has_micro else set()
+    # The micro forms: LSTM chains, token ids through an Embedding (GATHER), and a Bidirectional
+    # LSTM (two fused LSTMs; no step form, it reads the sequence from both ends).
+    has_micro = name in ("lstm-features", "stacked-lstm", "variable-timesteps", "text-classifier",
+                         "bidirectional-lstm")
+    micro = {"tflm", "litert-micro"} if has_micro else set()
+    if has_micro and name != "bidirectional-lstm":
+        micro |= {"tflm-step", "litert-micro-step"}
     # The int8 micro file is kept only within its tolerance (these models are untrained).
     if "tflite_micro_int8" in entry["artifacts"]:
         runs_on = entry["artifacts"]["tflite_micro_int8"].get("runs_on", ["tflm", "litert-micro"])

@@ -293,15 +293,105 @@ def test_convert_says_why_a_model_has_no_c(tmp_path):
     import keras
 
     i = keras.Input((5, 1))
-    keras.Model(i, keras.layers.Dense(1)(keras.layers.Bidirectional(keras.layers.LSTM(3))(i))) \
-        .save(tmp_path / "bi.keras")
-    convert(tmp_path / "bi.keras", tmp_path / "out", forms=("tflite",), c_source=True)
+    keras.Model(i, keras.layers.Dense(1)(keras.layers.Conv1D(2, 3)(keras.layers.LSTM(
+        3, return_sequences=True)(i)))).save(tmp_path / "conv.keras")
+    convert(tmp_path / "conv.keras", tmp_path / "out", forms=("tflite",), c_source=True)
     doc = read_manifest(tmp_path / "out")
     (entry,) = doc["models"].values()
     assert "c_source" not in entry["artifacts"] and not list((tmp_path / "out").glob("*.c"))
     why = entry["not_written"]["c_source"]
-    assert "Bidirectional" in why and "\n" not in why
+    assert "Conv1D" in why and "\n" not in why
     assert not list((tmp_path / "out").glob("*.h"))
+
+
+def _whole_sequence_models():
+    """Issue 23's published architectures, small: imdb (token ids, Embedding with mask_zero over
+    a vocabulary of 5, so a fifth of the steps are masked, two Bidirectional LSTMs), addition
+    (LSTM > RepeatVector > LSTM > softmax), seq2seq (an encoder's state as the decoder's
+    initial_state, two inputs), and a go_backwards GRU with Bidirectional sum and ave merges."""
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(11)
+    i = keras.Input((10,), dtype="int32", name="tokens")
+    h = L.Bidirectional(L.LSTM(6, return_sequences=True))(L.Embedding(5, 4, mask_zero=True)(i))
+    imdb = keras.Model(i, L.Dense(1, activation="sigmoid")(L.Bidirectional(L.LSTM(5))(h)))
+    i = keras.Input((7, 12), name="query")
+    h = L.LSTM(16, return_sequences=True)(L.RepeatVector(4)(L.LSTM(16)(i)))
+    addition = keras.Model(i, L.Dense(12, activation="softmax")(h))
+    e, d = keras.Input((6, 7), name="encoder_in"), keras.Input((5, 9), name="decoder_in")
+    _, state_h, state_c = L.LSTM(16, return_state=True)(e)
+    h = L.LSTM(16, return_sequences=True)(d, initial_state=[state_h, state_c])
+    seq2seq = keras.Model([e, d], L.Dense(9, activation="softmax")(h))
+    i = keras.Input((8, 3), name="x")
+    h = L.GRU(6, go_backwards=True, return_sequences=True)(i)
+    h = L.LayerNormalization()(L.Bidirectional(L.SimpleRNN(4, return_sequences=True),
+                                               merge_mode="sum")(h))
+    backwards = keras.Model(i, L.Dense(2)(L.Bidirectional(L.GRU(5, reset_after=False),
+                                                         merge_mode="ave")(h)))
+    return {"imdb": imdb, "addition": addition, "seq2seq": seq2seq, "backwards": backwards}
+
+
+@pytest.mark.parametrize("name", ["imdb", "addition", "seq2seq", "backwards"])
+def test_whole_sequence_models_get_c_source(name, tmp_path):
+    """NAME_predict alone, one pointer per input (int32 ids where the model takes them), within
+    1e-5 of Keras; no NAME_step, the header says why, and c-step is not run."""
+    _whole_sequence_models()[name].save(tmp_path / f"{name}.keras")
+    result = convert(tmp_path / f"{name}.keras", tmp_path / "out", forms=("tflite",), c_source=True)
+    assert not result.missing, result.missing
+    out = tmp_path / "out"
+    entry = read_manifest(out)["models"][name]
+    art = entry["artifacts"]["c_source"]
+    c = art["c"]
+    assert c["mode"] == "whole_sequence" and art["runs_on"] == ["c"]
+    assert [i["name"] for i in c["inputs"]] == [i["name"] for i in entry["inputs"]]
+    header = (out / f"{name}.h").read_text()
+    assert "_step" not in header and "No step function: " in header
+    assert c["api"][0] in header.replace(";", "")
+    ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
+    assert "c-step" not in ran
+    assert ran["c"].passed and ran["c"].max_abs <= 1e-5, ran["c"].max_abs
+    if name == "imdb":
+        ids_name = entry["inputs"][0]["name"]
+        assert c["api"] == [f"int imdb_predict(const int32_t *{ids_name}, float *y)"]
+        from edge_echo.errors import ArtifactError
+        from edge_echo.runners import RUNNERS
+
+        with RUNNERS["c"](out / art["file"], [ids_name], [entry["outputs"][0]["name"]],
+                          artifact=art) as runner:
+            for bad in (5, -1):
+                ids = np.zeros((1, 10), np.int32)
+                ids[0, 3] = bad
+                with pytest.raises(ArtifactError, match="outside the vocabulary"):
+                    runner.infer({ids_name: ids})
+
+
+def test_a_c_source_that_ignores_the_mask_or_the_backward_order_fails(tmp_path, monkeypatch):
+    """The whole-sequence tests can fail: masked steps run through the cells, or the
+    Bidirectional's backward half left in the order it was read, each fail the c runtime."""
+    from edge_echo.convert import csource
+
+    models = _whole_sequence_models()
+    models["imdb"].save(tmp_path / "imdb.keras")
+    real = csource._recurrent_code
+
+    def unmasked(s, src):
+        mask = f"if ({s.reads_mask}[at])"
+        return [line.replace(mask, f"if (1 || {s.reads_mask}[at])") for line in real(s, src)]
+
+    def unturned(s, src):
+        return [line.replace("+ (at) *", "+ (t) *") for line in real(s, src)]
+
+    for name, broken in (("unmasked", unmasked), ("unturned", unturned)):
+        monkeypatch.setattr(csource, "_recurrent_code", broken)
+        made = convert(tmp_path / "imdb.keras", tmp_path / name, forms=("tflite",), c_source=True)
+        assert not made.missing, made.missing
+        ran = {r.runtime: r for r in verify(tmp_path / name, latency_runs=0, cores=()).results}
+        assert ran["litert"].passed
+        assert not ran["c"].passed and ran["c"].max_abs > 1e-5, (name, ran["c"].max_abs)
 
 
 def test_c_is_timed_by_bench(c_export):

@@ -208,6 +208,66 @@ def test_convert_gives_a_long_sequence_lstm_micro_forms_and_explains_a_gru(tmp_p
     assert any("no tflite_micro form: layer 'gru' (GRU)" in n for n in result.notes), result.notes
 
 
+def _issue23_micro_models():
+    """imdb (token ids, Embedding, two Bidirectional LSTMs) and addition (LSTM > RepeatVector >
+    LSTM > softmax), small; and a mask_zero Embedding, which the fused LSTM cannot take."""
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(7)
+    L = keras.layers
+    i = keras.Input((10,), dtype="int32")
+    h = L.Bidirectional(L.LSTM(6, return_sequences=True))(L.Embedding(30, 8)(i))
+    imdb = keras.Model(i, L.Dense(1, activation="sigmoid")(L.Bidirectional(L.LSTM(5))(h)))
+    i = keras.Input((7, 12))
+    h = L.LSTM(16, return_sequences=True)(L.RepeatVector(4)(L.LSTM(16)(i)))
+    addition = keras.Model(i, L.Dense(12, activation="softmax")(h))
+    i = keras.Input((10,), dtype="int32")
+    masked = keras.Model(i, L.Dense(1)(L.LSTM(4)(L.Embedding(30, 8, mask_zero=True,
+                                                             name="masking")(i))))
+    return {"imdb": imdb, "addition": addition, "masked": masked}
+
+
+@pytest.mark.parametrize("name, operators", [
+    ("imdb", {"GATHER": 1, "UNIDIRECTIONAL_SEQUENCE_LSTM": 4, "REVERSE_V2": 3}),
+    ("addition", {"UNIDIRECTIONAL_SEQUENCE_LSTM": 2, "CONCATENATION": 1})])
+def test_micro_forms_for_token_ids_bidirectional_and_repeat_vector(name, operators, tmp_path):
+    """Issue 23: GATHER for the ids, two fused LSTMs per Bidirectional (REVERSE_V2 around the
+    backward one: input, and output where it returns sequences), and
+    RepeatVector as a CONCATENATION of copies (TFLM has no TILE), each run on TFLM within the
+    float tolerance (int8 within its own, where it is kept); no step form, and why."""
+    from edge_echo.usermodel import convert
+
+    _issue23_micro_models()[name].save(tmp_path / f"{name}.keras")
+    out = tmp_path / "out"
+    result = convert(tmp_path / f"{name}.keras", out,
+                     forms=("tflite_micro", "tflite_micro_int8", "tflite_micro_step"))
+    assert result.missing == []
+    (entry,) = read_manifest(out)["models"].values()
+    arts = entry["artifacts"]
+    ops = describe_tflite(out / arts["tflite_micro"]["file"])["operators"]
+    assert {k: ops.get(k) for k in operators} == operators and "TILE" not in ops, ops
+    assert "tflite_micro_step" not in arts
+    assert "a step model sees one step at a time" in entry["not_written"]["tflite_micro_step"]
+    report = verify(out, latency_runs=0)
+    assert report.passed, [line for r in report.results for line in r.failures()]
+    ran = {r.runtime for r in report.results}
+    assert "tflm" in ran and ("tflite_micro_int8" not in arts or "tflm:int8" in ran)
+
+
+def test_a_masked_embedding_has_no_micro_form_and_says_why(tmp_path):
+    from edge_echo.usermodel import convert
+
+    _issue23_micro_models()["masked"].save(tmp_path / "masked.keras")
+    result = convert(tmp_path / "masked.keras", tmp_path / "out", forms=("tflite_micro",))
+    assert result.missing == []
+    (entry,) = read_manifest(tmp_path / "out")["models"].values()
+    why = entry["not_written"]["tflite_micro"]
+    assert "layer 'masking' (Embedding)" in why and "mask_zero" in why and "\n" not in why
+
+
 @pytest.mark.parametrize("file", ["many-to-one.micro.tflite", "many-to-one.micro.int8.tflite",
                                   "many-to-one.tflite"])
 def test_predict_runs_any_tflite_on_tflm(full_export, cli, file):

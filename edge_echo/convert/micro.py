@@ -15,8 +15,10 @@ contract of these files (reset before each sequence), and what makes the
 step form work: with one time step per invoke the state stays inside the
 interpreter, and a device streams values with nothing copied in or out.
 
-Only chains of LSTM and Dense layers (Dropout ignored, TimeDistributed(Dense)
-heads) have micro forms; anything else gets Unavailable with the reason.
+Only chains of LSTM, Bidirectional(LSTM) (two fused LSTMs, REVERSE_V2, CONCATENATION),
+Embedding (token ids, GATHER), RepeatVector (RESHAPE and CONCATENATION: TFLM has no TILE) and
+Dense layers (Dropout ignored, TimeDistributed(Dense) heads) have micro forms; anything else
+gets Unavailable with the reason.
 """
 
 from __future__ import annotations
@@ -39,27 +41,16 @@ RESET = {
 
 
 def _chain(model) -> list:
-    """The model's layers, if each feeds the next and only the next; else Unavailable."""
-    import keras
+    """The model's layers, if each feeds the next and only the next (modelplan); else
+    Unavailable."""
+    from .. import modelplan
 
-    layers = [la for la in model.layers if type(la).__name__ != "InputLayer"]
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise Unavailable("micro forms are made for models with one input and one output")
-    if isinstance(model, keras.Sequential):
-        return layers  # a chain by construction (its layers may have been called more than once)
-    previous = model.inputs[0]
-    for layer in layers:
-        try:
-            source = layer.input
-        except (AttributeError, ValueError):
-            source = None
-        if isinstance(source, (list, tuple)) and len(source) == 2 and source[1].dtype == "bool":
-            source = source[0]  # (inputs, mask) of a layer after Embedding(mask_zero) or Masking
-        if source is not previous:
-            raise Unavailable(f"layer '{layer.name}' ({type(layer).__name__}) is not fed by the "
-                              "layer before it; micro forms are made for plain chains of layers")
-        previous = layer.output
-    return layers
+    try:
+        return modelplan.chain(modelplan.read(model))
+    except modelplan.PlanError as exc:
+        raise Unavailable(f"{exc}; micro forms are made for plain chains of layers") from None
 
 
 def _translate(layer, tf_keras):
@@ -84,11 +75,41 @@ def _translate(layer, tf_keras):
     if kind == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
         inner = _translate(layer.layer, tf_keras)
         return tf_keras.layers.TimeDistributed(inner, name=layer.name)
+    if kind == "Embedding":
+        if cfg.get("mask_zero"):
+            raise Unavailable(f"layer '{layer.name}' (Embedding) masks id 0 (mask_zero), which "
+                              "TFLM's fused LSTM op does not take")
+        return tf_keras.layers.Embedding(cfg["input_dim"], cfg["output_dim"], name=layer.name)
+    if kind == "Bidirectional" and type(layer.forward_layer).__name__ == "LSTM":
+        if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise Unavailable(f"layer '{layer.name}' (Bidirectional): merge_mode "
+                              f"{layer.merge_mode!r} has no micro form")
+        inner = _translate(layer.forward_layer, tf_keras)
+        # Two fused LSTMs, the backward one on REVERSE_V2 of the input, merged (CONCATENATION).
+        return tf_keras.layers.Bidirectional(inner, merge_mode=layer.merge_mode, name=layer.name)
+    if kind == "RepeatVector":
+        return ("repeat", int(cfg["n"]), layer.name)
     if kind in ("GRU", "SimpleRNN", "Bidirectional"):
         raise Unavailable(f"layer '{layer.name}' ({kind}): TFLM's fused recurrent kernel is the "
                           "unidirectional LSTM; micro forms are made for LSTM layers only")
-    raise Unavailable(f"layer '{layer.name}' ({kind}): micro forms are made for chains of LSTM "
-                      "and Dense layers")
+    raise Unavailable(f"layer '{layer.name}' ({kind}): micro forms are made for chains of LSTM, "
+                      "Bidirectional(LSTM), Embedding, RepeatVector and Dense layers")
+
+
+def _repeat(x, n: int, name: str, tf_keras):
+    """RepeatVector(n) as TFLM runs it: TFLite writes RepeatVector as TILE, which TFLM does not
+    have ("Didn't find op for builtin opcode 'TILE'"), so the vector is reshaped to one step
+    and n copies are concatenated (RESHAPE, CONCATENATION)."""
+    one = tf_keras.layers.Reshape((1, int(x.shape[-1])), name=f"{name}_step")(x)
+    if n == 1:
+        return one
+    return tf_keras.layers.Concatenate(axis=1, name=name)([one] * n)
+
+
+def fused_lstms(layers) -> int:
+    """The UNIDIRECTIONAL_SEQUENCE_LSTM ops the micro forms of these layers have."""
+    return sum(1 if type(la).__name__ == "LSTM" else
+               2 if type(la).__name__ == "Bidirectional" else 0 for la in layers)
 
 
 def micro_model(subject, timesteps: int):
@@ -98,14 +119,20 @@ def micro_model(subject, timesteps: int):
     import tf_keras
 
     i = subject.interface
-    inputs = tf_keras.Input((timesteps, *i.input_shape[1:]), batch_size=1, name=i.input_name)
+    if i.inputs[0].integer:  # token ids into an Embedding: GATHER
+        inputs = tf_keras.Input((timesteps,), batch_size=1, name=i.input_name, dtype="int32")
+    else:
+        inputs = tf_keras.Input((timesteps, *i.input_shape[1:]), batch_size=1, name=i.input_name)
     x = inputs
     for layer in layers:
         rebuilt = _translate(layer, tf_keras)
-        if rebuilt is not None:
+        if isinstance(rebuilt, tuple):
+            _, n, name = rebuilt
+            x = _repeat(x, n, name, tf_keras)
+        elif rebuilt is not None:
             x = rebuilt(x)
             rebuilt.set_weights([np.asarray(w) for w in layer.get_weights()])
-    if not any(type(la).__name__ == "LSTM" for la in layers):
+    if not fused_lstms(layers):
         raise Unavailable("the model has no LSTM layer")
     return tf_keras.Model(inputs, x, name=subject.name.replace("-", "_"))
 
@@ -137,14 +164,17 @@ def _convert_saved(subject, model, int8: bool, tf) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         calibration = subject.calibration
-        converter.representative_dataset = lambda: ([calibration[k:k + 1]]
+        if isinstance(calibration, dict):  # token ids: one array per input name
+            calibration = calibration[subject.interface.input_name]
+        dtype = np.int32 if subject.interface.inputs[0].integer else np.float32
+        converter.representative_dataset = lambda: ([np.asarray(calibration[k:k + 1], dtype)]
                                                     for k in range(len(calibration)))
     else:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     from .tflite import finish_tflite
 
     data = finish_tflite(clear_orphan_buffers(converter.convert()), subject.interface.output_names)
-    _check_fused(data, sum(type(la).__name__ == "LSTM" for la in subject.model.layers))
+    _check_fused(data, fused_lstms(subject.model.layers))
     return data
 
 
@@ -196,6 +226,14 @@ def to_micro_step(subject) -> bytes:
     if subject.interface.timesteps == 1:
         raise Unavailable("the model takes one time step, so NAME.micro.tflite is already its "
                           "step form")
+    for layer in subject.model.layers:
+        kind = type(layer).__name__
+        if kind == "Bidirectional":
+            raise Unavailable(f"layer '{layer.name}' (Bidirectional) also reads the sequence "
+                              "backwards, from its last step; a step model sees one step at a time")
+        if kind == "RepeatVector":
+            raise Unavailable(f"layer '{layer.name}' (RepeatVector) repeats the last step's output "
+                              "of a whole sequence; a step model sees one step at a time")
     return _convert(subject, 1, int8=False)
 
 
@@ -245,12 +283,12 @@ def _int8_contract(subject, path) -> dict:
     """
     from ..runners.litert import LiteRTMicroRunner
     from ..runners.tflm import TFLMRunner
-    from .quantize import tolerance
+    from .quantize import calibration_count, tolerance
 
     contract = _contract(subject, path)
     rule = tolerance("int8", subject.reference_y, subject.interface.probabilities)
     errors = {}
-    if subject.reference_x is not None:
+    if isinstance(subject.reference_x, np.ndarray):
         # The file was run on both in child processes (probe, arena): safe here.
         for cls in (TFLMRunner, LiteRTMicroRunner):
             with cls(path, ["x"], ["y"], artifact=contract) as runner:
@@ -271,7 +309,8 @@ def _int8_contract(subject, path) -> dict:
             "quantization": {"method": "TFLiteConverter TFLITE_BUILTINS_INT8 on the fused LSTM: "
                                        "int8 weights and activations, int16 cell state, float32 "
                                        "input and output",
-                             "calibration": f"{len(subject.calibration)} input sequences",
+                             "calibration": f"{calibration_count(subject.calibration)} input "
+                                            "sequences",
                              "tolerance_rule": rule["rule"]}}
 
 

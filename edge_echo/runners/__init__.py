@@ -21,8 +21,10 @@ def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str
     """(label, runner class, artifact) for every runtime whose file this export has, then every
     quantized variant on the runtimes of the form it quantizes, labelled RUNTIME:VARIANT
     (e.g. litert:int8, tflm:int8)."""
+    # A file its form's runtimes cannot all run lists those that can (runs_on): a whole-sequence
+    # C source has no NAME_step for c-step.
     found = [(rt, cls, artifacts[cls.artifact]) for rt, cls in runners.items()
-             if cls.artifact in artifacts]
+             if cls.artifact in artifacts and rt in artifacts[cls.artifact].get("runs_on", [rt])]
     for art in artifacts.values():
         if art.get("variant"):
             # Manifests before the micro forms name no base: a variant then quantizes the

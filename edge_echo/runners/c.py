@@ -30,6 +30,8 @@ def _compiler() -> str | None:
 class CRunner(Runner):
     runtime = "c"
     artifact = "c_source"
+    # A whole-sequence model's inputs (the contract's c.inputs), or None for a step-API model.
+    whole: list | None = None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -55,6 +57,9 @@ class CRunner(Runner):
         self.lib = ctypes.CDLL(str(lib))
         prefix = contract["prefix"]
         self._predict = getattr(self.lib, f"{prefix}_predict")
+        if contract.get("mode") == "whole_sequence":
+            self._activate_whole(contract)
+            return
         self._step = getattr(self.lib, f"{prefix}_step")
         self._reset = getattr(self.lib, f"{prefix}_reset")
         for fn in (self._predict, self._step, self._reset):
@@ -72,6 +77,43 @@ class CRunner(Runner):
         self.file_inputs = [[1, self.steps, self.features]]
         self.file_outputs = [[1, *self._out_shape]]
 
+    def _activate_whole(self, contract: dict) -> None:
+        """NAME_predict alone, one pointer per input in the model's order (int32 token ids or
+        float32); it returns -1 for an id outside the vocabulary where it takes ids."""
+        self.whole = contract["inputs"]
+        self.ids = any(i["dtype"] == "int32" for i in self.whole)
+        self._predict.restype = ctypes.c_int if self.ids else None
+        self.fixed_batch = 1
+        self._y = np.zeros(int(contract["y_size"]), np.float32)
+        outputs = self.entry.get("outputs") or [{"shape": [None, self._y.size]}]
+        self._out_shape = tuple(int(d) for d in outputs[0]["shape"][1:])
+        self.file_inputs = [[1, *i["shape"]] for i in self.whole]
+        self.file_outputs = [[1, *self._out_shape]]
+        self.input_dtypes = [np.int32 if i["dtype"] == "int32" else np.float32 for i in self.whole]
+
+    def _whole_args(self, arrays) -> list:
+        """Each input as the contiguous array its pointer reads, checked against the contract."""
+        if len(arrays) != len(self.whole):
+            raise ArtifactError(f"{self.path.name}: takes {len(self.whole)} inputs, got {len(arrays)}")
+        args = []
+        for spec, x in zip(self.whole, arrays, strict=True):
+            size = int(np.prod(spec["shape"]))
+            if x.size != size:
+                raise ArtifactError(f"{self.path.name}: input '{spec['name']}' takes {size} values a "
+                                    f"sequence, got {x.size}")
+            if spec["dtype"] == "int32":
+                if not np.array_equal(np.asarray(x), np.round(x)):
+                    raise ArtifactError(f"{self.path.name}: input '{spec['name']}' takes whole "
+                                        "token ids")
+                args.append(np.ascontiguousarray(x, np.int32))
+            else:
+                args.append(np.ascontiguousarray(x, np.float32))
+        return args
+
+    @staticmethod
+    def _pointer(a: np.ndarray):
+        return a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32) if a.dtype == np.int32 else _FLOATS)
+
     def deactivate(self) -> None:
         self._tmp.cleanup()
 
@@ -82,6 +124,14 @@ class CRunner(Runner):
         return np.ascontiguousarray(x, np.float32)
 
     def _run(self, arrays):
+        if self.whole:
+            args = self._whole_args(arrays)
+            y = np.zeros_like(self._y)
+            status = self._predict(*(self._pointer(a) for a in args), y.ctypes.data_as(_FLOATS))
+            if self.ids and status != 0:
+                raise ArtifactError(f"{self.path.name}: a token id is outside the vocabulary "
+                                    f"({self.entry['c'].get('prefix')}_predict returned {status})")
+            return [y.reshape(1, *self._out_shape)]
         (x,) = arrays
         x = self._check(x)
         y = np.zeros_like(self._y)
@@ -89,6 +139,16 @@ class CRunner(Runner):
         return [y.reshape(1, *self._out_shape)]
 
     def _bare(self, arrays):
+        if self.whole:
+            args = self._whole_args(arrays)
+            pointers = [self._pointer(a) for a in args] + [self._y.ctypes.data_as(_FLOATS)]
+            predict, keep = self._predict, args
+
+            def whole_call():
+                predict(*pointers)
+                return keep
+
+            return whole_call
         (x,) = arrays
         x = self._check(x)
         predict, xp, yp = self._predict, x.ctypes.data_as(_FLOATS), self._y.ctypes.data_as(_FLOATS)
