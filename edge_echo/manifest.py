@@ -119,12 +119,7 @@ def _check_models(models, directory: Path) -> None:
               "an object listing at least the reference data")
         for kind, art in artifacts.items():
             at = f"{where}/artifacts/{kind}"
-            _need(isinstance(art, dict), at, "an object")
-            _need(isinstance(art.get("file"), str), f"{at}/file", "a file name")
-            _need(isinstance(art.get("sha256"), str) and len(art["sha256"]) == 64, f"{at}/sha256",
-                  "a sha256 hex digest")
-            _need(isinstance(art.get("size"), int) and not isinstance(art["size"], bool)
-                  and art["size"] >= 0, f"{at}/size", "a size in bytes")
+            _check_entry(art, at)
             _need(isinstance(art.get("format"), str), f"{at}/format", "a format name")
             if "step" in art:
                 _check_step(art["step"], f"{at}/step")
@@ -142,17 +137,22 @@ def _check_models(models, directory: Path) -> None:
                 raise _Invalid(f"{at}/file: {exc}") from None
 
 
+def _check_entry(art, at: str) -> None:
+    """A file entry: an object naming the file, with its sha256 and size."""
+    _need(isinstance(art, dict), at, "an object")
+    _need(isinstance(art.get("file"), str), f"{at}/file", "a file name")
+    _need(isinstance(art.get("sha256"), str) and len(art["sha256"]) == 64, f"{at}/sha256",
+          "a sha256 hex digest")
+    _need(isinstance(art.get("size"), int) and not isinstance(art["size"], bool)
+          and art["size"] >= 0, f"{at}/size", "a size in bytes")
+
+
 def _check_files(files, directory: Path) -> None:
     """The directory's own files (required_operators.config): named, sized and hashed."""
     _need(isinstance(files, dict), "files", "an object")
     for kind, art in files.items():
         at = f"files/{kind}"
-        _need(isinstance(art, dict), at, "an object")
-        _need(isinstance(art.get("file"), str), f"{at}/file", "a file name")
-        _need(isinstance(art.get("sha256"), str) and len(art["sha256"]) == 64, f"{at}/sha256",
-              "a sha256 hex digest")
-        _need(isinstance(art.get("size"), int) and not isinstance(art["size"], bool)
-              and art["size"] >= 0, f"{at}/size", "a size in bytes")
+        _check_entry(art, at)
         try:
             artifact_path(directory, art)
         except ArtifactError as exc:

@@ -222,3 +222,23 @@ def test_a_wrong_ort_file_fails_verify_and_predict_reads_one(export_copy, cli):
     report = verify(export_copy, keras=False, latency_runs=0, models=["many-to-one"])
     failed = {r.runtime for r in report.results if not r.passed}
     assert failed == {"onnxruntime-ort"}, failed
+
+
+def test_the_operator_config_is_checked_like_every_file(export_copy, cli):
+    """required_operators.config is hashed in the manifest's files: altered, verify refuses the
+    directory in one line; a malformed entry is one line too."""
+    import json
+
+    config = export_copy / "required_operators.config"
+    config.write_text(config.read_text().replace("LSTM", "GRU"))
+    result = cli("verify", export_copy, "--no-keras")
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "required_operators.config: sha256 does not match" in lines[0], lines
+    doc = json.loads((export_copy / "manifest.json").read_text())
+    doc["files"]["ort_required_operators"]["sha256"] = "00"
+    (export_copy / "manifest.json").write_text(json.dumps(doc))
+    result = cli("verify", export_copy, "--no-keras")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1
+    assert "files/ort_required_operators/sha256: expected a sha256 hex digest" in lines[0], lines
