@@ -504,7 +504,7 @@ target before relying on it.
 
 def c_section(doc: dict) -> str:
     """The C source: how to drop NAME.c / NAME.h into a device project, from the manifest."""
-    rows, example = [], None
+    rows, example, whole = [], None, []
     for name, m in doc["models"].items():
         art = m["artifacts"].get("c_source")
         if art is None:
@@ -516,7 +516,9 @@ def c_section(doc: dict) -> str:
         stack = f"{fp['max_stack_frame_bytes']:,}" if "max_stack_frame_bytes" in fp else "-"
         rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | {flash} | "
                     f"{c['state_bytes']:,} | {stack} |")
-        if example is None or c["sequence_output"] == "every_step":
+        if c.get("mode") == "whole_sequence":
+            whole.append((name, c))
+        elif example is None or c["sequence_output"] == "every_step":
             example = (name, c)
     if not rows:
         return ""
@@ -546,6 +548,16 @@ void on_sample(const float x_t[{upper}_FEATURES])
 `{n}_predict(x, y)` runs a whole sequence at once instead ({upper}_STEPS x
 {upper}_FEATURES floats in, row-major). `examples/c_echo_stream.c` in the
 edge-echo repository is a complete program around `many_to_many_step`.
+"""
+    for name, c in whole:
+        n = c["prefix"]
+        ins = ", ".join(f"{i['param']} ({i['name']}: {' x '.join(map(str, i['shape']))} "
+                        f"{i['dtype']})" for i in c["inputs"])
+        loop += f"""
+`{name}` is computed a whole sequence at a time: `{c['api'][0]};` takes
+{ins} and writes y; it returns {c['returns']}. There is no `{n}_step`
+({c['no_step'].split(': ', 1)[1]}); its layers' buffers are on the stack
+({c['stack_buffer_bytes']:,} bytes), and nothing persists between calls.
 """
     measured = next((a["c"]["footprint"].get("measured") for m in doc["models"].values()
                      for a in m["artifacts"].values() if "c" in a and "footprint" in a["c"]), "")

@@ -1603,7 +1603,8 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
         "sequence_output": "every_step" if p.output.steps else "last_step",
         "y_size": p.y_size,
         "state_bytes": 0,
-        "stack_buffer_bytes": 4 * p.buffer_floats + sum(i["steps"] for i in p.inputs),
+        "stack_buffer_bytes": 4 * p.buffer_floats + sum(n.steps for n in p.nodes
+                                                         if n.node.kind == "embedding" and n.mask),
         "params": p.params,
         "layers": p.layers(),
         "no_step": no_step,
