@@ -116,8 +116,9 @@ def read(model) -> ModelPlan:
                 for t in value if isinstance(value, (list, tuple)) else [value]:
                     if hasattr(t, "_keras_history"):
                         main.append(visit(t))
-            state = call.arguments.kwargs.get("initial_state") or []
-            state = [visit(t) for t in (state if isinstance(state, (list, tuple)) else [state])]
+            state = call.arguments.kwargs.get("initial_state")
+            state = [] if state is None else state if isinstance(state, (list, tuple)) else [state]
+            state = [visit(t) for t in state]
             outs = call.outputs if isinstance(call.outputs, (list, tuple)) else [call.outputs]
             node = Node(kind, op.name, op, main, state, [_shape(t) for t in outs],
                         str(getattr(outs[0], "dtype", "float32")))

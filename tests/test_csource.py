@@ -308,7 +308,8 @@ def _whole_sequence_models():
     """Issue 23's published architectures, small: imdb (token ids, Embedding with mask_zero over
     a vocabulary of 5, so a fifth of the steps are masked, two Bidirectional LSTMs), addition
     (LSTM > RepeatVector > LSTM > softmax), seq2seq (an encoder's state as the decoder's
-    initial_state, two inputs), and a go_backwards GRU with Bidirectional sum and ave merges."""
+    initial_state, two inputs; and a GRU one), and a go_backwards GRU with Bidirectional sum
+    and ave merges."""
     from edge_echo.tfenv import import_tensorflow
 
     import_tensorflow()
@@ -326,16 +327,22 @@ def _whole_sequence_models():
     _, state_h, state_c = L.LSTM(16, return_state=True)(e)
     h = L.LSTM(16, return_sequences=True)(d, initial_state=[state_h, state_c])
     seq2seq = keras.Model([e, d], L.Dense(9, activation="softmax")(h))
+    # A GRU encoder-decoder: one state tensor, passed bare (not in a list).
+    e, d = keras.Input((6, 3), name="encoder_in"), keras.Input((4, 2), name="decoder_in")
+    _, state = L.GRU(7, return_state=True)(e)
+    gru_seq2seq = keras.Model([e, d], L.Dense(2)(L.GRU(7, return_sequences=True)(
+        d, initial_state=state)))
     i = keras.Input((8, 3), name="x")
     h = L.GRU(6, go_backwards=True, return_sequences=True)(i)
     h = L.LayerNormalization()(L.Bidirectional(L.SimpleRNN(4, return_sequences=True),
                                                merge_mode="sum")(h))
     backwards = keras.Model(i, L.Dense(2)(L.Bidirectional(L.GRU(5, reset_after=False),
                                                          merge_mode="ave")(h)))
-    return {"imdb": imdb, "addition": addition, "seq2seq": seq2seq, "backwards": backwards}
+    return {"imdb": imdb, "addition": addition, "seq2seq": seq2seq, "gru-seq2seq": gru_seq2seq,
+            "backwards": backwards}
 
 
-@pytest.mark.parametrize("name", ["imdb", "addition", "seq2seq", "backwards"])
+@pytest.mark.parametrize("name", ["imdb", "addition", "seq2seq", "gru-seq2seq", "backwards"])
 def test_whole_sequence_models_get_c_source(name, tmp_path):
     """NAME_predict alone, one pointer per input (int32 ids where the model takes them), within
     1e-5 of Keras; no NAME_step, the header says why, and c-step is not run."""
