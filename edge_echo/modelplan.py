@@ -26,8 +26,8 @@ class PlanError(Exception):
 
 @dataclass
 class Node:
-    kind: str           # input | embedding | recurrent | bidirectional | dense | norm | repeat |
-                        # identity | other
+    kind: str           # input | embedding | masking | recurrent | bidirectional | dense | norm |
+                        # repeat | identity | other
     name: str
     layer: object       # the Keras layer (the InputLayer for an input)
     inputs: list[tuple[int, int]]          # (node, output) of each main input
@@ -79,6 +79,8 @@ def _kind(layer) -> str:
         return "norm"
     if name == "RepeatVector":
         return "repeat"
+    if name == "Masking":
+        return "masking"
     if name in IDENTITY:
         return "identity"
     return "other"
@@ -146,6 +148,8 @@ def _masked(node: Node, nodes: list[Node]) -> bool:
     """Whether the node's first output carries a mask, as Keras propagates it."""
     if node.kind == "embedding":
         return bool(node.layer.mask_zero)
+    if node.kind == "masking":
+        return True
     if not node.inputs or not nodes[node.inputs[0][0]].masked:
         return False
     if node.kind in ("identity", "norm", "dense"):

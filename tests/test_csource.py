@@ -422,3 +422,45 @@ def test_normalization_layers_get_step_forms_too(tmp_path):
     ran = {r.runtime: r for r in verify(tmp_path / "out", latency_runs=0, cores=()).results}
     for rt in ("onnxruntime-step", "litert-step", "c-step"):
         assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
+
+
+def test_masking_padding_steps_in_c_as_keras_skips_them(tmp_path, monkeypatch):
+    """Masking(0.0) > Bidirectional(GRU) > LSTM: on sequences padded with all-zero steps (at the
+    end and inside) the C matches Keras; with the masked steps run through the cells it does
+    not (verify's random inputs never hold a padding step, so this feeds its own)."""
+    from edge_echo.convert import csource
+    from edge_echo.runners import RUNNERS
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(8)
+    i = keras.Input((8, 3))
+    h = L.Bidirectional(L.GRU(4, return_sequences=True))(L.Masking(0.0)(i))
+    model = keras.Model(i, L.Dense(1)(L.LSTM(3)(h)))
+    model.save(tmp_path / "padded.keras")
+    x = np.random.default_rng(2).uniform(0, 1, (6, 8, 3)).astype(np.float32)
+    x[:, 5:] = 0.0   # padding at the end
+    x[::2, 2] = 0.0  # and a padding step inside
+    want = np.asarray(model(x))
+    real = csource._recurrent_code
+
+    def unmasked(s, src):
+        mask = f"if ({s.reads_mask}[at])"
+        return [line.replace(mask, f"if (1 || {s.reads_mask}[at])") for line in real(s, src)]
+
+    errors = {}
+    for name, code in (("c", real), ("unmasked", unmasked)):
+        monkeypatch.setattr(csource, "_recurrent_code", code)
+        out = tmp_path / name
+        convert(tmp_path / "padded.keras", out, forms=("tflite",), c_source=True)
+        (entry,) = read_manifest(out)["models"].values()
+        art = entry["artifacts"]["c_source"]
+        assert art["c"]["mode"] == "whole_sequence"
+        with RUNNERS["c"](out / art["file"], [entry["inputs"][0]["name"]],
+                          [entry["outputs"][0]["name"]], artifact=art) as runner:
+            got = runner.infer({entry["inputs"][0]["name"]: x})[entry["outputs"][0]["name"]]
+        errors[name] = float(np.abs(got - want).max())
+    assert errors["c"] <= 1e-5 and errors["unmasked"] > 1e-3, errors

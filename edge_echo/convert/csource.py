@@ -1122,6 +1122,11 @@ def sequence_plan(subject: Subject) -> SeqPlan:
             seq.append(SeqNode(node, k, src.steps, int(table.shape[1]), buf,
                                f"m{k}" if layer.mask_zero else None))
             continue
+        if kind == "masking":
+            if src.steps == 0 or src.node.dtype != "float32":
+                raise Unavailable(f"layer '{node.name}': Masking takes a float sequence here")
+            seq.append(SeqNode(node, k, src.steps, src.width, buf, f"m{k}"))
+            continue
         if kind in ("recurrent", "bidirectional"):
             if src.steps == 0:
                 raise Unavailable(f"layer '{node.name}' takes a sequence; its input is one vector")
@@ -1341,6 +1346,18 @@ def _seq_code(sp: SeqPlan) -> list[str]:
             if s.mask:
                 lines.append(f"        {s.mask}[t] = (unsigned char)({src.buf}[t] != 0);")
             lines.append("    }")
+        elif kind == "masking":
+            # Keras: a step is masked where every feature equals mask_value; its values are zeroed.
+            value = _float(s.node.layer.mask_value)
+            lines += [f"    /* layer '{s.node.name}': Masking({value}) */",
+                      f"    for (t = 0; t < {s.steps}; t++) {{",
+                      "        int j;",
+                      f"        const float *v = {src.buf} + t * {s.width};",
+                      f"        {s.mask}[t] = 0;",
+                      f"        for (j = 0; j < {s.width}; j++) if (v[j] != {value}) {s.mask}[t] = 1;",
+                      f"        for (j = 0; j < {s.width}; j++) {s.buf}[t * {s.width} + j] = "
+                      f"{s.mask}[t] ? v[j] : 0.0f;",
+                      "    }"]
         elif kind in ("recurrent", "bidirectional"):
             lines += _recurrent_code(s, src)
         elif kind == "dense":
@@ -1438,7 +1455,7 @@ def seq_source(name: str, sp: SeqPlan) -> str:
         if s.node.kind in ("input", "identity"):
             continue
         buffers.append(f"    float {s.buf}[{max(s.steps, 1) * s.width}];")
-        if s.node.kind == "embedding" and s.mask:
+        if s.node.kind in ("embedding", "masking") and s.mask:
             buffers.append(f"    unsigned char {s.mask}[{s.steps}];")
     checks = []
     for i in sp.inputs:
@@ -1603,8 +1620,8 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
         "sequence_output": "every_step" if p.output.steps else "last_step",
         "y_size": p.y_size,
         "state_bytes": 0,
-        "stack_buffer_bytes": 4 * p.buffer_floats + sum(n.steps for n in p.nodes
-                                                         if n.node.kind == "embedding" and n.mask),
+        "stack_buffer_bytes": 4 * p.buffer_floats + sum(
+            n.steps for n in p.nodes if n.node.kind in ("embedding", "masking") and n.mask),
         "params": p.params,
         "layers": p.layers(),
         "no_step": no_step,
