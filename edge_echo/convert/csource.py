@@ -1094,7 +1094,7 @@ def sequence_plan(subject: Subject) -> SeqPlan:
             if not integer and len(spec.shape) != 2:
                 raise Unavailable(f"input '{spec.name}': C source takes float inputs of "
                                   "(time steps, features)")
-            param = c_name(spec.name)
+            param = _param_name(spec.name, {i["param"] for i in inputs})
             steps = int(spec.shape[0])
             width = 1 if integer else int(spec.shape[1])
             inputs.append({"name": spec.name, "param": param,
@@ -1205,6 +1205,26 @@ def sequence_plan(subject: Subject) -> SeqPlan:
         raise Unavailable(f"output shape {list(out_shape)} is not what the layers give ({size} values)")
     reason = why[0] if why else "token ids are taken a whole sequence at a time here"
     return SeqPlan(seq, inputs, output, reason, embeddings)
+
+
+# Names NAME_predict's own code uses, and C's keywords: an input named so is renamed in_NAME.
+_TAKEN = {"y", "s", "t", "at", "j", "v", "in", "x_t", "cells", "b", "m", "E", "int", "float",
+          "char", "const", "return", "for", "if", "else", "while", "do", "void", "static",
+          "struct", "unsigned", "signed", "long", "short", "double", "sizeof", "register",
+          "auto", "extern", "volatile", "union", "enum", "typedef", "goto", "switch", "case",
+          "default", "break", "continue", "inline", "restrict"}
+
+
+def _param_name(name: str, used: set[str]) -> str:
+    """The C parameter of an input: its name as an identifier, never one predict's code or C
+    already uses, never another input's."""
+    param = c_name(name)
+    if param in _TAKEN or re.fullmatch(r"[bmEDLN]\d+(_\w+)?|ee_\w+", param):
+        param = f"in_{param}"
+    base, k = param, 2
+    while param in used:
+        param, k = f"{base}_{k}", k + 1
+    return param
 
 
 def _initial_state(s: SeqNode, seq: list[SeqNode]) -> None:
