@@ -464,3 +464,12 @@ def test_masking_padding_steps_in_c_as_keras_skips_them(tmp_path, monkeypatch):
             got = runner.infer({entry["inputs"][0]["name"]: x})[entry["outputs"][0]["name"]]
         errors[name] = float(np.abs(got - want).max())
     assert errors["c"] <= 1e-5 and errors["unmasked"] > 1e-3, errors
+
+
+def test_input_parameters_never_collide():
+    from edge_echo.convert.csource import _param_name
+
+    assert _param_name("encoder_in", set()) == "encoder_in"
+    assert _param_name("y", set()) == "in_y" and _param_name("int", set()) == "in_int"
+    assert _param_name("b3", set()) == "in_b3"  # a layer buffer's name
+    assert _param_name("a-b", {"a_b"}) == "a_b_2" and _param_name("a b", {"a_b", "a_b_2"}) == "a_b_3"
