@@ -151,7 +151,9 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[lis
         path = manifest_mod.artifact_path(directory, art)
         ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
         x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
-        figures = cortexm.measure(path, art["c"], next(iter(x.values()))[0], cores)
+        first = (cortexm.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
+                 if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
+        figures = cortexm.measure(path, art["c"], first, cores)
         for core, f in figures["cores"].items():
             if "measured" in f:
                 continue  # did not build or fit on that core: the manifest says why

@@ -778,8 +778,9 @@ def _render_device(report) -> None:
         table.add_row(d["model"], d["core"], d["board"], f"{d['flash_bytes']:,}",
                       f"{d['stack_bytes']:,}", f"{d['state_bytes']:,}",
                       f"{d['instructions_per_sequence']:,}",
-                      f"{d['instructions_per_step']['mean']:,}",
-                      f"{d['instructions_per_step']['largest']:,}",
+                      *((f"{d['instructions_per_step']['mean']:,}",
+                         f"{d['instructions_per_step']['largest']:,}")
+                        if "instructions_per_step" in d else ("-", "-")),
                       f"~{d['estimate_us_at_clock']:,.1f} @ {d['clock_hz'] / 1e6:g} MHz")
     print_table(table)
     out_console.print(f"counted: {report.settings['device']}; est.: an estimate at one "

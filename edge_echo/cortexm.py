@@ -169,8 +169,10 @@ def object_footprint(obj: Path, prefix: str) -> dict:
 class Firmware:
     """One model's verify firmware for one core, built once and run as often as asked."""
 
-    def __init__(self, core: Core, c_path: Path, prefix: str):
+    def __init__(self, core: Core, c_path: Path, prefix: str, call: str | None = None):
         self.core = core
+        # A whole-sequence model's ee_call.h (whole_call): NAME_predict alone, one block.
+        self.whole = call is not None
         self._tmp = tempfile.TemporaryDirectory(prefix=f"edge-echo-{core.name}-")
         self.work = Path(self._tmp.name)
         h_path = c_path.with_suffix(".h")
@@ -181,6 +183,11 @@ class Firmware:
         for src in FIRMWARE.glob("*.[ch]"):
             shutil.copy(src, self.work / src.name)
         (self.work / "link.ld").write_text(linker_script(core))
+        harness = ["-Os", "-std=c99", f'-DEE_MODEL_H="{h_path.name}"', f"-DEE_PREFIX={prefix}",
+                   f"-DEE_UPPER={prefix.upper()}"]
+        if call is not None:
+            (self.work / "ee_call.h").write_text(call)
+            harness.append('-DEE_CALL_H="ee_call.h"')
         model = self.work / c_path.name
         # The model object keeps its stack usage and call graph beside it (model.su, model.ci),
         # which footprint reads: the flash and stack figures are of the object that runs.
@@ -189,9 +196,7 @@ class Firmware:
         for src, obj, flags in (
                 (model, self.model_obj, (*MODEL_FLAGS, "-fstack-usage", "-fcallgraph-info=su")),
                 (self.work / "startup.c", self.work / "startup.o", ("-Os", "-std=c99")),
-                (self.work / "harness.c", self.work / "harness.o",
-                 ("-Os", "-std=c99", f'-DEE_MODEL_H="{h_path.name}"', f"-DEE_PREFIX={prefix}",
-                  f"-DEE_UPPER={prefix.upper()}"))):
+                (self.work / "harness.c", self.work / "harness.o", tuple(harness))):
             what = (f"{c_path.name} does not compile for {core.name} with {' '.join(MODEL_FLAGS)}"
                     if src == model else f"{c_path.name} does not build for {core.name}")
             _run([GCC, *core.cflags, *flags, "-ffunction-sections", "-c", str(src), "-o", str(obj)],
@@ -225,9 +230,12 @@ class Firmware:
         sequences."""
         xs = np.ascontiguousarray(xs, np.float32).reshape(len(xs), -1)
         key = hashlib.sha256(xs.astype("<f4").tobytes()).hexdigest()
+        if step and self.whole:
+            raise ArtifactError("a whole-sequence model has no step function to run")
+        modes = (False,) if self.whole else (False, True)
         with self.lock:
             if (key, step) not in self._done:
-                for mode, result in zip((False, True), self._emulate(xs, y_size, timeout),
+                for mode, result in zip(modes, self._emulate(xs, y_size, timeout, len(modes)),
                                         strict=True):
                     self._done[(key, mode)] = result
                 while len(self._done) > 64:  # the oldest first
@@ -235,7 +243,8 @@ class Firmware:
             ys, figures = self._done[(key, step)]
         return ys.copy(), figures
 
-    def _emulate(self, xs: np.ndarray, y_size: int, timeout: float) -> list[tuple[np.ndarray, dict]]:
+    def _emulate(self, xs: np.ndarray, y_size: int, timeout: float,
+                 blocks: int = 2) -> list[tuple[np.ndarray, dict]]:
         (self.work / "in.bin").write_bytes(
             np.array([IN_MAGIC, len(xs)], "<u4").tobytes() + xs.astype("<f4").tobytes())
         out = self.work / "out.bin"
@@ -255,20 +264,24 @@ class Firmware:
                                 f"(exit {done.returncode}): {said or 'no message'}")
         raw = out.read_bytes()
         per = y_size + 2
-        expected = 16 + 2 * 4 * per * len(xs)
+        expected = 16 + blocks * 4 * per * len(xs)
         head = np.frombuffer(raw[:16], "<u4")
         if len(raw) != expected or head[0] != OUT_MAGIC or head[1] != len(xs):
             raise ArtifactError(f"the firmware on {self.core.board} wrote {len(raw)} bytes, not the "
                                 f"{expected} expected")
         per_tick = 2 * (SPIN[1] - SPIN[0]) / float(head[3] - head[2])
         results = []
-        for mode in (0, 1):  # NAME_predict's block, then NAME_step's
+        for mode in range(blocks):  # NAME_predict's block, then NAME_step's
             body = raw[16 + mode * 4 * per * len(xs):16 + (mode + 1) * 4 * per * len(xs)]
             ys = np.frombuffer(body, "<f4").reshape(len(xs), per)[:, :y_size].copy()
             ticks = np.frombuffer(body, "<u4").reshape(len(xs), per)[:, y_size:].astype(np.int64)
-            results.append((ys, {"instructions_per_tick": per_tick,
-                                 "instructions": np.rint(ticks[:, 0] * per_tick).astype(np.int64),
-                                 "largest_step": np.rint(ticks[:, 1] * per_tick).astype(np.int64)}))
+            figures = {"instructions_per_tick": per_tick,
+                       "instructions": np.rint(ticks[:, 0] * per_tick).astype(np.int64)}
+            if self.whole:  # predict's status per sequence (uint32 of 0 or -1)
+                figures["status"] = ticks[:, 1].astype(np.uint32).astype(np.int32)
+            else:
+                figures["largest_step"] = np.rint(ticks[:, 1] * per_tick).astype(np.int64)
+            results.append((ys, figures))
         return results
 
 
@@ -283,23 +296,55 @@ _BUILDING: dict[tuple[str, str], threading.Lock] = {}
 _BUILT_LOCK = threading.Lock()
 
 
-def firmware(core_name: str, c_path: Path, prefix: str) -> Firmware:
+def whole_call(contract: dict) -> str:
+    """ee_call.h for a whole-sequence model's harness: the words a sequence takes (its inputs
+    in order, each float32 or int32) and NAME_predict on them, as an expression of its status."""
+    offset, args = 0, []
+    for spec in contract["inputs"]:
+        ctype = "const int32_t *" if spec["dtype"] == "int32" else "const float *"
+        args.append(f"({ctype})(const void *)((x) + {offset})")
+        offset += int(np.prod(spec["shape"]))
+    call = f"{contract['prefix']}_predict({', '.join(args)}, (y))"
+    if not contract["returns"].startswith("int"):
+        call = f"({call}, 0)"
+    return f"#define EE_WORDS {offset}\n#define EE_CALL(x, y) {call}\n"
+
+
+def pack(contract: dict, arrays: list[np.ndarray]) -> np.ndarray:
+    """Sequences of a whole-sequence model's inputs as the harness reads them: per sequence,
+    each input's values in order, token ids as int32 bit patterns; (count, words) float32."""
+    count = len(arrays[0])
+    rows = []
+    for spec, a in zip(contract["inputs"], arrays, strict=True):
+        a = np.asarray(a).reshape(count, -1)
+        if a.shape[1] != int(np.prod(spec["shape"])):
+            raise ArtifactError(f"input '{spec['name']}' takes {int(np.prod(spec['shape']))} "
+                                f"values a sequence, got {a.shape[1]}")
+        rows.append(np.ascontiguousarray(a, "<i4").view("<f4") if spec["dtype"] == "int32"
+                    else np.ascontiguousarray(a, "<f4"))
+    return np.concatenate(rows, axis=1)
+
+
+def firmware(core_name: str, c_path: Path, prefix: str, call: str | None = None) -> Firmware:
     """The firmware for this source on this core: built once per process (c@ and c-step@ of a
     core share it), keyed by the source's bytes. Different cores build side by side."""
-    digest = hashlib.sha256(c_path.read_bytes() + c_path.with_suffix(".h").read_bytes()
-                            if c_path.with_suffix(".h").is_file() else c_path.read_bytes()).hexdigest()
+    digest = hashlib.sha256((c_path.read_bytes() + c_path.with_suffix(".h").read_bytes()
+                             if c_path.with_suffix(".h").is_file() else c_path.read_bytes())
+                            + (call or "").encode()).hexdigest()
     key = (core_name, digest)
     with _BUILT_LOCK:
         lock = _BUILDING.setdefault(key, threading.Lock())
     with lock:
         if key not in _BUILT:
-            _BUILT[key] = Firmware(CORES[core_name], c_path, prefix)
+            _BUILT[key] = Firmware(CORES[core_name], c_path, prefix, call)
         return _BUILT[key]
 
 
 def measure_core(core_name: str, c_path: Path, contract: dict, x: np.ndarray) -> dict:
     """Flash, stack, state and instructions on one core for one sequence x."""
     core = CORES[core_name]
+    if contract.get("mode") == "whole_sequence":
+        return _measure_whole(core, c_path, contract, x)
     prefix = contract["prefix"]
     steps = int(contract["steps"])
     y_size = int(contract["outputs"]) * (steps if contract["sequence_output"] == "every_step" else 1)
@@ -323,12 +368,34 @@ def measure_core(core_name: str, c_path: Path, contract: dict, x: np.ndarray) ->
     }
 
 
+def _measure_whole(core: Core, c_path: Path, contract: dict, x: np.ndarray) -> dict:
+    """A whole-sequence model's figures on one core: NAME_predict on one packed sequence."""
+    fw = firmware(core.name, c_path, contract["prefix"], whole_call(contract))
+    fp = fw.footprint
+    _, whole = fw.run(x.reshape(1, -1), step=False, y_size=int(contract["y_size"]))
+    if int(whole["status"][0]) != 0:
+        raise ArtifactError(f"{contract['prefix']}_predict returned {int(whole['status'][0])}")
+    per_sequence = int(whole["instructions"][0])
+    return {
+        "board": core.board, "float_abi": core.float_abi,
+        "flags": " ".join([*core.cflags, *MODEL_FLAGS]),
+        **{k: v for k, v in fp.items() if k != "undefined"},
+        "library_calls": fp["undefined"],
+        "state_bytes": 0,
+        "instructions_per_sequence": per_sequence,
+        "instructions_per_tick": round(whole["instructions_per_tick"], 3),
+        "clock_hz": core.clock_hz,
+        "estimate_us_at_clock": round(per_sequence / core.clock_hz * 1e6, 1),
+    }
+
+
 def measure(c_path: Path, contract: dict, x: np.ndarray, cores: tuple[str, ...] = CORE_NAMES) -> dict:
     """Every core's figures for the manifest (and bench), or why they were not measured."""
     why = unavailable()
     if why:
         return {"measured": f"not measured: {why}"}
     x = np.ascontiguousarray(x, np.float32).ravel()
+
     def one(core: str) -> dict:
         try:
             return measure_core(core, c_path, contract, x)

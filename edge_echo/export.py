@@ -582,6 +582,12 @@ Measured with {measured}.
 {_cortex_m_table(doc)}{loop}"""
 
 
+def _per_step(figures: dict) -> str:
+    """Instructions per step, or '-' for a whole-sequence model (NAME_predict alone)."""
+    step = figures.get("instructions_per_step")
+    return f"{step['mean']:,}" if step else "-"
+
+
 def _cortex_m_table(doc: dict) -> str:
     """The manifest's per-core figures of the C source (cortexm.py), as the README's table."""
     rows, method = [], ""
@@ -594,7 +600,7 @@ def _cortex_m_table(doc: dict) -> str:
                 continue
             rows.append(f"| `{name}.c` | {core} | {f['board']} | {f['flash_bytes']:,} | "
                         f"{f['stack_bytes']:,} | {f['instructions_per_sequence']:,} | "
-                        f"{f['instructions_per_step']['mean']:,} | "
+                        f"{_per_step(f)} | "
                         f"~{f['estimate_us_at_clock']:,.1f} at {f['clock_hz'] / 1e6:g} MHz |")
     if not rows:
         why = next((m["artifacts"]["c_source"]["c"]["cortex_m"]["measured"]

@@ -345,7 +345,8 @@ def _whole_sequence_models():
 @pytest.mark.parametrize("name", ["imdb", "addition", "seq2seq", "gru-seq2seq", "backwards"])
 def test_whole_sequence_models_get_c_source(name, tmp_path):
     """NAME_predict alone, one pointer per input (int32 ids where the model takes them), within
-    1e-5 of Keras; no NAME_step, the header says why, and c-step is not run."""
+    1e-5 of Keras on the host and on emulated Cortex-M cores (one without an FPU, one with);
+    no NAME_step, the header says why, and c-step is not run."""
     _whole_sequence_models()[name].save(tmp_path / f"{name}.keras")
     result = convert(tmp_path / f"{name}.keras", tmp_path / "out", forms=("tflite",), c_source=True)
     assert not result.missing, result.missing
@@ -353,14 +354,23 @@ def test_whole_sequence_models_get_c_source(name, tmp_path):
     entry = read_manifest(out)["models"][name]
     art = entry["artifacts"]["c_source"]
     c = art["c"]
-    assert c["mode"] == "whole_sequence" and art["runs_on"] == ["c"]
+    assert c["mode"] == "whole_sequence"
+    assert art["runs_on"] == ["c", *(f"c@{core}" for core in cortexm.CORE_NAMES)]
+    assert set(art["not_on"]) == {"c-step", *(f"c-step@{core}" for core in cortexm.CORE_NAMES)}
     assert [i["name"] for i in c["inputs"]] == [i["name"] for i in entry["inputs"]]
     header = (out / f"{name}.h").read_text()
     assert "_step" not in header and "No step function: " in header
     assert c["api"][0] in header.replace(";", "")
-    ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
-    assert "c-step" not in ran
-    assert ran["c"].passed and ran["c"].max_abs <= 1e-5, ran["c"].max_abs
+    cores = ("cortex-m0", "cortex-m4")
+    arm = cortexm.unavailable() is None
+    ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=cores).results}
+    assert not any(rt.startswith("c-step") for rt in ran)
+    for rt in ("c", *([f"c@{core}" for core in cores] if arm else [])):
+        assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
+    if arm:  # measured at export on every core: NAME_predict's instructions, no step figures
+        for core, f in c["cortex_m"]["cores"].items():
+            assert f.get("instructions_per_sequence", 0) > 0 or "measured" in f, (core, f)
+            assert "instructions_per_step" not in f
     if name == "imdb":
         ids_name = entry["inputs"][0]["name"]
         assert c["api"] == [f"int imdb_predict(const int32_t *{ids_name}, float *y)"]

@@ -1623,11 +1623,13 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
     from ..runners import RUNNERS
 
     no_step = f"no {n}_step: {p.why_no_step}"
-    device = ("the Cortex-M harness feeds models with one float input and a step API; this one "
-              f"has {n}_predict({', '.join(i['dtype'] for i in p.inputs)}) only")
-    not_on = {rt: (no_step if cls.runtime.startswith("c-step") and "@" not in rt else device)
-              for rt, cls in RUNNERS.items() if cls.artifact == "c_source" and rt != "c"}
-    return {**subject.interface.io(), "runs_on": ["c"], "not_on": not_on, "c": {
+    labels = [rt for rt, cls in RUNNERS.items() if cls.artifact == "c_source"]
+    not_on = {rt: no_step for rt in labels if rt.startswith("c-step")}
+    c = {"prefix": n, "mode": "whole_sequence", "y_size": p.y_size,
+         "returns": "int" if _takes_ids(p) else "void",
+         "inputs": [{k: v for k, v in i.items() if k != "c_type"} for i in p.inputs]}
+    return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
+            "not_on": not_on, "c": {
         "header": f"{subject.name}.h",
         "api": [_seq_signature(n, p)],
         "prefix": n,
@@ -1646,8 +1648,27 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
         "layers": p.layers(),
         "no_step": no_step,
         "footprint": footprint(path),
-        "cortex_m": {"measured": f"not measured: {device}"},
+        "cortex_m": _whole_device_figures(subject, path, c),
     }}
+
+
+def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
+    """A whole-sequence model's figures on every emulated core: NAME_predict on the first
+    calibration sequence of each input (drawn as the reference inputs are)."""
+    from .. import cortexm
+
+    if cortexm.unavailable():
+        return {"measured": f"not measured: {cortexm.unavailable()}"}
+    calibration = subject.calibration
+    if not isinstance(calibration, dict):
+        calibration = {subject.interface.input_name: calibration}
+    arrays = [np.asarray(calibration[i["name"]][:1]) for i in c["inputs"]]
+    with tempfile.TemporaryDirectory(prefix="edge-echo-c-") as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_bytes(path.read_bytes())
+        copy.with_suffix(".h").write_text(_generated(subject)[1])
+        figures = cortexm.measure(copy, c, cortexm.pack(c, arrays))
+    return {"input": "the first calibration sequence of each input", **figures}
 
 
 FORMS = (

@@ -5,7 +5,8 @@
  * loops' SysTick ticks, then two blocks of count records, each a sequence's outputs (Y_SIZE
  * float32) and two uint32. The first block runs every sequence through NAME_predict (its
  * ticks, 0); the second reads in.bin again and runs each through NAME_reset then NAME_step
- * per time step (the steps' summed ticks, the largest one step's).
+ * per time step (the steps' summed ticks, the largest one step's). A whole-sequence model
+ * (built with -DEE_CALL_H) writes the first block alone, its second uint32 predict's status.
  * Under qemu -icount shift=0 one instruction is one nanosecond of the emulated clock, so the
  * calibration loops (exactly 2 x EE_SPIN_A and 2 x EE_SPIN_B instructions) turn ticks into
  * instructions. Built with -DEE_MODEL_H="\"NAME.h\"" -DEE_PREFIX=NAME -DEE_UPPER=NAME_UPPER. */
@@ -19,7 +20,18 @@
 #define EE_CAT(a, b) EE_CAT_(a, b)
 #define EE_FN(suffix) EE_CAT(EE_PREFIX, suffix)
 #define EE_MACRO(suffix) EE_CAT(EE_UPPER, suffix)
+#ifdef EE_CALL_H
+/* A whole-sequence model (NAME_predict alone): EE_WORDS 32-bit words a sequence, every input
+ * in the model's order (float32, or int32 token ids), and EE_CALL(x, y), its NAME_predict on
+ * them, giving its status (0, or -1 for a token id outside the vocabulary). Only the first
+ * block is written. */
+#include EE_CALL_H
+#define EE_X_SIZE EE_WORDS
+#define EE_MODES 1u
+#else
 #define EE_X_SIZE (EE_MACRO(_STEPS) * EE_MACRO(_FEATURES))
+#define EE_MODES 2u
+#endif
 #define EE_SPIN_A 20000u
 #define EE_SPIN_B 120000u
 
@@ -31,7 +43,9 @@ extern volatile uint32_t ee_systick_wraps;
 
 static float x[EE_X_SIZE];
 static float y[EE_MACRO(_Y_SIZE)];
+#ifndef EE_CALL_H
 static EE_FN(_state) state;
+#endif
 
 static uint32_t now(void)
 {
@@ -83,7 +97,10 @@ static int fail(const char *why)
 
 int main(void)
 {
-    uint32_t head[2], figures[2], i, t, t0, ticks, most, mode;
+    uint32_t head[2], figures[2], i, t0, mode;
+#ifndef EE_CALL_H
+    uint32_t t, ticks, most;
+#endif
     int in, out;
     SYST_RVR = 0xFFFFFFu;
     SYST_CVR = 0u;
@@ -105,17 +122,23 @@ int main(void)
         if (!write_all(out, out_head, sizeof out_head) || !write_all(out, figures, sizeof figures))
             return fail("cannot write out.bin");
     }
-    for (mode = 0u; mode < 2u; mode++) { /* NAME_predict, then NAME_reset and NAME_step */
+    for (mode = 0u; mode < EE_MODES; mode++) { /* NAME_predict, then NAME_reset and NAME_step */
         if (mode == 1u && !seek_to(in, sizeof head)) return fail("cannot seek in.bin");
         for (i = 0; i < head[1]; i++) {
             uint32_t result[2];
             if (!read_all(in, x, sizeof x)) return fail("in.bin ends early");
             if (mode == 0u) {
                 t0 = now();
+#ifdef EE_CALL_H
+                result[1] = (uint32_t)(EE_CALL(x, y));
+#else
                 EE_FN(_predict)(x, y);
-                result[0] = now() - t0;
                 result[1] = 0u;
-            } else {
+#endif
+                result[0] = now() - t0;
+            }
+#ifndef EE_CALL_H
+            else {
                 EE_FN(_reset)(&state);
                 ticks = 0u;
                 most = 0u;
@@ -131,6 +154,7 @@ int main(void)
                 result[0] = ticks;
                 result[1] = most;
             }
+#endif
             if (!write_all(out, y, sizeof y) || !write_all(out, result, sizeof result))
                 return fail("cannot write out.bin");
         }

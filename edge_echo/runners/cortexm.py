@@ -24,6 +24,8 @@ class CortexMRunner(Runner):
     stepped = False
     # Runs on an emulated device: one sequence at a time, no host timing.
     emulated = True
+    # A whole-sequence model's C contract (NAME_predict alone), or None.
+    whole: dict | None = None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -36,6 +38,18 @@ class CortexMRunner(Runner):
         why = cortexm.unavailable()
         if why:
             raise ArtifactError(f"{self.path.name}: {why}")
+        if contract.get("mode") == "whole_sequence":
+            # NAME_predict alone, the inputs packed per sequence as the harness reads them.
+            self.whole = contract
+            self.firmware = cortexm.firmware(self.core, self.path, contract["prefix"],
+                                             cortexm.whole_call(contract))
+            self.y_size = int(contract["y_size"])
+            outputs = self.entry.get("outputs") or [{"shape": [None, self.y_size]}]
+            self._out_shape = tuple(int(d) for d in outputs[0]["shape"][1:])
+            self.input_dtypes = [np.int32 if i["dtype"] == "int32" else np.float32
+                                 for i in contract["inputs"]]
+            self.file_inputs = [[1, *i["shape"]] for i in contract["inputs"]]
+            return
         self.firmware = cortexm.firmware(self.core, self.path, contract["prefix"])
         self.steps, self.features = int(contract["steps"]), int(contract["features"])
         every = contract["sequence_output"] == "every_step"
@@ -44,6 +58,13 @@ class CortexMRunner(Runner):
         self._out_shape = tuple(int(d) for d in outputs[0]["shape"][1:])
 
     def _infer(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        if self.whole:
+            xs = cortexm.pack(self.whole, arrays)
+            ys, figures = self.firmware.run(xs, step=False, y_size=self.y_size)
+            if np.any(figures["status"] != 0):
+                raise ArtifactError(f"{self.path.name}: a token id is outside the vocabulary "
+                                    f"({self.whole['prefix']}_predict returned -1)")
+            return dict(zip(self.output_names, [ys.reshape(len(ys), *self._out_shape)], strict=True))
         (x,) = arrays
         per = self.steps * self.features
         if x.size % per or x.size == 0:
