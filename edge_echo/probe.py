@@ -75,13 +75,16 @@ def _arg(item: Path | str) -> str:
     return item if isinstance(item, str) else f"file:{item}"
 
 
-def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str, str | None]:
-    """For each file (or tflm_item): None if it loads and runs, else why not, in one line."""
-    results: dict[Path | str, str | None] = {}
-    pending = [p if isinstance(p, str) else Path(p) for p in paths]
+def in_children(script: str, items: list[str], timeout: float = 300,
+                doing: str = "loading") -> dict[str, tuple[bool, str]]:
+    """Run script (python -c) on items, one child for all of them: the child prints "BEGIN
+    item" before each, then "OK rest" or "ERROR why". Per item (True, rest) or (False, why in
+    one line); an item the child died in is reported as such, and a new child takes the rest."""
+    results: dict[str, tuple[bool, str]] = {}
+    pending = list(items)
     while pending:
         try:
-            done = subprocess.run([sys.executable, "-c", _CHILD, *map(_arg, pending)],
+            done = subprocess.run([sys.executable, "-c", script, *pending],
                                   capture_output=True, text=True, timeout=timeout)
             stdout, code = done.stdout, done.returncode
         except subprocess.TimeoutExpired as exc:
@@ -91,22 +94,30 @@ def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str
         for line in stdout.splitlines():
             word, _, rest = line.partition(" ")
             if word == "BEGIN":
-                current = next((p for p in pending if _arg(p) == rest), None)
+                current = rest if rest in pending else None
             elif word in ("OK", "ERROR") and current is not None:
-                results[current] = None if word == "OK" else rest
+                results[current] = (word == "OK", rest)
                 current = None
-        if current is not None:  # the child died inside this file
+        if current is not None:  # the child died inside this item
             if code is None:
-                results[current] = f"the runtime did not finish loading it within {timeout:.0f} s"
+                why = f"the runtime did not finish {doing} it within {timeout:.0f} s"
             elif code < 0:
-                results[current] = f"the runtime crashed ({signal.Signals(-code).name}) loading it"
+                why = f"the runtime crashed ({signal.Signals(-code).name}) {doing} it"
             else:
-                results[current] = f"the runtime exited with code {code} loading it"
+                why = f"the runtime exited with code {code} {doing} it"
+            results[current] = (False, why)
         elif code not in (0, None) and not results:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"the probe process failed: {last}")
         pending = [p for p in pending if p not in results]
     return results
+
+
+def probe_many(paths: list[Path | str], timeout: float = 300) -> dict[Path | str, str | None]:
+    """For each file (or tflm_item): None if it loads and runs, else why not, in one line."""
+    items = [p if isinstance(p, str) else Path(p) for p in paths]
+    found = in_children(_CHILD, [_arg(p) for p in items], timeout)
+    return {p: (None if found[_arg(p)][0] else found[_arg(p)][1]) for p in items}
 
 
 def probe(path: Path, timeout: float = 300) -> str | None:

@@ -242,3 +242,22 @@ def test_the_operator_config_is_checked_like_every_file(export_copy, cli):
     lines = result.stderr.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1
     assert "files/ort_required_operators/sha256: expected a sha256 hex digest" in lines[0], lines
+
+
+def test_a_conversion_that_kills_its_process_costs_that_file_only(exported, tmp_path, monkeypatch):
+    """ONNX Runtime's optimizer is native code: the .ort conversions run in a child, and one
+    that dies (here by SIGSEGV, sent to itself before converting many-to-one) is one line for
+    its file while the next file is still converted, by a new child."""
+    from edge_echo.convert import ort
+
+    dies = ort._CHILD.replace(
+        "Path(target).write_bytes(to_ort(Path(source)))",
+        "import os, signal\n        if 'many-to-one' in source: os.kill(os.getpid(), signal.SIGSEGV)"
+        "\n        Path(target).write_bytes(to_ort(Path(source)))")
+    assert dies != ort._CHILD
+    monkeypatch.setattr(ort, "_CHILD", dies)
+    first, second = tmp_path / "a.ort", tmp_path / "b.ort"
+    found = ort._convert_in_child([(exported / "many-to-one.onnx", first),
+                                   (exported / "one-to-one.onnx", second)])
+    assert found[first] == (False, "the runtime crashed (SIGSEGV) converting it")
+    assert found[second][0] and second.read_bytes() == (exported / "one-to-one.ort").read_bytes()

@@ -11,6 +11,7 @@ verify runs it on ONNX Runtime (onnxruntime-ort) against Keras like the rest.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections import Counter
@@ -26,6 +27,36 @@ LOADING = ("ONNX Runtime Mobile (onnxruntime-android / onnxruntime-objc / onnxru
            "reduced build from required_operators.config): "
            "OrtSession(env, \"NAME.ort\") / InferenceSession(\"NAME.ort\"); the .ort suffix "
            "(or session option session.load_model_format=ORT) selects the format")
+
+
+_CHILD = """
+import json, sys
+from pathlib import Path
+from edge_echo.convert.ort import mobile_usability, to_ort
+from edge_echo.errors import first_line
+for item in sys.argv[1:]:
+    print("BEGIN", item, flush=True)
+    source, target = json.loads(item)
+    try:
+        Path(target).write_bytes(to_ort(Path(source)))
+        found = mobile_usability(Path(source))
+    except BaseException as exc:
+        print("ERROR", first_line(exc), flush=True)
+        continue
+    print("OK", json.dumps(found), flush=True)
+"""
+
+
+def _convert_in_child(pairs: list[tuple[Path, Path]]) -> dict[Path, tuple[bool, str]]:
+    """(source .onnx, target .ort) converted in a child process: per target, (True, the
+    usability findings as JSON) or (False, why, in one line)."""
+    from ..probe import in_children
+
+    if not pairs:
+        return {}
+    items = {json.dumps([str(source), str(target)]): target for source, target in pairs}
+    found = in_children(_CHILD, list(items), doing="converting")
+    return {target: found[item] for item, target in items.items()}
 
 
 def kind_of(onnx_kind: str) -> str:
@@ -199,7 +230,7 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
 
     arts, name = entry["artifacts"], subject.name
     keys = {} if keys is None else keys
-    missing, made = [], []
+    missing, made, todo = [], [], []
     for src_kind, src in sources(arts):
         kind, target = kind_of(src_kind), file_name(src["file"])
         key = reuse_key(subject, kind, tools)
@@ -211,13 +242,18 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
             made.append((src_kind, src, kind, reuse.copy(old, out), old, key))
             continue
         report(name, f"writing {target}")
-        path = out / target
-        try:
-            path.write_bytes(to_ort(out / src["file"]))
-        except Exception as exc:
+        todo.append((src_kind, src, kind, out / target, key))
+    # ONNX Runtime's optimizer is native code: the conversions (and the usability check, which
+    # optimizes too) run in a child, so that one that crashes costs its file, not the export.
+    converted = _convert_in_child([(out / src["file"], path) for _, src, _, path, _ in todo])
+    usability: dict[Path, dict] = {}
+    for src_kind, src, kind, path, key in todo:
+        ok, said = converted[path]
+        if not ok:
             path.unlink(missing_ok=True)
-            missing.append(f"{name}: {target} not written: {first_line(exc)}")
+            missing.append(f"{name}: {path.name} not written: {said}")
             continue
+        usability[path] = json.loads(said)
         made.append((src_kind, src, kind, path, None, key))
     crashed = probe_many([path for *_, path, _, _ in made]) if made else {}
     for src_kind, src, kind, path, old, key in made:
@@ -232,7 +268,6 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
         else:
             try:
                 described = describe(path)
-                usability = mobile_usability(out / src["file"])
             except Exception as exc:
                 path.unlink()
                 missing.append(f"{name}: {path.name} not written: {first_line(exc)}")
@@ -242,7 +277,7 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
             arts[kind] = manifest.file_entry(
                 path, format="ort", of=src["file"], **variant, **described, **contract,
                 ort={"optimization": OPTIMIZATION, "load": LOADING},
-                mobile_usability=usability, producer={"onnxruntime": tools["onnxruntime"]})
+                mobile_usability=usability[path], producer={"onnxruntime": tools["onnxruntime"]})
         if key:
             keys[kind] = key
         # The same tolerance as the ONNX file it is made from, on each of its runtimes.
