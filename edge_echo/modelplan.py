@@ -37,16 +37,6 @@ class Node:
     masked: bool = False                   # output 0 carries a mask
     index: int = 0                         # input nodes: the position among the model's inputs
 
-    @property
-    def sequence(self) -> bool:
-        """Output 0 has a time axis (time steps, features)."""
-        return len(self.shapes[0]) == 2
-
-    @property
-    def width(self) -> int:
-        """Output 0's features per step (or per sample)."""
-        return int(self.shapes[0][-1]) if self.shapes[0] else 1
-
 
 @dataclass
 class ModelPlan:
@@ -57,9 +47,6 @@ class ModelPlan:
     def consumers(self, k: int) -> list[int]:
         return [j for j, n in enumerate(self.nodes)
                 if any(src == k for src, _ in n.inputs + n.initial_state)]
-
-    def kinds(self) -> set[str]:
-        return {n.kind for n in self.nodes}
 
 
 def _kind(layer) -> str:

@@ -519,10 +519,7 @@ def plan(subject: Subject) -> Plan:
         if isinstance(layer, keras.layers.Dropout):
             continue
         inner = layer.layer if isinstance(layer, keras.layers.TimeDistributed) else layer
-        kinds = {keras.layers.LSTM: "lstm", keras.layers.GRU: "gru",
-                 keras.layers.SimpleRNN: "rnn"}
-        kind = next((k for cls, k in kinds.items() if type(layer) is cls), None)
-        if kind is not None:
+        if type(layer).__name__ in modelplan.RECURRENT:
             if head:
                 raise Unavailable(f"layer '{layer.name}': a recurrent layer after the Dense head "
                                   "has no C form here")
@@ -532,13 +529,7 @@ def plan(subject: Subject) -> Plan:
             if layer.go_backwards or layer.stateful or getattr(layer, "return_state", False):
                 raise Unavailable(f"layer '{layer.name}': go_backwards, stateful and return_state "
                                   "have no C form here")
-            weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
-            cells.append(Cell(kind, layer.name, width, int(layer.units), weights,
-                              _activation(layer.cell, "activation"),
-                              _activation(layer.cell, "recurrent_activation")
-                              if kind != "rnn" else None,
-                              bool(getattr(layer.cell, "reset_after", True)),
-                              bool(layer.cell.use_bias), norms))
+            cells.append(_cell(layer, width, pre=norms))
             norms = []
             width = int(layer.units)
             every_step = bool(layer.return_sequences)
@@ -546,12 +537,9 @@ def plan(subject: Subject) -> Plan:
             if not cells:
                 raise Unavailable(f"layer '{layer.name}': a Dense layer before the first "
                                   "recurrent layer has no C form here")
-            kernel, *bias = [np.asarray(w, np.float32) for w in inner.get_weights()]
             head += norms
             norms = []
-            head.append(Dense(layer.name, width, int(inner.units), kernel,
-                              bias[0] if bias else None,
-                              _activation(inner, "activation", vector=True)))
+            head.append(_dense(layer, inner, width))
             width = int(inner.units)
         elif isinstance(inner, (keras.layers.BatchNormalization, keras.layers.LayerNormalization)):
             norms.append(_norm(layer, inner, width, keras))
@@ -1044,18 +1032,27 @@ class SeqPlan:
         return names
 
 
-def _cell(layer, width: int) -> Cell:
-    kind = RECURRENT_KINDS[type(layer).__name__]
+def _cell(layer, width: int, pre: list[Norm] | None = None) -> Cell:
+    """An LSTM, GRU or SimpleRNN layer as the C reads it (pre: normalizations before it, per
+    step), or why it has none."""
+    from ..modelplan import RECURRENT
+
+    kind = RECURRENT[type(layer).__name__]
     if layer.stateful:
         raise Unavailable(f"layer '{layer.name}': stateful has no C form here")
     return Cell(kind, layer.name, width, int(layer.units),
                 [np.asarray(w, np.float32) for w in layer.get_weights()],
                 _activation(layer.cell, "activation"),
                 _activation(layer.cell, "recurrent_activation") if kind != "rnn" else None,
-                bool(getattr(layer.cell, "reset_after", True)), bool(layer.cell.use_bias))
+                bool(getattr(layer.cell, "reset_after", True)), bool(layer.cell.use_bias),
+                pre or [])
 
 
-RECURRENT_KINDS = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}
+def _dense(layer, inner, width: int) -> Dense:
+    """A Dense layer (inner, the layer itself or what a TimeDistributed wraps) over width."""
+    kernel, *bias = [np.asarray(w, np.float32) for w in inner.get_weights()]
+    return Dense(layer.name, width, int(inner.units), kernel, bias[0] if bias else None,
+                 _activation(inner, "activation", vector=True))
 
 
 def sequence_plan(subject: Subject) -> SeqPlan:
@@ -1104,8 +1101,11 @@ def sequence_plan(subject: Subject) -> SeqPlan:
                            **({"vocabulary": spec.vocabulary} if spec.vocabulary else {})})
             seq.append(SeqNode(node, k, steps, width, param))
             continue
+        # The C array of the mask the node's output carries, as the plan propagates it: its own
+        # (Embedding with mask_zero, Masking), or its input's, passed on.
+        mask = (f"m{k}" if kind in ("embedding", "masking") else src.mask) if node.masked else None
         if kind == "identity":
-            seq.append(SeqNode(node, k, src.steps, src.width, src.buf, src.mask))
+            seq.append(SeqNode(node, k, src.steps, src.width, src.buf, mask))
             continue
         buf = f"b{k}"
         if kind == "embedding":
@@ -1116,16 +1116,14 @@ def sequence_plan(subject: Subject) -> SeqPlan:
             if not np.all(np.isfinite(table)):
                 raise Unavailable("the weights hold inf or NaN")
             embeddings[k] = (int(table.shape[0]), int(table.shape[1]), table)
-            inputs[-1 if src.buf == inputs[-1]["param"] else
-                   next(i for i, d in enumerate(inputs) if d["param"] == src.buf)]["vocabulary"] = \
-                int(table.shape[0])
-            seq.append(SeqNode(node, k, src.steps, int(table.shape[1]), buf,
-                               f"m{k}" if layer.mask_zero else None))
+            # The C checks ids against the table it holds.
+            next(d for d in inputs if d["param"] == src.buf)["vocabulary"] = int(table.shape[0])
+            seq.append(SeqNode(node, k, src.steps, int(table.shape[1]), buf, mask))
             continue
         if kind == "masking":
             if src.steps == 0 or src.node.dtype != "float32":
                 raise Unavailable(f"layer '{node.name}': Masking takes a float sequence here")
-            seq.append(SeqNode(node, k, src.steps, src.width, buf, f"m{k}"))
+            seq.append(SeqNode(node, k, src.steps, src.width, buf, mask))
             continue
         if kind in ("recurrent", "bidirectional"):
             if src.steps == 0:
@@ -1135,7 +1133,7 @@ def sequence_plan(subject: Subject) -> SeqPlan:
                 if layer.go_backwards:
                     why.append(f"layer '{node.name}' reads each sequence backwards (go_backwards)")
             else:
-                if type(layer.forward_layer).__name__ not in RECURRENT_KINDS:
+                if type(layer.forward_layer).__name__ not in modelplan.RECURRENT:
                     raise Unavailable(f"layer '{node.name}': Bidirectional of "
                                       f"{type(layer.forward_layer).__name__} has no C form here")
                 if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
@@ -1159,24 +1157,20 @@ def sequence_plan(subject: Subject) -> SeqPlan:
                 if kind != "recurrent":
                     raise Unavailable(f"layer '{node.name}': Bidirectional with initial_state has "
                                       "no C form here")
-            mask = src.mask if (src.mask and first.return_sequences) else None
             seq.append(SeqNode(node, k, steps, width, buf, mask, cells, reads_mask=src.mask))
             continue
         if kind == "dense":
             inner = layer.layer if type(layer).__name__ == "TimeDistributed" else layer
-            kernel, *bias = [np.asarray(w, np.float32) for w in inner.get_weights()]
-            d = Dense(layer.name, src.width, int(inner.units), kernel, bias[0] if bias else None,
-                      _activation(inner, "activation", vector=True))
-            seq.append(SeqNode(node, k, src.steps, d.units, buf, src.mask, dense=d))
+            d = _dense(layer, inner, src.width)
+            seq.append(SeqNode(node, k, src.steps, d.units, buf, mask, dense=d))
             continue
         if kind == "norm":
             import keras
 
-            inner = layer
-            norm = _norm(layer, inner, src.width, keras)
+            norm = _norm(layer, layer, src.width, keras)
             norm.index = norm_count
             norm_count += 1
-            seq.append(SeqNode(node, k, src.steps, src.width, buf, src.mask, norm=norm))
+            seq.append(SeqNode(node, k, src.steps, src.width, buf, mask, norm=norm))
             continue
         if kind == "repeat":
             if src.steps != 0:
@@ -1619,17 +1613,13 @@ def contract(subject: Subject, path: Path) -> dict:
 
 def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
     """A whole-sequence model's C API: NAME_predict alone, one pointer per input. It runs on
-    c; c-step has nothing to call, and the Cortex-M harness feeds one float input."""
+    c and the emulated Cortex-M cores; c-step has nothing to call."""
     from ..runners import RUNNERS
 
     no_step = f"no {n}_step: {p.why_no_step}"
     labels = [rt for rt, cls in RUNNERS.items() if cls.artifact == "c_source"]
     not_on = {rt: no_step for rt in labels if rt.startswith("c-step")}
-    c = {"prefix": n, "mode": "whole_sequence", "y_size": p.y_size,
-         "returns": "int" if _takes_ids(p) else "void",
-         "inputs": [{k: v for k, v in i.items() if k != "c_type"} for i in p.inputs]}
-    return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
-            "not_on": not_on, "c": {
+    c = {
         "header": f"{subject.name}.h",
         "api": [_seq_signature(n, p)],
         "prefix": n,
@@ -1643,13 +1633,15 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
         "y_size": p.y_size,
         "state_bytes": 0,
         "stack_buffer_bytes": 4 * p.buffer_floats + sum(
-            n.steps for n in p.nodes if n.node.kind in ("embedding", "masking") and n.mask),
+            s.steps for s in p.nodes if s.node.kind in ("embedding", "masking") and s.mask),
         "params": p.params,
         "layers": p.layers(),
         "no_step": no_step,
         "footprint": footprint(path),
-        "cortex_m": _whole_device_figures(subject, path, c),
-    }}
+    }
+    c["cortex_m"] = _whole_device_figures(subject, path, c)
+    return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
+            "not_on": not_on, "c": c}
 
 
 def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
