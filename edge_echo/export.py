@@ -135,7 +135,7 @@ def publish(out: Path, build, report: Progress):
         try:
             tools = versions()
             fields, result = build(staged, previous, tools)
-            directory_files = _directory_files(staged, fields["models"])
+            directory_files = _directory_files(staged, fields["models"], tools)
             if directory_files:
                 fields = {**fields, "files": directory_files}
             doc = {
@@ -162,14 +162,14 @@ def publish(out: Path, build, report: Progress):
         lock.__exit__(None, None, None)
 
 
-def _directory_files(staged: Path, models: dict) -> dict:
+def _directory_files(staged: Path, models: dict, tools: dict) -> dict:
     """The files one export directory has for all its models: required_operators.config for a
     reduced ONNX Runtime build that runs every .ort file of it."""
     from .convert import ort
 
     files = [a["file"] for m in models.values() for a in m["artifacts"].values()
              if a.get("format") == "ort"]
-    config = ort.write_config(staged, files)
+    config = ort.write_config(staged, files, tools)
     return {"ort_required_operators": config} if config else {}
 
 

@@ -189,13 +189,13 @@ def _tools(module: str):
     return imported
 
 
-def write_config(directory: Path, files: list[str]) -> dict | None:
+def write_config(directory: Path, files: list[str], tools: dict) -> dict | None:
     """required_operators.config (with the types each operator needs) for every .ort file of
     the directory: what a reduced build (build.sh --include_ops_by_config
     --enable_reduced_operator_type_support) takes. Its manifest entry, or None without .ort files."""
-    create_config_from_models = _tools("ort_format_model.utils").create_config_from_models
     if not files:
         return None
+    create_config_from_models = _tools("ort_format_model.utils").create_config_from_models
     target = directory / CONFIG
     with tempfile.TemporaryDirectory(prefix="edge-echo-config-") as scratch:
         staged = Path(scratch) / CONFIG
@@ -209,13 +209,7 @@ def write_config(directory: Path, files: list[str]) -> dict | None:
               f"{CONFIG} --enable_reduced_operator_type_support"]
     target.write_text("\n".join(header + body) + "\n", encoding="utf-8")
     return manifest.file_entry(target, format="ort-config", of=sorted(files),
-                               producer={"onnxruntime": _version()})
-
-
-def _version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
+                               producer={"onnxruntime": tools["onnxruntime"]})
 
 
 def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys: dict | None = None,
