@@ -341,52 +341,40 @@ def firmware(core_name: str, c_path: Path, prefix: str, call: str | None = None)
 
 
 def measure_core(core_name: str, c_path: Path, contract: dict, x: np.ndarray) -> dict:
-    """Flash, stack, state and instructions on one core for one sequence x."""
+    """Flash, stack, state and instructions on one core for one sequence x (for a
+    whole-sequence model, its inputs packed as pack() packs them; NAME_predict alone)."""
     core = CORES[core_name]
-    if contract.get("mode") == "whole_sequence":
-        return _measure_whole(core, c_path, contract, x)
     prefix = contract["prefix"]
-    steps = int(contract["steps"])
-    y_size = int(contract["outputs"]) * (steps if contract["sequence_output"] == "every_step" else 1)
-    fw = firmware(core_name, c_path, prefix)
+    whole_model = contract.get("mode") == "whole_sequence"
+    if whole_model:
+        y_size = int(contract["y_size"])
+        fw = firmware(core_name, c_path, prefix, whole_call(contract))
+    else:
+        steps = int(contract["steps"])
+        y_size = int(contract["outputs"]) * (steps if contract["sequence_output"] == "every_step"
+                                             else 1)
+        fw = firmware(core_name, c_path, prefix)
     fp = fw.footprint
-    _, whole = fw.run(x[None], step=False, y_size=y_size)
-    _, stepped = fw.run(x[None], step=True, y_size=y_size)
+    _, whole = fw.run(x.reshape(1, -1), step=False, y_size=y_size)
+    if whole_model and int(whole["status"][0]) != 0:
+        raise ArtifactError(f"{prefix}_predict returned {int(whole['status'][0])}")
     per_sequence = int(whole["instructions"][0])
-    return {
+    figures = {
         "board": core.board, "float_abi": core.float_abi,
         "flags": " ".join([*core.cflags, *MODEL_FLAGS]),
         **{k: v for k, v in fp.items() if k != "undefined"},
         "library_calls": fp["undefined"],
         "state_bytes": int(contract["state_bytes"]),
         "instructions_per_sequence": per_sequence,
-        "instructions_per_step": {"mean": int(round(int(stepped["instructions"][0]) / steps)),
-                                  "largest": int(stepped["largest_step"][0])},
-        "instructions_per_tick": round(whole["instructions_per_tick"], 3),
-        "clock_hz": core.clock_hz,
-        "estimate_us_at_clock": round(per_sequence / core.clock_hz * 1e6, 1),
     }
-
-
-def _measure_whole(core: Core, c_path: Path, contract: dict, x: np.ndarray) -> dict:
-    """A whole-sequence model's figures on one core: NAME_predict on one packed sequence."""
-    fw = firmware(core.name, c_path, contract["prefix"], whole_call(contract))
-    fp = fw.footprint
-    _, whole = fw.run(x.reshape(1, -1), step=False, y_size=int(contract["y_size"]))
-    if int(whole["status"][0]) != 0:
-        raise ArtifactError(f"{contract['prefix']}_predict returned {int(whole['status'][0])}")
-    per_sequence = int(whole["instructions"][0])
-    return {
-        "board": core.board, "float_abi": core.float_abi,
-        "flags": " ".join([*core.cflags, *MODEL_FLAGS]),
-        **{k: v for k, v in fp.items() if k != "undefined"},
-        "library_calls": fp["undefined"],
-        "state_bytes": 0,
-        "instructions_per_sequence": per_sequence,
-        "instructions_per_tick": round(whole["instructions_per_tick"], 3),
-        "clock_hz": core.clock_hz,
-        "estimate_us_at_clock": round(per_sequence / core.clock_hz * 1e6, 1),
-    }
+    if not whole_model:
+        _, stepped = fw.run(x.reshape(1, -1), step=True, y_size=y_size)
+        figures["instructions_per_step"] = {
+            "mean": int(round(int(stepped["instructions"][0]) / steps)),
+            "largest": int(stepped["largest_step"][0])}
+    return {**figures, "instructions_per_tick": round(whole["instructions_per_tick"], 3),
+            "clock_hz": core.clock_hz,
+            "estimate_us_at_clock": round(per_sequence / core.clock_hz * 1e6, 1)}
 
 
 def measure(c_path: Path, contract: dict, x: np.ndarray, cores: tuple[str, ...] = CORE_NAMES) -> dict:
