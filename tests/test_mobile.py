@@ -1,6 +1,8 @@
 """Issue 26: the conventions phone and gateway apps load files by: a serving_default signature
 on every .tflite, and LiteRT's CompiledModel API (litert-compiled) verified like any runtime."""
 
+import re
+
 import numpy as np
 from conftest import read_manifest, rehash
 
@@ -177,7 +179,7 @@ def test_required_operators_config_covers_every_ort_file(full_export):
         if line and not line.startswith("#"):
             domain, opset, ops = line.split(";", 2)
             # op{"inputs": {...}} entries: the op name is what precedes its type information
-            for op in __import__("re").findall(r"(?:^|,)(\w+)(?=\{|,|$)", ops):
+            for op in re.findall(r"(?:^|,)(\w+)(?=\{|,|$)", ops):
                 listed.add(op if domain == "ai.onnx" else f"{domain}:{op}")
     used = {op for m in doc["models"].values() for a in m["artifacts"].values()
             if a["format"] == "ort" for op in a["operators"]}
