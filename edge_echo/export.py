@@ -145,6 +145,12 @@ def publish(out: Path, build, report: Progress):
                 **fields,
             }
             (staged / manifest.FILENAME).write_text(manifest.dumps(doc), encoding="utf-8")
+            try:  # a manifest that fails its own check is never published
+                manifest.load(staged)
+            except ArtifactError as exc:
+                raise ArtifactError(f"{out}: the export's own manifest fails its check "
+                                    f"({str(exc).split(': ', 1)[-1]}); nothing was published, "
+                                    f"{out} keeps what it held") from None
             (staged / README).write_text(render_readme(doc), encoding="utf-8")
             check_interrupted()  # a Ctrl-C a library swallowed still stops the swap
             report("", "replacing the export directory")

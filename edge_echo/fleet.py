@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import fsutil, manifest, workers
 from .errors import ArtifactError, EdgeEchoError, UsageError, first_line
+from .readers import digest, is_savedmodel, is_source_file
 from .versions import versions
 
 INDEX = "fleet.json"
@@ -75,26 +76,47 @@ class FleetResult:
 
 def is_fleet(args: list[str]) -> bool:
     """Several arguments, a directory or a pattern make a fleet; one file is a single convert."""
+    if len(args) == 1 and is_savedmodel(Path(args[0])):
+        return False
     return len(args) != 1 or Path(args[0]).is_dir() or (
         not Path(args[0]).exists() and bool(_PATTERN & set(args[0])))
 
 
+def models_under(directory: Path) -> list[Path]:
+    """Every model file (.keras, .h5, .hdf5) and SavedModel directory under directory, at any
+    depth; nothing inside a SavedModel is taken apart from it."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        if is_savedmodel(here) and here != Path(directory):
+            found.append(here)
+            dirs[:] = []
+            continue
+        found += [here / f for f in files if is_source_file(here / f)]
+        dirs.sort()
+    return sorted(found)
+
+
 def collect(args: list[str], out: Path) -> list[Model]:
-    """The models the arguments name: files as given, every .keras under a directory (at any
-    depth), the files a pattern matches (** included). Anything under out is left out (the
-    .keras copies a fleet writes there), a file named twice is taken once."""
+    """The models the arguments name: files and SavedModel directories as given, every model
+    under a directory (at any depth, models_under), the files a pattern matches (** included).
+    Anything under out is left out (the .keras copies a fleet writes there), a file named twice
+    is taken once."""
     out = Path(out).resolve()
     found: list[Path] = []
     seen: set[Path] = set()
     for arg in args:
         path = Path(arg)
-        if path.is_dir():
-            paths = sorted(p for p in path.rglob("*.keras") if p.is_file())
-            what = "no .keras file under this directory"
+        if is_savedmodel(path):
+            paths, what = [path], "this SavedModel is under --out"
+        elif path.is_dir():
+            paths = models_under(path)
+            what = "no model (.keras, .h5, .hdf5 or SavedModel directory) under this directory"
         elif path.exists():
             paths, what = [path], "this file is under --out"
         elif _PATTERN & set(arg):
-            paths = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            paths = sorted(Path(p) for p in glob.glob(arg, recursive=True)
+                           if Path(p).is_file() or is_savedmodel(Path(p)))
             what = "no file matches this pattern"
         else:
             raise UsageError(f"{arg}: no such file or directory")
@@ -444,7 +466,7 @@ def run(models: list[Model], out: Path, options: dict, engine, command: list[str
     tasks, todo = [], []
     data_bytes = Path(data).read_bytes() if data else None
     for model in models:
-        model.sha256 = manifest.sha256_file(model.source)
+        model.sha256 = digest(model.source)
         model.key = resume_key(model.sha256, options, tools)
         base = {"source": str(model.source), "source_sha256": model.sha256, "key": model.key,
                 "directory": model.name}

@@ -22,7 +22,6 @@ from .convert.tflite import as_list
 from .device import token_ids
 from .errors import ArtifactError, UsageError, first_line
 from .forms import Input, Interface, Subject
-from .tfenv import import_tensorflow, require_tensorflow
 
 
 @dataclass
@@ -47,25 +46,11 @@ def model_name(text: str) -> str:
 
 
 def load_user_model(path: Path):
-    require_tensorflow("edge-echo convert")
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise UsageError(f"{path}: expected a Keras 3 .keras file")
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    import zipfile
+    """The model at path through its format's reader (readers/), checked before anything is
+    written: a Keras 3 model (or a serving graph) and where it came from."""
+    from . import readers
 
-    if not zipfile.is_zipfile(path):
-        raise ArtifactError(f"{path.name}: not a Keras 3 .keras file (a .keras file is a zip "
-                            "archive; this one is not)")
-    import_tensorflow()
-    import keras
-
-    try:
-        # safe_mode refuses Lambda layers and other code carried in the file.
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        raise ArtifactError(f"{path.name}: Keras cannot load it ({first_line(exc)})") from None
+    return readers.prepare(readers.read(Path(path)))
 
 
 def interface_of(model, timesteps: int | None) -> Interface:
@@ -238,6 +223,55 @@ def _read_data(interface: Interface, data: Path) -> dict[str, np.ndarray]:
     return feed
 
 
+# The translated model must give the original framework's outputs to float32 round-off.
+TRANSLATION_TOLERANCE = (1e-5, 1e-5)
+
+
+def check_outputs(outputs: list[np.ndarray], interface: Interface, path: Path) -> None:
+    """Refuse a model whose outputs on the reference inputs are not all finite: no file made
+    from it could be verified."""
+    for (out_name, _), o in zip(interface.outputs, outputs, strict=True):
+        if not np.all(np.isfinite(o)):
+            raise ArtifactError(f"{path.name}: output '{out_name}' is NaN or infinite on the "
+                                f"reference inputs ({int((~np.isfinite(o)).sum())} of {o.size} "
+                                "values); no export of it can be trusted")
+
+
+def describe_source(source, interface: Interface, feed: dict, outputs: list[np.ndarray],
+                    name: str) -> dict:
+    """The manifest's `source`: the format, its writer and version, any translation (checked
+    here against the original framework's own outputs), the renames, and the reference."""
+    doc = {"file": source.path.name, **{k: v for k, v in source.provenance.items()
+                                         if v is not None}}
+    if source.translated:
+        original = source.original([feed[n] for n in interface.input_names])
+        worst, bound = 0.0, 0.0
+        atol, rtol = TRANSLATION_TOLERANCE
+        for o3, o2 in zip(outputs, original, strict=True):
+            if o3.shape != o2.shape:
+                raise ArtifactError(f"{source.path.name}: the translated model's output has "
+                                    f"shape {list(o3.shape)}, the original's {list(o2.shape)}")
+            diff = np.abs(o3.astype(np.float64) - o2.astype(np.float64))
+            worst = max(worst, float(diff.max(initial=0.0)))
+            excess = diff - (atol + rtol * np.abs(o2))
+            bound = max(bound, float(excess.max(initial=-1.0)))
+        if bound > 0:
+            raise ArtifactError(f"{source.path.name}: the Keras 3 translation does not reproduce "
+                                f"tf-keras on the original (max |diff| {worst:.3g} on the "
+                                "reference inputs); nothing was written")
+        doc["translation"]["check"] = {
+            "against": "tf-keras on the original file", "inputs": "the reference inputs",
+            "max_abs_diff": worst, "atol": atol, "rtol": rtol}
+    as_read = source.format == "keras" and not source.translated and \
+        not source.provenance.get("renamed_layers")
+    doc["keras_file"] = "copied" if as_read else "saved"
+    doc["reference"] = (f"Keras 3 on {name}.keras, the source file as it is" if as_read else
+                        f"Keras 3 on {name}.keras, the model as read and "
+                        + ("translated" if source.translated else "renamed")
+                        + ", saved by Keras 3")
+    return doc
+
+
 def convert(path: Path, out: Path, name: str | None = None, timesteps: int | None = None,
             input_range: tuple[float, float] = (0.0, 1.0), data: Path | None = None, seed: int = 0,
             quantize: list[tuple[str, str]] | None = None, c_array: bool = False,
@@ -251,21 +285,27 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
 
     report = progress or (lambda model, stage: None)
     path = Path(path)
-    model = load_user_model(path)
+    source = load_user_model(path)
+    model = source.model
     interface = interface_of(model, timesteps)
-    name = model_name(name or path.stem)
+    name = model_name(name or (path.stem if path.is_file() else path.resolve().name))
     feed, spread = reference_inputs(interface, seed, *input_range, data)
     arrays = {refdata.input_key(refdata.RANDOM_X, k): feed[n]
               for k, n in enumerate(interface.input_names)}
     x = feed[interface.input_name]
-    for k, o in enumerate(as_list(model(list(feed.values()) if len(feed) > 1 else x,
-                                        training=False))):
-        arrays[refdata.output_key(refdata.RANDOM_Y, k)] = np.asarray(o)
+    outputs = [np.asarray(o) for o in as_list(model(list(feed.values()) if len(feed) > 1 else x,
+                                                     training=False))]
+    for k, o in enumerate(outputs):
+        arrays[refdata.output_key(refdata.RANDOM_Y, k)] = o
+    check_outputs(outputs, interface, path)
+    provenance = describe_source(source, interface, feed, outputs, name)
     # int8 calibration: inputs drawn as the reference ones were (each input in its range, token
     # ids in the vocabulary), not the reference inputs themselves; one array for one float input.
     drawn = refdata.draw([i.io() for i in interface.inputs], 2000, seed + 1_000_003, spread)
     calibration = drawn[interface.input_name] if interface.plain else drawn
-    source_sha256 = manifest.sha256_file(path)
+    from .readers import digest
+
+    source_sha256 = digest(path)
     subject = Subject(name, model, interface, calibration,
                       np.concatenate([np.ravel(v) for k, v in sorted(arrays.items())
                                       if k.startswith(refdata.RANDOM_Y)]), x,
@@ -279,7 +319,12 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
 
     def build(staged: Path, previous, tools):
         keras_path = staged / f"{name}.keras"
-        shutil.copyfile(path, keras_path)
+        if provenance["keras_file"] == "copied":
+            shutil.copyfile(path, keras_path)
+        else:  # translated or renamed: the model every form was made from, as Keras 3 saves it
+            from .convert.keras import save_keras
+
+            save_keras(model, keras_path)
         keras_entry = manifest.file_entry(keras_path, format="keras", **interface.io(),
                                           layers=[type(la).__name__ for la in model.layers],
                                           producer={"source": path.name})
@@ -292,6 +337,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
         notes.extend(f"{name}: no {kind} form: {why}"
                      for kind, why in common.get("not_written", {}).items())
         entry = {
+            "source": provenance,
             "spec": {"name": name, "source": path.name, "source_sha256": source_sha256,
                      "layers": [type(la).__name__ for la in model.layers],
                      "param_count": int(model.count_params()), "timesteps": interface.timesteps,

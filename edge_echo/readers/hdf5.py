@@ -1,0 +1,49 @@
+"""An HDF5 model (.h5, .hdf5): tf.keras 2.x's (translated) or Keras 3's legacy writer's. The
+model config and versions are read from the file's attributes as data first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ArtifactError
+from . import Source, keras_failure, keras_major, parse_config
+from .safety import check_config
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def read(path: Path) -> Source:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _text(f.attrs[k]) for k in ("model_config", "keras_version", "backend")
+                     if k in f.attrs}
+            weights_only = "model_config" not in attrs
+    except OSError as exc:
+        raise ArtifactError(f"{path.name}: not a readable HDF5 file ({exc})") from None
+    if weights_only:
+        raise ArtifactError(f"{path.name}: holds weights but no model (save_weights wrote it); "
+                            "save the whole model: model.save('model.keras')")
+    config = parse_config(attrs["model_config"], path.name)
+    check_config(config, path.name)
+    version = attrs.get("keras_version")
+    provenance = {"format": "hdf5", "writer": "keras" if keras_major(version) == 3 else "tf-keras",
+                  "writer_version": version, "backend": attrs.get("backend")}
+    if keras_major(version) == 3:
+        from ..tfenv import import_tensorflow
+
+        import_tensorflow()
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise keras_failure(path, exc) from None
+        return Source(path, "hdf5", model=model, provenance=provenance)
+    from . import tfkeras
+
+    return tfkeras.read(path, lambda tf_keras: tf_keras.models.load_model(
+        path, compile=False, safe_mode=True), "hdf5", provenance)

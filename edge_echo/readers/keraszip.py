@@ -1,0 +1,39 @@
+"""A .keras zip: Keras 3's (any backend), or tf-keras 2.x's (translated)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from . import Source, keras_failure, keras_major, parse_config
+from .safety import check_config
+
+
+def read(path: Path) -> Source:
+    with zipfile.ZipFile(path) as z:
+        try:
+            meta = json.loads(z.read("metadata.json"))
+        except ValueError:
+            meta = {}
+        config = parse_config(z.read("config.json"), path.name)
+    check_config(config, path.name)
+    version = meta.get("keras_version") if isinstance(meta, dict) else None
+    provenance = {"format": "keras", "writer": "keras", "writer_version": version}
+    if keras_major(version) == 2:
+        from . import tfkeras
+
+        provenance["writer"] = "tf-keras"
+        return tfkeras.read(path, lambda tf_keras: tf_keras.saving.load_model(
+            path, compile=False, safe_mode=True), "keras", provenance)
+    from ..tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    try:
+        # safe_mode as well: the check above already refused Lambda layers and custom objects.
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise keras_failure(path, exc) from None
+    return Source(path, "keras", model=model, provenance=provenance)
