@@ -217,7 +217,7 @@ def bench(
     if not runtimes:
         # On the runtime-only install, time what is installed.
         runtimes = tuple(rt for rt, cls in BENCH_RUNNERS.items()
-                         if cls.artifact != "keras" or tensorflow_available())
+                         if not cls.reference or tensorflow_available())
     runtimes = tuple(runtimes)
     unknown = [rt for rt in runtimes if rt not in BENCH_RUNNERS]
     if unknown:
@@ -235,7 +235,7 @@ def bench(
                 "memory": (_memory.METHOD.format(runs=_memory.RUNS) if memory and _memory.supported()
                            else "not measured" + ("" if memory else " (--no-memory)")
                            + ("" if _memory.supported() else ": needs Linux /proc"))}
-    if any(BENCH_RUNNERS[rt].artifact == "keras" for rt in runtimes):
+    if any(BENCH_RUNNERS[rt].reference for rt in runtimes):
         from .tfenv import configure_threads
 
         require_tensorflow("benchmarking Keras")

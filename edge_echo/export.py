@@ -286,7 +286,7 @@ def _export_model(spec: EchoSpec, seed: int, out: Path, tools: dict, report: Pro
     subject.reference_y = np.ravel(arrays[refdata.RANDOM_Y])
     subject.reference_x = arrays[refdata.RANDOM_X]
     common, missing, reused = write_model(
-        subject, out, tools, report, keras_entry, arrays,
+        subject, out, tools, report, {"keras": keras_entry}, arrays,
         {"distribution": "uniform", "low": 0.0, "high": 1.0, "seed": seed},
         quantize, c_array, forms, c_source, reuse)
     echo = echo_check(arrays[refdata.SEED_Y], spec.sequence())
@@ -325,12 +325,13 @@ def echo_interface(spec: EchoSpec) -> Interface:
                      [(OUTPUT_NAME, spec.output_shape)])
 
 
-def write_model(subject: Subject, out: Path, tools: dict, report: Progress, keras_entry: dict,
+def write_model(subject: Subject, out: Path, tools: dict, report: Progress, model_files: dict,
                 arrays: dict[str, np.ndarray], spread: dict, quantize: list[tuple[str, str]],
                 c_array: bool, forms: tuple[str, ...] | None = None,
                 c_source: bool = False,
                 reuse: Reuse | None = None) -> tuple[dict, list[str], list[str]]:
     """Every form of one model, its reference data, variants and C arrays: the manifest fields
+    (model_files: the model itself, by kind: its .keras, or a bare graph's SavedModel zip)
     export and convert share, one line per file that could not be made, and the files reused
     from the previous export (reuse) because what made them is unchanged."""
     from .forms import registered
@@ -342,7 +343,7 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, kera
     if "c_header" in written.artifacts and "c_source" not in written.artifacts:
         # A header without its source is no use to anyone: the C source line says why.
         (out / written.artifacts.pop("c_header")["file"]).unlink()
-    arts = {"keras": keras_entry, **written.artifacts}
+    arts = {**model_files, **written.artifacts}
     ref_path = out / f"{subject.name}.reference.npz"
     refdata.save(ref_path, arrays)
     arts["reference"] = manifest.file_entry(
@@ -395,6 +396,10 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
     missing, made = [], []
     for fmt, variant in quantize:
         kind = f"{fmt}_{variant}"
+        if fmt not in arts and fmt in entry.get("not_written", {}):
+            # The model has no such form (a reason, not a failure): nor its variants.
+            entry["not_written"][kind] = f"no float32 {fmt} file: {entry['not_written'][fmt]}"
+            continue
         if fmt not in arts:
             missing.append(f"{name}: {fmt} {variant} not produced: there is no float32 {fmt} file")
             continue

@@ -134,10 +134,19 @@ class Subject:
     basis: dict | None = None
 
     @property
+    def graph_only(self) -> bool:
+        """The subject is a serving graph with no Keras layers (readers/graph.py)."""
+        return not isinstance(self.source, Deferred) and getattr(self.source, "is_graph", False)
+
+    @property
     def model(self):
         if isinstance(self.source, Deferred):
             self.source = self.source.load()
         return self.source
+
+
+NEEDS_LAYERS = ("made from the Keras layers, and the source is a SavedModel with no Keras "
+                "config (a serving graph); convert the Keras model (.keras, .h5) for this form")
 
 
 @dataclass
@@ -200,6 +209,9 @@ class Form:
     tolerance: Callable[[Subject], dict] | None = None
     # Written only when asked for by its own option (the C source: --c-source), not by default.
     optional: bool = False
+    # Made from a serving graph alone (a SavedModel with no Keras config, readers/graph.py);
+    # the others need the Keras layers.
+    graph: bool = False
 
 
 def describe(path: Path, fmt: str) -> dict:
@@ -263,6 +275,11 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
         if why_not is not None:
             done.not_written[form.kind] = why_not
             done.reuse_keys[form.kind] = key
+            continue
+        if subject.graph_only and not form.graph:
+            done.not_written[form.kind] = NEEDS_LAYERS
+            if key:
+                done.reuse_keys[form.kind] = key
             continue
         report(name, f"writing {name}{form.suffix}")
         path = out / f"{name}{form.suffix}"

@@ -60,9 +60,14 @@ def interface_of(model, timesteps: int | None) -> Interface:
     it. An input that feeds an Embedding takes integer token ids (int32 unless the model
     says int64), whatever dtype its Input declares: Keras casts them to integers anyway.
     """
-    import keras
+    graph = getattr(model, "is_graph", False)
+    if graph:  # a serving signature (readers/graph.py): its named inputs, in name order
+        tensors = [_Named(k, spec.shape, spec.dtype.name)
+                   for k, spec in zip(model.input_keys, model.input_specs, strict=True)]
+    else:
+        import keras
 
-    tensors = list(model.inputs)
+        tensors = list(model.inputs)
     shapes = [tuple(t.shape[1:]) for t in tensors]
     for t, shape in zip(tensors, shapes, strict=True):
         if not shape:
@@ -87,7 +92,7 @@ def interface_of(model, timesteps: int | None) -> Interface:
         names = [f"x{k}" for k in range(len(tensors))]
     inputs = []
     for name, tensor, shape in zip(names, tensors, shapes, strict=True):
-        vocabulary = _embedding_size(model, tensor, keras)
+        vocabulary = None if graph else _embedding_size(model, tensor, keras)
         dtype = str(tensor.dtype)
         if vocabulary is not None and not dtype.startswith("int"):
             dtype = "int32"
@@ -98,14 +103,25 @@ def interface_of(model, timesteps: int | None) -> Interface:
         inputs.append(Input(name, fixed, dtype, shape, vocabulary))
     zeros = [np.zeros((1, *i.shape), i.dtype) for i in inputs]
     outs = as_list(model(zeros if len(zeros) > 1 else zeros[0], training=False))
-    out_names = [_clean(n) for n in _output_names(model, len(outs))]
+    out_names = [_clean(n) for n in (model.output_keys if graph
+                                     else _output_names(model, len(outs)))]
     if len(set(out_names)) != len(out_names) or set(out_names) & set(names):
         out_names = [f"y{i}" for i in range(len(outs))]
-    kinds = {n: kind for n, tensor in zip(out_names, as_list(model.outputs), strict=True)
-             if (kind := _probability(tensor, keras))}
+    kinds = {} if graph else {
+        n: kind for n, tensor in zip(out_names, as_list(model.outputs), strict=True)
+        if (kind := _probability(tensor, keras))}
     return Interface(t, model_t, inputs,
                      [(n, tuple(np.asarray(o).shape[1:])) for n, o in zip(out_names, outs, strict=True)],
                      kinds)
+
+
+@dataclass
+class _Named:
+    """A serving signature's input, shaped as a Keras input tensor for interface_of."""
+
+    name: str
+    shape: tuple
+    dtype: str
 
 
 def _probability(tensor, keras) -> str | None:
@@ -262,6 +278,10 @@ def describe_source(source, interface: Interface, feed: dict, outputs: list[np.n
         doc["translation"]["check"] = {
             "against": "tf-keras on the original file", "inputs": "the reference inputs",
             "max_abs_diff": worst, "atol": atol, "rtol": rtol}
+    if source.graph is not None:
+        doc["reference"] = (f"TensorFlow on the {doc['signature']} signature of "
+                            f"{name}.savedmodel.zip (the SavedModel, zipped as it is)")
+        return doc
     as_read = source.format == "keras" and not source.translated and \
         not source.provenance.get("renamed_layers")
     doc["keras_file"] = "copied" if as_read else "saved"
@@ -318,19 +338,34 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
     reused: list[str] = []
 
     def build(staged: Path, previous, tools):
-        keras_path = staged / f"{name}.keras"
-        if provenance["keras_file"] == "copied":
-            shutil.copyfile(path, keras_path)
-        else:  # translated or renamed: the model every form was made from, as Keras 3 saves it
-            from .convert.keras import save_keras
+        model_files = {}
+        if source.graph is not None:
+            from .readers.graph import zip_dir
 
-            save_keras(model, keras_path)
-        keras_entry = manifest.file_entry(keras_path, format="keras", **interface.io(),
-                                          layers=[type(la).__name__ for la in model.layers],
-                                          producer={"source": path.name})
+            zipped = staged / f"{name}.savedmodel.zip"
+            zipped.write_bytes(zip_dir(path))
+            model_files["savedmodel"] = manifest.file_entry(
+                zipped, format="savedmodel", **interface.io(),
+                signature={"name": provenance["signature"],
+                           "inputs": dict(zip(interface.input_names, model.input_keys,
+                                              strict=True)),
+                           "outputs": dict(zip(interface.output_names, model.output_keys,
+                                               strict=True))},
+                producer={"source": path.name})
+        else:
+            keras_path = staged / f"{name}.keras"
+            if provenance["keras_file"] == "copied":
+                shutil.copyfile(path, keras_path)
+            else:  # translated or renamed: the model every form was made from, as Keras 3 saves it
+                from .convert.keras import save_keras
+
+                save_keras(model, keras_path)
+            model_files["keras"] = manifest.file_entry(
+                keras_path, format="keras", **interface.io(),
+                layers=[type(la).__name__ for la in model.layers], producer={"source": path.name})
         old = None if force else (previous or {}).get("models", {}).get(name)
         reuse = Reuse(Path(out), old) if isinstance(old, dict) else None
-        common, lost, kept = write_model(subject, staged, tools, report, keras_entry, arrays, spread,
+        common, lost, kept = write_model(subject, staged, tools, report, model_files, arrays, spread,
                                          quantize or [], c_array, forms, c_source, reuse)
         missing.extend(lost)
         reused.extend(kept)

@@ -252,7 +252,7 @@ def verify(
     files_checked = manifest_mod.check_integrity(directory, doc)
     check_loadable(directory, doc)
 
-    runners_here = {rt: cls for rt, cls in RUNNERS.items() if (keras or rt != "keras")
+    runners_here = {rt: cls for rt, cls in RUNNERS.items() if (keras or not cls.reference)
                     and (cores is None or getattr(cls, "core", None) in (None, *cores))}
     cannot = {rt: cls.unavailable() for rt, cls in runners_here.items()}
     cannot = {rt: why for rt, why in cannot.items() if why}
@@ -313,8 +313,10 @@ def verify(
                         # wrong conversion: said, not failed.
                         notes.append(f"{name}: {label} not run: {exc}")
             runners = {label: opened[label] for label, _, _ in planned if label in opened}
-            if fresh is not None:
-                expected = runners["keras"].infer(fresh)
+            # Keras, or TensorFlow on a serving graph: the model's own framework.
+            reference = next((rt for rt, r in runners.items() if r.reference), None)
+            if fresh is not None and reference is not None:
+                expected = runners[reference].infer(fresh)
                 model_sets = sets + [("random", fresh, expected, batch_sizes)]
             else:
                 model_sets = sets
@@ -325,7 +327,7 @@ def verify(
                                        sha256=runner.entry["sha256"])
                 device = getattr(runner, "emulated", False)
                 for label, x, y, batches in model_sets:
-                    if rt == "keras" and label == "random":
+                    if rt == reference and label == "random":
                         continue  # Keras is the reference there
                     if device:  # one emulator run per set: a device has no batch
                         x, y = _first(x, EMULATED_SEQUENCES), _first(y, EMULATED_SEQUENCES)

@@ -36,11 +36,15 @@ def _convert(subject) -> bytes:
     i = subject.interface
     # None keeps the time steps open in the ONNX file where the model leaves them open.
     inputs = [(x.name, x.model_shape or x.shape, x.dtype) for x in i.inputs]
-    model = inference_clone(subject.model, inputs, unroll=False)
-    handlers = native_recurrences(model)
-    specs = signature(inputs)
-    function = tf.function(call(model, len(inputs)), input_signature=specs)
-    proto = from_function(function, specs, handlers)
+    if subject.graph_only:  # the serving signature as it is; tf2onnx matches its loops itself
+        function, specs = subject.model.traced(i.input_names, [shape for _, shape, _ in inputs])
+        proto = from_function(function, specs)
+    else:
+        model = inference_clone(subject.model, inputs, unroll=False)
+        handlers = native_recurrences(model)
+        specs = signature(inputs)
+        function = tf.function(call(model, len(inputs)), input_signature=specs)
+        proto = from_function(function, specs, handlers)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
@@ -108,7 +112,7 @@ def _forms():
     from ..forms import Form
 
     return (Form("onnx", ".onnx", "onnx", to_onnx, ("tf2onnx", "onnx", "tensorflow"),
-                 lambda subject, path: {"target_opset": OPSET}),)
+                 lambda subject, path: {"target_opset": OPSET}, graph=True),)
 
 
 FORMS = _forms()

@@ -147,6 +147,14 @@ def freeze(unrolled, inputs: list[tuple[str, tuple, str]]):
 
 def frozen_function(subject):
     """The subject's unrolled inference, frozen; also the source of the quantized TFLite variants."""
+    if "frozen" not in subject.cache and subject.graph_only:
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+
+        i = subject.interface
+        function, _ = subject.model.traced(i.input_names, [x.shape for x in i.inputs])
+        subject.cache["frozen"] = convert_variables_to_constants_v2(function.get_concrete_function())
     if "frozen" not in subject.cache:
         i = subject.interface
         inputs = [(x.name, x.shape, x.dtype) for x in i.inputs]
@@ -163,8 +171,30 @@ def converter_for(frozen):
 
 
 def to_tflite(subject) -> bytes:
+    if subject.graph_only:
+        try:
+            data = converter_for(frozen_function(subject)).convert()
+        except Exception as exc:
+            from ..forms import Unavailable
+
+            # A Keras model's recurrent layers are unrolled first (inference_clone); a graph's
+            # while loop is what it is, and LiteRT's builtins cannot hold it with a dynamic batch.
+            raise Unavailable("the TFLite converter cannot lower this graph to builtin ops "
+                              f"({_converter_reason(exc)}); a Keras source has its recurrent "
+                              "layers unrolled for TFLite, a bare graph cannot") from None
+        return finish_tflite(data, subject.interface.output_names)
     return finish_tflite(converter_for(frozen_function(subject)).convert(),
                          subject.interface.output_names)
+
+
+def _converter_reason(exc: BaseException) -> str:
+    """The converter's own words: the first 'error:' line of its MLIR diagnostics."""
+    import re
+
+    from ..errors import first_line
+
+    found = re.search(r"error: '?([^\n']*?)'? op ([^\n]*)", str(exc))
+    return f"{found.group(1)} {found.group(2)}"[:200] if found else first_line(exc)
 
 
 SIGNATURE = "serving_default"
@@ -220,7 +250,7 @@ def _contract(subject, path) -> dict:
 def _forms():
     from ..forms import Form
 
-    return (Form("tflite", ".tflite", "tflite", to_tflite, ("tensorflow",), _contract),)
+    return (Form("tflite", ".tflite", "tflite", to_tflite, ("tensorflow",), _contract, graph=True),)
 
 
 FORMS = _forms()

@@ -14,6 +14,7 @@ from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, Lite
 from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
 from .onnxruntime_ort import OrtRunner, OrtStepRunner
+from .tensorflow import TensorFlowRunner
 from .tflm import TFLMRunner, TFLMStepRunner
 
 
@@ -45,7 +46,7 @@ def labels_for(kind: str, variant: str | None = None) -> list[str]:
 # The runtimes verify compares.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
-    for cls in (KerasRunner, OnnxRunner, OrtRunner, LiteRTRunner, LiteRTCompiledRunner,
+    for cls in (KerasRunner, TensorFlowRunner, OnnxRunner, OrtRunner, LiteRTRunner, LiteRTCompiledRunner,
                 OnnxStepRunner, OrtStepRunner, LiteRTStepRunner, LiteRTCompiledStepRunner,
                 TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner, CRunner,
                 CStepRunner, *CORTEX_M_RUNNERS)
@@ -53,7 +54,7 @@ RUNNERS: dict[str, type[Runner]] = {
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
 BENCH_RUNNERS: dict[str, type[Runner]] = {
-    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, OnnxRunner, OrtRunner,
+    cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, TensorFlowRunner, OnnxRunner, OrtRunner,
                                  LiteRTRunner, LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner,
                                  CRunner)
 }

@@ -22,6 +22,9 @@ class Runner:
     artifact = "?"
     # The modules activate() imports: a memory measurement imports them before it starts.
     imports: tuple[str, ...] = ()
+    # The original model's own framework (Keras, or TensorFlow on a serving graph): what verify
+    # compares fresh inputs against.
+    reference = False
 
     def __init__(self, path: Path, inputs: list[str] | None, outputs: list[str] | None,
                  threads: int = 1, artifact: dict | None = None):

@@ -14,6 +14,7 @@ class KerasRunner(Runner):
     runtime = "keras"
     artifact = "keras"
     imports = ("tensorflow", "keras")
+    reference = True
 
     def activate(self) -> None:
         from ..tfenv import import_tensorflow
