@@ -24,6 +24,7 @@ from bare import litert_call, p50_us, tflm_call
 
 from edge_echo import manifest, refdata
 from edge_echo.convert.csource import compiler
+from edge_echo.results import with_device
 from edge_echo.verify import verify
 
 PREDICT_NS = 1500
@@ -82,7 +83,7 @@ def c_predict_ns(directory: Path, art: dict, x: np.ndarray, rounds: int = 200,
 
 
 def report(directory: Path) -> None:
-    doc = manifest.load(directory)
+    doc = with_device(manifest.load(directory), directory)
     checked = verify(directory, latency_runs=0)
     errors = {(r.model, r.runtime): r.max_abs for r in checked.results}
     print(f"{'model':<14} {'params':>6} {'flash B':>8} {'<=4p+2K':>8} {'globals':>7} "

@@ -23,6 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from edge_echo.results import with_device  # noqa: E402
 from edge_echo.tfenv import import_tensorflow  # noqa: E402
 from edge_echo.usermodel import convert  # noqa: E402
 from edge_echo.verify import verify  # noqa: E402
@@ -69,7 +70,7 @@ def measure(name: str, scratch: Path) -> dict:
     began = time.perf_counter()
     result = convert(source, out, name=name, c_source=True)
     convert_s = time.perf_counter() - began
-    doc = json.loads((out / "manifest.json").read_text())
+    doc = with_device(json.loads((out / "manifest.json").read_text()), out)
     entry = doc["models"][name]
     report = verify(out, latency_runs=0)
     runs: dict[str, list] = {}

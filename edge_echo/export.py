@@ -92,7 +92,7 @@ def export(
         for spec in specs:
             key = cache_key(spec, seed, tools)
             cached = None if retrain else _cached_keras(Path(out), previous, spec.name, key)
-            reuse = Reuse(Path(out), previous["models"][spec.name]) if cached else None
+            reuse = Reuse(Path(out), previous["models"][spec.name], spec.name) if cached else None
             tasks.append(dict(spec=spec, seed=seed, out=staged, tools=tools, key=key,
                               cached=cached, quantize=quantize or [], c_array=c_array,
                               forms=forms, c_source=c_source, reuse=reuse))
@@ -135,6 +135,13 @@ def publish(out: Path, build, report: Progress):
         try:
             tools = versions()
             fields, result = build(staged, previous, tools)
+            measured = {name: m.pop("measured") for name, m in fields["models"].items()
+                        if "measured" in m}
+            if measured:
+                from .results import DEVICE_FILE, device_doc
+
+                (staged / DEVICE_FILE).write_text(json.dumps(device_doc(measured), indent=2) + "\n",
+                                                  encoding="utf-8")
             directory_files = _directory_files(staged, fields["models"], tools)
             if directory_files:
                 fields = {**fields, "files": directory_files}
@@ -359,6 +366,8 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, mode
     }
     if written.not_written:
         entry["not_written"] = written.not_written
+    if written.measured:  # publish moves it to device.json
+        entry["measured"] = written.measured
     keys = {**written.reuse_keys}
     missing = written.missing + add_variants(entry, out, subject, quantize or [], tools, report,
                                              reuse, keys, written.reused)
@@ -520,13 +529,11 @@ def c_section(doc: dict) -> str:
         art = m["artifacts"].get("c_source")
         if art is None:
             if "c_source" in m.get("not_written", {}):
-                rows.append(f"| {name}: no C source | | | | {m['not_written']['c_source']} |")
+                rows.append(f"| {name}: no C source | | | {m['not_written']['c_source']} |")
             continue
-        c, fp = art["c"], art["c"]["footprint"]
-        flash = f"{fp['flash_bytes']:,}" if "flash_bytes" in fp else "-"
-        stack = f"{fp['max_stack_frame_bytes']:,}" if "max_stack_frame_bytes" in fp else "-"
-        rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | {flash} | "
-                    f"{c['state_bytes']:,} | {stack} |")
+        c = art["c"]
+        rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | "
+                    f"{4 * c['params']:,} | {c['state_bytes']:,} |")
         if c.get("mode") == "whole_sequence":
             whole.append((name, c))
         elif example is None or c["sequence_output"] == "every_step":
@@ -570,8 +577,6 @@ edge-echo repository is a complete program around `many_to_many_step`.
 ({c['no_step'].split(': ', 1)[1]}); its layers' buffers are on the stack
 ({c['stack_buffer_bytes']:,} bytes), and nothing persists between calls.
 """
-    measured = next((a["c"]["footprint"].get("measured") for m in doc["models"].values()
-                     for a in m["artifacts"].values() if "c" in a and "footprint" in a["c"]), "")
     return f"""## Plain C99: NAME.c and NAME.h, no runtime at all
 
 The model as C: the trained weights as `static const float` arrays (flash,
@@ -585,49 +590,16 @@ compiles it and runs it against Keras as the runtimes `c` (whole sequence)
 and `c-step` (step by step), and on emulated Cortex-M cores as `c@cortex-m4`,
 `c-step@cortex-m4` and so on.
 
-| files | params | flash bytes (-Os) | state bytes | deepest stack frame |
-|---|---:|---:|---:|---:|
+| files | params | weight bytes (float32) | state bytes |
+|---|---:|---:|---:|
 {chr(10).join(rows)}
 
-Measured with {measured}.
-{_cortex_m_table(doc)}{loop}"""
-
-
-def _per_step(figures: dict) -> str:
-    """Instructions per step, or '-' for a whole-sequence model (NAME_predict alone)."""
-    step = figures.get("instructions_per_step")
-    return f"{step['mean']:,}" if step else "-"
-
-
-def _cortex_m_table(doc: dict) -> str:
-    """The manifest's per-core figures of the C source (cortexm.py), as the README's table."""
-    rows, method = [], ""
-    for name, m in doc["models"].items():
-        device = m["artifacts"].get("c_source", {}).get("c", {}).get("cortex_m", {})
-        method = method or device.get("method", "")
-        for core, f in device.get("cores", {}).items():
-            if "measured" in f:
-                rows.append(f"| `{name}.c` | {core} | {f['board']} | {f['measured']} | | | | |")
-                continue
-            rows.append(f"| `{name}.c` | {core} | {f['board']} | {f['flash_bytes']:,} | "
-                        f"{f['stack_bytes']:,} | {f['instructions_per_sequence']:,} | "
-                        f"{_per_step(f)} | "
-                        f"~{f['estimate_us_at_clock']:,.1f} at {f['clock_hz'] / 1e6:g} MHz |")
-    if not rows:
-        why = next((m["artifacts"]["c_source"]["c"]["cortex_m"]["measured"]
-                    for m in doc["models"].values()
-                    if "measured" in m["artifacts"].get("c_source", {}).get("c", {})
-                    .get("cortex_m", {})), None)
-        return f"\nOn Cortex-M cores: {why}.\n" if why else ""
-    return f"""
-On Cortex-M cores (arm-none-eabi-gcc at -Os, run on qemu-system-arm; flash is .text +
-.rodata + .data of the model object, stack the deepest chain of frames; instructions
-counted as {method}; the last column is an estimate at one instruction a cycle):
-
-| file | core | board | flash bytes | stack bytes | instr. / sequence | instr. / step | est. time |
-|---|---|---|---:|---:|---:|---:|---:|
-{chr(10).join(rows)}
-"""
+What the code costs where it runs is measured, not part of these files: `device.json`
+beside this README holds, per C source, its flash, globals and deepest stack frame on the
+host compiler at -Os, and on every emulated Cortex-M core its flash, stack and instructions
+per sequence (where the Arm cross tools were installed at export); `edge-echo report`
+shows them, and `edge-echo bench --targets all` measures the cores again.
+{loop}"""
 
 
 def ort_section(doc: dict) -> str:

@@ -156,6 +156,8 @@ class Reuse:
 
     directory: Path
     entry: dict
+    # The model's name in that export (its device.json is keyed by it).
+    name: str = ""
 
     def _same(self, kind: str, key: str | None) -> bool:
         return key is not None and self.entry.get("reuse_keys", {}).get(kind) == key
@@ -173,6 +175,13 @@ class Reuse:
         if not path.is_file() or manifest.sha256_file(path) != art.get("sha256"):
             return None
         return art
+
+    def measured(self, kind: str, sha256: str) -> dict | None:
+        """What the previous export measured of this file (device.json), if of the same bytes."""
+        from .results import load_device
+
+        found = load_device(self.directory).get(self.name, {}).get(kind)
+        return found if isinstance(found, dict) and found.get("sha256") == sha256 else None
 
     def not_written(self, kind: str, key: str | None) -> str | None:
         """Why the previous export had no file of this kind, if asked with the same inputs."""
@@ -209,6 +218,11 @@ class Form:
     tolerance: Callable[[Subject], dict] | None = None
     # Written only when asked for by its own option (the C source: --c-source), not by default.
     optional: bool = False
+    # Figures measured on this machine's optional tools (the C source's flash and stack on the
+    # host compiler and on emulated cores): (subject, file, its manifest entry) -> a dict kept in
+    # device.json beside the manifest, never in it, so the export's bytes do not depend on
+    # which tools are installed.
+    measure: Callable[[Subject, Path, dict], dict] | None = None
     # Made from a serving graph alone (a SavedModel with no Keras config, readers/graph.py);
     # the others need the Keras layers.
     graph: bool = False
@@ -234,6 +248,8 @@ class Written:
     reuse_keys: dict[str, str] = field(default_factory=dict)
     # The files taken from the previous export instead of converted again.
     reused: list[str] = field(default_factory=list)
+    # Per form, what form.measure found (device.json, not the manifest).
+    measured: dict[str, dict] = field(default_factory=dict)
 
 
 def layer_hint(model, reason: str) -> str:
@@ -351,6 +367,13 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
                 producer={k: tools[k] for k in form.producer})
         if key:
             done.reuse_keys[form.kind] = key
+        if form.measure:
+            art = done.artifacts[form.kind]
+            old = reuse.measured(form.kind, art["sha256"]) if reuse and was_reused else None
+            if old is None:
+                report(name, f"measuring {path.name}")
+                old = {"file": path.name, "sha256": art["sha256"], **form.measure(subject, path, art)}
+            done.measured[form.kind] = old
         if form.tolerance:
             tol = form.tolerance(subject)
             for label in labels_for(form.base or form.kind, form.variant):

@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 FILENAME = "manifest.json"
 # What verify --json, bench --json and report write beside an export by default (report --run,
 # make run): edge-echo's own files, which a new export into the directory replaces with the rest.
-RESULT_FILES = {"verify": "verify.json", "bench": "bench.json", "report": "report.html"}
+RESULT_FILES = {"verify": "verify.json", "bench": "bench.json", "report": "report.html",
+                "device": "device.json"}
 
 
 def sha256_file(path: Path) -> str:

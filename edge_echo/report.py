@@ -64,7 +64,8 @@ def gather(directory: Path, verify_file: Path | None = None, bench_file: Path | 
     """Read the manifest (which must load: there is no page without it), check every listed
     file's size and sha256, and read the results; a bad results file is a reason, not an error."""
     directory = Path(directory)
-    doc = manifest_mod.load(directory)
+    # With what the export measured on its machine's tools (device.json), where it has that.
+    doc = results.with_device(manifest_mod.load(directory), directory)
     inputs = Inputs(directory, doc)
     for model in doc["models"].values():
         for art in model["artifacts"].values():
@@ -461,6 +462,32 @@ def _dl(pairs) -> str:
     return "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs if v is not None) + "</dl>"
 
 
+def _provenance(source) -> list[tuple[str, str]]:
+    """Where a converted model came from (the manifest's source): format, writer, translation,
+    renames, reference."""
+    if not isinstance(source, dict):
+        return []
+    writer = " ".join(str(source[k]) for k in ("writer", "writer_version") if source.get(k))
+    facts = [("format", esc(source.get("format", "-"))), ("written by", esc(writer or "-"))]
+    if source.get("backend"):
+        facts.append(("backend", esc(source["backend"])))
+    translation = source.get("translation")
+    if isinstance(translation, dict):
+        check = translation.get("check", {})
+        rules = "; ".join(translation.get("rules", [])) or "no argument needed changing"
+        facts.append(("translated", esc(f"{translation.get('from')} -> {translation.get('to')}: "
+                                        f"{rules}")))
+        if check:
+            facts.append(("translation check", esc(
+                f"max |diff| {fmt(check.get('max_abs_diff'))} against {check.get('against')}")))
+    renamed = source.get("renamed_layers")
+    if isinstance(renamed, dict) and renamed:
+        facts.append(("renamed layers", esc(", ".join(f"{k!r} -> {v!r}"
+                                                      for k, v in renamed.items()))))
+    facts.append(("reference", esc(source.get("reference", "-"))))
+    return facts
+
+
 def _card(entry: dict) -> str:
     spec = entry.get("spec", {})
     arch = [("layers", esc(", ".join(spec.get("layers", [])))),
@@ -493,6 +520,7 @@ def _card(entry: dict) -> str:
                   ("time steps", esc(spec.get("timesteps"))),
                   ("reference seed", esc(entry["artifacts"].get("reference", {})
                                          .get("random_inputs", {}).get("seed", "-")))]
+        facts += _provenance(entry.get("source"))
     return ('<div class="card">'
             f"<div><h4>Architecture</h4>{_dl(arch)}</div>"
             f"<div><h4>Interface</h4>{_dl(interface)}</div>"
@@ -521,9 +549,14 @@ def _contract(art: dict) -> str:
         items.append(("state", f"{c.get('state_bytes', 0):,} bytes"))
         items.append(("reset", c.get("reset", "")))
         fp = c.get("footprint")
-        if fp:
+        if fp and "flash_bytes" in fp:
             items.append(("footprint", f"{fp['flash_bytes']:,} B flash, {fp['mutable_global_bytes']} "
                                        f"B globals, {fp['max_stack_frame_bytes']} B deepest frame"))
+        cores = c.get("cortex_m", {}).get("cores", {})
+        for core, f in cores.items():
+            items.append((core, f.get("measured") or (
+                f"{f['flash_bytes']:,} B flash, {f['stack_bytes']:,} B stack, "
+                f"{f['instructions_per_sequence']:,} instructions a sequence")))
     if art.get("arena_bytes"):
         items.append(("arena", f"{art['arena_bytes']:,} bytes"))
     if art.get("of"):

@@ -49,3 +49,51 @@ def load(path: Path, schema: dict) -> tuple[dict | None, str | None]:
             isinstance(item, dict) and all(f in item for f in fields) for item in items):
         return None, f"{path}: '{key}' is not a list of entries with {', '.join(fields)}"
     return doc, None
+
+
+# device.json: what an export measured with the optional tools of the machine that made it (the
+# C source's footprint on the host compiler, its figures on emulated Cortex-M cores). Kept out
+# of manifest.json so the export's bytes do not depend on which tools are installed; git
+# ignores it beside verify.json and bench.json.
+DEVICE_SCHEMA = {"name": "edge-echo-device", "version": 1}
+DEVICE_FILE = "device.json"
+
+
+def device_doc(models: dict[str, dict]) -> dict:
+    return {"schema": DEVICE_SCHEMA,
+            "about": "measured at export on this machine's tools, per model and file kind; "
+                     "each entry names the file and the sha256 it was measured on",
+            "models": models}
+
+
+def load_device(directory: Path) -> dict[str, dict]:
+    """device.json's figures per model and kind ({} where there is none or it is unreadable)."""
+    path = Path(directory) / DEVICE_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("schema") != DEVICE_SCHEMA \
+            or not isinstance(doc.get("models"), dict):
+        return {}
+    return {k: v for k, v in doc["models"].items() if isinstance(v, dict)}
+
+
+def with_device(manifest: dict, directory: Path) -> dict:
+    """The manifest with device.json's figures put back where a reader looks for them (a C
+    source's c.footprint and c.cortex_m), for the files whose bytes they were measured on."""
+    import copy
+
+    measured = load_device(directory)
+    if not measured:
+        return manifest
+    doc = copy.deepcopy(manifest)
+    for name, entry in doc.get("models", {}).items():
+        for kind, figures in measured.get(name, {}).items():
+            art = entry.get("artifacts", {}).get(kind)
+            if not isinstance(art, dict) or not isinstance(figures, dict) \
+                    or figures.get("sha256") != art.get("sha256"):
+                continue
+            target = art.setdefault("c", {}) if "c" in art else art
+            target.update({k: v for k, v in figures.items() if k not in ("file", "sha256")})
+    return doc

@@ -364,7 +364,7 @@ def convert(path: Path, out: Path, name: str | None = None, timesteps: int | Non
                 keras_path, format="keras", **interface.io(),
                 layers=[type(la).__name__ for la in model.layers], producer={"source": path.name})
         old = None if force else (previous or {}).get("models", {}).get(name)
-        reuse = Reuse(Path(out), old) if isinstance(old, dict) else None
+        reuse = Reuse(Path(out), old, name) if isinstance(old, dict) else None
         common, lost, kept = write_model(subject, staged, tools, report, model_files, arrays, spread,
                                          quantize or [], c_array, forms, c_source, reuse)
         missing.extend(lost)

@@ -77,6 +77,14 @@ def read_manifest(directory: Path) -> dict:
     return json.loads((directory / manifest.FILENAME).read_text())
 
 
+def read_measured(directory: Path) -> dict:
+    """The manifest with what the export measured on this machine's tools (device.json) put
+    back into each C source's entry, as report reads it."""
+    from edge_echo.results import with_device
+
+    return with_device(read_manifest(directory), directory)
+
+
 def rehash(directory: Path, file_name: str) -> None:
     """Update the manifest after a deliberate change, so integrity passes and the comparison is tested."""
     doc = read_manifest(directory)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_manifest
+from conftest import read_measured
 
 from edge_echo import cortexm
 from edge_echo.export import export
@@ -34,7 +34,7 @@ def arm_export(exported, tmp_path_factory):
 
 
 def test_every_core_is_measured_in_the_manifest(arm_export):
-    doc = read_manifest(arm_export)
+    doc = read_measured(arm_export)
     for name, entry in doc["models"].items():
         c = entry["artifacts"]["c_source"]["c"]
         device = c["cortex_m"]
@@ -100,7 +100,7 @@ def test_bench_counts_instructions_on_each_core(arm_export):
                    models=["many-to-many"], cores=("cortex-m0", "cortex-m4"))
     rows = {d["core"]: d for d in report.device}
     assert set(rows) == {"cortex-m0", "cortex-m4"}
-    stored = read_manifest(arm_export)["models"]["many-to-many"]["artifacts"]["c_source"]["c"]
+    stored = read_measured(arm_export)["models"]["many-to-many"]["artifacts"]["c_source"]["c"]
     for core, d in rows.items():
         # The same build and input as the manifest's: the same count, instruction for instruction.
         assert d["instructions_per_sequence"] == \
@@ -123,7 +123,7 @@ def test_a_model_too_big_for_a_core_is_said_not_failed(tmp_path):
     i = keras.Input((8, 550))
     keras.Model(i, keras.layers.Dense(1)(keras.layers.SimpleRNN(2)(i))).save(tmp_path / "long.keras")
     convert(tmp_path / "long.keras", tmp_path / "out", forms=("tflite",), c_source=True)
-    c = read_manifest(tmp_path / "out")["models"]["long"]["artifacts"]["c_source"]["c"]
+    c = read_measured(tmp_path / "out")["models"]["long"]["artifacts"]["c_source"]["c"]
     m0 = c["cortex_m"]["cores"]["cortex-m0"]
     assert m0["measured"].startswith("not measured: long.c does not fit microbit") and "16 KiB" in \
         m0["measured"]

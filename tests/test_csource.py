@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_manifest, rehash
+from conftest import read_manifest, read_measured, rehash
 
 from edge_echo import cortexm
 from edge_echo.convert.csource import STRICT, compiler
@@ -31,7 +31,7 @@ def c_export(exported, tmp_path_factory):
 
 
 def test_every_echo_model_gets_c_within_its_targets(c_export):
-    doc = read_manifest(c_export)
+    doc = read_measured(c_export)
     for name, entry in doc["models"].items():
         arts = entry["artifacts"]
         assert arts["c_source"]["file"] == f"{name}.c" and arts["c_header"]["file"] == f"{name}.h"
@@ -279,7 +279,7 @@ def test_convert_c_source_for_user_stacks(name, tmp_path):
     for rt in ("c", "c-step", *([f"{k}@{c}" for k in ("c", "c-step") for c in cores] if arm else [])):
         assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
     if arm:  # nm -u of the object on every core: no libm, whatever the activations
-        device = read_manifest(tmp_path / "out")["models"][name]["artifacts"]["c_source"]["c"][
+        device = read_measured(tmp_path / "out")["models"][name]["artifacts"]["c_source"]["c"][
             "cortex_m"]["cores"]
         for core, f in device.items():
             assert all(c in ("memset", "memcpy") or c.startswith("__aeabi_")
@@ -351,7 +351,7 @@ def test_whole_sequence_models_get_c_source(name, tmp_path):
     result = convert(tmp_path / f"{name}.keras", tmp_path / "out", forms=("tflite",), c_source=True)
     assert not result.missing, result.missing
     out = tmp_path / "out"
-    entry = read_manifest(out)["models"][name]
+    entry = read_measured(out)["models"][name]
     art = entry["artifacts"]["c_source"]
     c = art["c"]
     assert c["mode"] == "whole_sequence"

@@ -1591,9 +1591,6 @@ def contract(subject: Subject, path: Path) -> dict:
     n = c_name(subject.name)
     if isinstance(p, SeqPlan):
         return _seq_contract(subject, path, p, n)
-    c = {"prefix": n, "steps": p.steps, "features": p.features, "outputs": p.outputs,
-         "sequence_output": "every_step" if p.every_step else "last_step",
-         "state_bytes": 4 * p.state_floats}
     return {**subject.interface.io(), "c": {
         "header": f"{subject.name}.h",
         "api": [f"void {n}_reset({n}_state *s)",
@@ -1606,8 +1603,6 @@ def contract(subject: Subject, path: Path) -> dict:
         "params": p.params,
         "layers": p.layers(),
         "reset": f"{n}_reset(&s) at the start of each sequence, then {n}_step once per time step",
-        "footprint": footprint(path),
-        "cortex_m": device_figures(subject, path, c),
     }}
 
 
@@ -1637,9 +1632,7 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
         "params": p.params,
         "layers": p.layers(),
         "no_step": no_step,
-        "footprint": footprint(path),
     }
-    c["cortex_m"] = _whole_device_figures(subject, path, c)
     return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
             "not_on": not_on, "c": c}
 
@@ -1663,7 +1656,16 @@ def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
     return {"input": "the first calibration sequence of each input", **figures}
 
 
+def measure(subject: Subject, path: Path, art: dict) -> dict:
+    """What the C source costs where it was measured (device.json, not the manifest): flash and
+    stack on this host's compiler, and every emulated Cortex-M core's figures."""
+    c = art["c"]
+    figures = (_whole_device_figures(subject, path, c) if c.get("mode") == "whole_sequence"
+               else device_figures(subject, path, c))
+    return {"footprint": footprint(path), "cortex_m": figures}
+
+
 FORMS = (
     Form("c_header", ".h", "c", to_header, (), optional=True),
-    Form("c_source", ".c", "c", to_source, (), contract=contract, optional=True),
+    Form("c_source", ".c", "c", to_source, (), contract=contract, optional=True, measure=measure),
 )
