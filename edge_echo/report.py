@@ -744,7 +744,7 @@ def _where(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
             return art["micro"]["flash_bytes"], art["micro"]["arena_bytes"], "flatbuffer + arena"
         c = art.get("c", {})
         fp = c.get("footprint")
-        if fp:
+        if fp and "flash_bytes" in fp:
             return (fp["flash_bytes"], c.get("state_bytes", 0) + fp["max_stack_frame_bytes"],
                     "code + state and deepest frame")
         return art.get("size", 0), None, "file"
