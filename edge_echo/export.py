@@ -194,7 +194,7 @@ def check_target(out: Path) -> dict | None:
         return None
     try:
         old = manifest.load(out)
-        ours = (manifest.listed_files(old) | {manifest.FILENAME, README}
+        ours = (manifest.listed_files(old) | {manifest.FILENAME, README, manifest.DEVICE_FILE}
                 | set(manifest.RESULT_FILES.values()))
     except ArtifactError:
         raise ArtifactError(

@@ -17,8 +17,10 @@ SCHEMA_VERSION = 1
 FILENAME = "manifest.json"
 # What verify --json, bench --json and report write beside an export by default (report --run,
 # make run): edge-echo's own files, which a new export into the directory replaces with the rest.
-RESULT_FILES = {"verify": "verify.json", "bench": "bench.json", "report": "report.html",
-                "device": "device.json"}
+RESULT_FILES = {"verify": "verify.json", "bench": "bench.json", "report": "report.html"}
+# What an export measured with its machine's optional tools (results.py): beside the manifest,
+# written by the export itself, never part of the bytes meant to be reproducible.
+DEVICE_FILE = "device.json"
 
 
 def sha256_file(path: Path) -> str:

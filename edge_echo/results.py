@@ -56,7 +56,7 @@ def load(path: Path, schema: dict) -> tuple[dict | None, str | None]:
 # of manifest.json so the export's bytes do not depend on which tools are installed; git
 # ignores it beside verify.json and bench.json.
 DEVICE_SCHEMA = {"name": "edge-echo-device", "version": 1}
-DEVICE_FILE = "device.json"
+DEVICE_FILE = "device.json"  # manifest.DEVICE_FILE (this module imports nothing of edge-echo's)
 
 
 def device_doc(models: dict[str, dict]) -> dict:

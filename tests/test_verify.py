@@ -20,8 +20,10 @@ def test_committed_export_verifies_without_tensorflow(cli):
 
 
 # The micro int8 file runs on both runtimes of the micro form.
-# The session export has no C source (--c-source): test_csource.py verifies c and c-step.
-LABELS = (*(rt for rt in RUNTIMES if not rt.startswith("c")), "tflm:int8", "litert-micro:int8")
+# The session export has no C source (--c-source): test_csource.py verifies c and c-step; nor a
+# SavedModel (test_readers.py verifies tensorflow on a converted serving graph).
+LABELS = (*(rt for rt in RUNTIMES if not rt.startswith("c") and rt != "tensorflow"), "tflm:int8",
+          "litert-micro:int8")
 
 
 def test_passes_on_a_fresh_export(exported, cli, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ArtifactError
 from . import Source, keras_failure, keras_major, parse_config
-from .safety import check_config
+from .safety import check_config, check_hdf5
 
 
 def _text(value):
@@ -17,6 +17,7 @@ def _text(value):
 def read(path: Path) -> Source:
     import h5py
 
+    check_hdf5(path, path.name)
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _text(f.attrs[k]) for k in ("model_config", "keras_version", "backend")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
 
 from . import Source, keras_failure, keras_major, parse_config
-from .safety import check_config
+from .safety import check_config, check_hdf5
 
 
 def read(path: Path) -> Source:
@@ -17,7 +18,11 @@ def read(path: Path) -> Source:
         except ValueError:
             meta = {}
         config = parse_config(z.read("config.json"), path.name)
-    check_config(config, path.name)
+        weights = [n for n in z.namelist() if n.endswith(".h5")]
+        check_config(config, path.name)
+        for name in weights:
+            with z.open(name) as f:
+                check_hdf5(io.BytesIO(f.read()), f"{path.name}: {name}")
     version = meta.get("keras_version") if isinstance(meta, dict) else None
     provenance = {"format": "keras", "writer": "keras", "writer_version": version}
     if keras_major(version) == 2:

@@ -23,7 +23,7 @@ MODEL_CLASSES = ("Sequential", "Functional", "Model")
 KERAS2_ONLY = ("Policy", "CuDNNLSTM", "CuDNNGRU", "TFOpLambda", "SlicingOpLambda")
 # How the serializers write plain data (a tuple, a shape, an array's values): never code.
 DATA_MARKERS = ("__tuple__", "__ellipsis__", "__slice__", "__numpy__", "__bytes__", "__tensor__",
-                "TensorShape")
+                "__typespec__", "__keras_tensor__", "TensorShape")
 
 
 def _known_classes() -> set[str]:
@@ -36,6 +36,28 @@ def _known_classes() -> set[str]:
     return names
 
 
+def _operations() -> dict[str, set[str]]:
+    """Keras's own operations a functional model can call on its tensors (keras.ops.not_equal
+    saves as NotEqual of keras.src.ops.numpy), by module: built-in code, never the file's."""
+    import importlib
+    import pkgutil
+
+    import keras.src.ops as ops
+    from keras.src.ops.operation import Operation
+
+    found: dict[str, set[str]] = {}
+    for info in pkgutil.iter_modules(ops.__path__):
+        name = f"{ops.__name__}.{info.name}"
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found[name] = {k for k, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, Operation)
+                       and v.__module__ == name}
+    return found
+
+
 def _activations() -> set[str]:
     import keras
 
@@ -44,7 +66,7 @@ def _activations() -> set[str]:
 
 def check_config(config, where: str) -> None:
     """Refuse a config that would deserialize anything but built-in Keras objects."""
-    known, activations = _known_classes(), _activations()
+    known, activations, operations = _known_classes(), _activations(), _operations()
 
     def walk(node, path: str) -> None:
         if isinstance(node, list):
@@ -68,6 +90,8 @@ def check_config(config, where: str) -> None:
                     raise ArtifactError(f"{where}: a function '{inner}' that is not a built-in "
                                         "Keras activation (code of yours, which edge-echo never "
                                         "runs)")
+            elif isinstance(module, str) and cls in operations.get(module, ()):
+                pass  # a Keras operation on a tensor of the model
             elif cls not in known or (isinstance(module, str) and not re.match(
                     r"(keras|tf_keras)(\.|$)", module)) or (
                     isinstance(registered, str) and registered not in (cls, "function")):
@@ -144,3 +168,52 @@ def check_graph(saved_model_pb: bytes, where: str) -> tuple[list[str], str | Non
                                         "this TensorFlow does not know (a custom op library, "
                                         "which edge-echo does not load)")
     return sorted(ops), version
+
+
+# A weight array may not declare more than this and more than RATIO x what the file stores.
+HUGE_BYTES, RATIO = 4 << 30, 1000
+
+
+def check_hdf5(file, where: str) -> None:
+    """An HDF5 file's links and datasets, before a loader reads any: a weights file has no use for
+    an external or soft link, external storage or a virtual dataset (each makes the loader read
+    another file of this machine into the weights: tf-keras's legacy loader follows them, Keras 3
+    guards itself since CVE-2026-1669), nor for a dataset that declares far more than it holds.
+    file: a path or a file object (a .keras zip's model.weights.h5)."""
+    import h5py
+
+    try:
+        handle = h5py.File(file, "r")
+    except OSError as exc:
+        raise ArtifactError(f"{where}: not a readable HDF5 file ({exc})") from None
+    with handle:
+        problems: list[str] = []
+
+        def visit(group, prefix: str) -> None:
+            for name in group:
+                path = f"{prefix}/{name}"
+                link = group.get(name, getlink=True)
+                if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+                    problems.append(f"{path} is a {type(link).__name__}")
+                    continue
+                item = group.get(name)
+                if isinstance(item, h5py.Group):
+                    visit(item, path)
+                elif isinstance(item, h5py.Dataset):
+                    if item.is_virtual:
+                        problems.append(f"{path} is a virtual dataset")
+                    elif item.id.get_create_plist().get_external_count():
+                        problems.append(f"{path} keeps its values in another file")
+                    else:
+                        declared = item.size * item.dtype.itemsize
+                        stored = item.id.get_storage_size()
+                        if declared > HUGE_BYTES and declared > RATIO * max(stored, 1):
+                            problems.append(f"{path} declares {declared:,} bytes and stores "
+                                            f"{stored:,}")
+                if problems:
+                    return
+
+        visit(handle, "")
+    if problems:
+        raise ArtifactError(f"{where}: {problems[0]}, which would make the loader read outside "
+                            "this file; edge-echo reads no such HDF5 file")
