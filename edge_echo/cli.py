@@ -230,9 +230,10 @@ def _render_export(result) -> None:
 @app.command()
 def convert(
     model: Annotated[list[str], typer.Argument(
-        metavar="FILE", help="Your trained Keras 3 model (.keras). Several files, directories "
-        "(every .keras under them) or quoted patterns ('models/**/*.keras') convert a fleet: "
-        "each model into OUT/NAME/, indexed in OUT/fleet.json.")],
+        metavar="FILE", help="Your trained model: a Keras 3 or tf-keras .keras file, an HDF5 "
+        "model (.h5, .hdf5) or a SavedModel directory. Several, directories (every model under "
+        "them) or quoted patterns ('models/**/*.h5') convert a fleet: each model into "
+        "OUT/NAME/, indexed in OUT/fleet.json.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Directory to write the export into "
                                       "(replaced whole, atomically; for a fleet, each DIR/NAME/ is).")
                    ] = Path("converted"),

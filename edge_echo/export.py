@@ -660,6 +660,28 @@ CPU execution provider, which runs all of it.
 """
 
 
+def source_lines(doc: dict) -> str:
+    """Where each converted model came from (the manifest's source), one paragraph each."""
+    lines = []
+    for name, m in doc["models"].items():
+        s = m.get("source")
+        if not isinstance(s, dict):
+            continue
+        writer = " ".join(str(s[k]) for k in ("writer", "writer_version") if s.get(k))
+        line = f"`{name}` was read from `{s.get('file')}` ({s.get('format')}, written by {writer})"
+        t = s.get("translation")
+        if isinstance(t, dict):
+            rules = "; ".join(t.get("rules", [])) or "no argument needed changing"
+            check = t.get("check", {})
+            line += (f", translated from Keras 2 to Keras 3 ({rules}); the translation gives "
+                     f"tf-keras's outputs on the original to {check.get('max_abs_diff', 0):.2g}")
+        if s.get("renamed_layers"):
+            line += ", with layers renamed for the converters (" + ", ".join(
+                f"`{k}` -> `{v}`" for k, v in s["renamed_layers"].items()) + ")"
+        lines.append(f"{line}. Reference: {s.get('reference')}.")
+    return "\n\n".join(lines)
+
+
 def render_readme(doc: dict) -> str:
     from .convert.onnx import OPSET
 
@@ -690,7 +712,9 @@ against Keras and its cost on one page, `report.html`.
 
 N is the batch. The TFLite file has every recurrent layer unrolled over the
 time steps shown; `NAME.reference.npz` holds the reference inputs and the
-Keras outputs on them.
+reference's outputs on them.
+
+{source_lines(doc)}
 
 {ort_section(doc)}{micro_section(doc)}{c_section(doc)}"""
     n = doc["length"]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import fsutil, manifest, workers
 from .errors import ArtifactError, EdgeEchoError, UsageError, first_line
-from .readers import digest, is_savedmodel, is_source_file
+from .readers import digest, is_savedmodel, is_source_file, pack, unpack
 from .versions import versions
 
 INDEX = "fleet.json"
@@ -175,8 +175,8 @@ def run_task(task: dict) -> dict:
         scratch = Path(scratch)
         source = scratch / "source" / task["filename"]
         source.parent.mkdir()
-        source.write_bytes(task["model"] if task.get("model") is not None
-                           else Path(task["path"]).read_bytes())
+        unpack(task["model"] if task.get("model") is not None else pack(Path(task["path"])),
+               source)
         data = None
         if options.get("data"):
             data = scratch / "data" / options["data"]["file"]
@@ -343,7 +343,7 @@ class DaskEngine:
         def submit() -> None:
             while pending and len(futures) < window:
                 k = pending.pop(0)
-                task = dict(tasks[k], model=Path(tasks[k]["path"]).read_bytes())
+                task = dict(tasks[k], model=pack(Path(tasks[k]["path"])))
                 future = self.client.submit(remote_task, task, pure=False,
                                             key=f"edge-echo-{task['name']}-{os.urandom(4).hex()}")
                 futures[future] = k

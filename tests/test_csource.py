@@ -30,6 +30,30 @@ def c_export(exported, tmp_path_factory):
     return out
 
 
+def test_the_export_does_not_depend_on_the_tools_installed(exported, c_export, tmp_path,
+                                                          monkeypatch):
+    """What the C source costs is measured on optional tools (the host compiler, the Arm cross
+    compiler and QEMU) and kept in device.json: an export made where none of them is found
+    writes the same manifest and files, byte for byte."""
+    import json
+
+    from conftest import tree_digest
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    assert compiler() is None and cortexm.unavailable()
+    out = tmp_path / "exported"
+    shutil.copytree(exported, out)
+    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
+    bare, tooled = tree_digest(out), tree_digest(c_export)
+    assert bare.pop("device.json") != tooled.pop("device.json")
+    assert bare == tooled
+    text = (out / "manifest.json").read_text()
+    assert "cortex_m" not in text and "footprint" not in text
+    measured = json.loads((out / "device.json").read_text())["models"]["many-to-one"]["c_source"]
+    assert measured["footprint"]["measured"].startswith("not measured: no C compiler")
+    assert measured["cortex_m"]["measured"].startswith("not measured: no arm-none-eabi-gcc")
+
+
 def test_every_echo_model_gets_c_within_its_targets(c_export):
     doc = read_measured(c_export)
     for name, entry in doc["models"].items():

@@ -167,6 +167,13 @@ def test_every_keras_format_converts_and_verifies(sources, fmt, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-5)  # the original framework's output
     report = verify(out, latency_runs=0, cores=())
     assert report.passed and {r.runtime for r in report.results} >= {"keras", "onnxruntime", "litert"}
+    # The page and the export's README say where the model came from.
+    from edge_echo import report as page
+
+    page.write(page.gather(out), out / "report.html")
+    html, readme = (out / "report.html").read_text(), (out / "README.md").read_text()
+    assert f"read from `{fmt}`" in readme and source["reference"] in readme
+    assert ("translation check" in html) == fmt.startswith("tfkeras") and "written by" in html
 
 
 def test_a_tf_keras_h5_gets_every_form(sources, tmp_path):
@@ -344,6 +351,9 @@ def test_what_cannot_give_a_trustworthy_export_is_refused_before_anything_is_wri
                                      "it carries Python code, which edge-echo never runs; rebuild "
                                      "it from built-in layers")
     assert not marker.exists()
+    # What the check prevents: tf-keras 2.21's HDF5 loader ignores safe_mode and runs it.
+    k2.models.load_model(tmp_path / "lambda2.h5", safe_mode=True)(np.zeros((1, 5, 1), "float32"))
+    assert marker.exists()
 
 
 def test_a_refused_model_leaves_the_previous_export_as_it_was(k2, tmp_path, sources):
@@ -402,11 +412,21 @@ def test_a_fleet_finds_every_format(sources, tmp_path):
                      "keras3_export"}
 
 
-def test_the_cli_converts_a_savedmodel_directory(sources, tmp_path):
-    """One SavedModel directory is one model, not a fleet, from the command line too."""
+def test_the_cli_converts_a_savedmodel_directory_alone_and_in_a_fleet(sources, tmp_path):
+    """One SavedModel directory is one model, not a fleet; in a fleet it travels to its worker
+    whole, beside an HDF5 file."""
     root, _, _ = sources
     done = subprocess.run([sys.executable, "-m", "edge_echo", "convert",
                            str(root / "tfkeras_savedmodel"), "--out", str(tmp_path / "out"),
                            "--forms", "onnx", "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "tfkeras-savedmodel.onnx").is_file()
+    done = subprocess.run([sys.executable, "-m", "edge_echo", "convert",
+                           str(root / "keras3_export"), str(root / "tfkeras.h5"), "--out",
+                           str(tmp_path / "fleet"), "--forms", "onnx", "--quiet", "--jobs", "2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    index = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
+    assert {n: m["verdict"] for n, m in index["models"].items()} == {
+        "keras3-export": "pass", "tfkeras": "pass"}
+    assert (tmp_path / "fleet" / "keras3-export" / "keras3-export.savedmodel.zip").is_file()

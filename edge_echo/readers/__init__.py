@@ -96,6 +96,29 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def pack(path: Path) -> bytes:
+    """A model as bytes a worker elsewhere can unpack (a fleet's task): a file's bytes, or a
+    SavedModel directory as a zip."""
+    path = Path(path)
+    if path.is_dir():
+        from .graph import zip_dir
+
+        return b"EEDIR" + zip_dir(path)
+    return path.read_bytes()
+
+
+def unpack(data: bytes, target: Path) -> Path:
+    """pack's bytes back at target: the file, or the SavedModel directory."""
+    if data.startswith(b"EEDIR"):
+        import io
+
+        from .graph import unzip_dir
+
+        return unzip_dir(io.BytesIO(data[5:]), Path(target))
+    Path(target).write_bytes(data)
+    return Path(target)
+
+
 def read(path: Path) -> Source:
     """The model at path, as a Keras 3 model (or a graph); one line for anything else."""
     path = Path(path)

@@ -100,13 +100,19 @@ def zip_dir(path: Path) -> bytes:
 
 
 def unzip_dir(data: Path, target: Path) -> Path:
-    """A NAME.savedmodel.zip back into a directory, refusing any name that leaves it."""
-    with zipfile.ZipFile(data) as z:
+    """A NAME.savedmodel.zip (a path or a file object) back into a directory, refusing any name
+    that leaves it."""
+    where = Path(data).name if isinstance(data, (str, Path)) else "the SavedModel's zip"
+    try:
+        z = zipfile.ZipFile(data)
+    except zipfile.BadZipFile:
+        raise ArtifactError(f"{where}: not a zip archive") from None
+    with z:
         for name in z.namelist():
             parts = Path(name).parts
             if Path(name).is_absolute() or ".." in parts or not parts:
-                raise ArtifactError(f"{Path(data).name}: names a file outside itself ({name})")
+                raise ArtifactError(f"{where}: names a file outside itself ({name})")
         z.extractall(target)
     if not (target / "saved_model.pb").is_file():
-        raise ArtifactError(f"{Path(data).name}: holds no saved_model.pb")
+        raise ArtifactError(f"{where}: holds no saved_model.pb")
     return target
