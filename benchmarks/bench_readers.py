@@ -191,7 +191,8 @@ def main() -> int:
                          "verify": "PASS" if report.passed else "FAIL",
                          "runtimes": len(report.results)})
             print(f"| {fmt} | {name} | {len(forms)}: {', '.join(forms)} | {worst:.2g} ({where}) | "
-                  f"{rows[-1]['verify']} ({len(report.results)} runtimes) |", flush=True)
+                  f"{rows[-1]['verify']} ({len(report.results)} runtimes) |"
+                  + "".join(f" MISSING {line}" for line in result.missing), flush=True)
         print()
         (root / "bad").mkdir()
         for path in refusal_files(k2, root / "bad"):
@@ -203,7 +204,8 @@ def main() -> int:
                              "out_written": (root / "refused").exists()})
             print(f"| `{path.name}` | {done.returncode} | {' / '.join(lines)} |", flush=True)
     args.out.write_text(json.dumps({"rows": rows, "refusals": refusals}, indent=2) + "\n")
-    ok = all(r["verify"] == "PASS" and r["worst_vs_original"] <= 1e-4 for r in rows) and all(
+    ok = all(r["verify"] == "PASS" and r["worst_vs_original"] <= 1e-4 and not r["missing"]
+             for r in rows) and all(
         r["exit"] == 2 and len(r["stderr"]) == 1 and not r["out_written"] for r in refusals)
     print(f"\n{'all within targets' if ok else 'OUT OF TARGET'}: {len(rows)} conversions, "
           f"{len(refusals)} refusals -> {args.out}")

@@ -11,7 +11,8 @@ from . import Source, keras_failure, keras_major, parse_config
 from .safety import check_config, check_hdf5
 
 
-def read(path: Path) -> Source:
+def check_archive(path: Path) -> dict:
+    """A .keras zip's config and weights checked as data (safety.py); its metadata."""
     with zipfile.ZipFile(path) as z:
         try:
             meta = json.loads(z.read("metadata.json"))
@@ -23,7 +24,12 @@ def read(path: Path) -> Source:
         for name in weights:
             with z.open(name) as f:
                 check_hdf5(io.BytesIO(f.read()), f"{path.name}: {name}")
-    version = meta.get("keras_version") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def read(path: Path) -> Source:
+    meta = check_archive(path)
+    version = meta.get("keras_version")
     provenance = {"format": "keras", "writer": "keras", "writer_version": version}
     if keras_major(version) == 2:
         from . import tfkeras

@@ -22,7 +22,11 @@ class KerasRunner(Runner):
         tf = import_tensorflow()
         import keras
 
-        # safe_mode refuses Lambda layers and other deserialised code.
+        from ..readers.keraszip import check_archive
+
+        # The same check as convert's before Keras reads anything (no Lambda layer, no custom
+        # object, no HDF5 link outside the file); safe_mode refuses Lambda layers besides.
+        check_archive(self.path)
         self.model = model = keras.saving.load_model(self.path, compile=False, safe_mode=True)
         # The shapes the manifest fixes (time steps included: Keras's TimeDistributed cannot
         # trace an open time axis), else the model's own.
