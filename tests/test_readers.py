@@ -76,6 +76,10 @@ def _keras2_zoo(k2):
          ((6, 2), None)),
         ("batchnorm", k2.Sequential([L.GRU(4, return_sequences=True, input_shape=(5, 2)),
                                      L.BatchNormalization(), L.SimpleRNN(2)]), ((5, 2), None)),
+        ("spatial-dropout-merge-modes", k2.Sequential([
+            L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum", input_shape=(6, 2)),
+            L.SpatialDropout1D(0.1), L.Bidirectional(L.LSTM(2), merge_mode="ave"),
+            L.Dense(1, activation="sigmoid")]), ((6, 2), None)),
         ("stateful", k2.Sequential([L.LSTM(3, stateful=True, batch_input_shape=(1, 5, 1)),
                                     L.Dense(1)]), ((5, 1), None)),
     ]
@@ -305,7 +309,10 @@ def _refusals(k2, k3, tmp_path):
     # A Keras 2 layer with no Keras 3 form.
     k2.Sequential([k2.layers.LSTM(2, time_major=True, input_shape=(5, 1))]).save(
         tmp_path / "timemajor.h5")
-    made.append(("timemajor.h5", "time_major"))
+    made.append(("timemajor.h5", "timemajor.h5: layer 'lstm"))
+    k2.Sequential([k2.layers.GRU(2, recurrent_activation="hard_sigmoid", input_shape=(5, 1))]).save(
+        tmp_path / "hard.h5")
+    made.append(("hard.h5", "uses recurrent_activation 'hard_sigmoid'"))
     # Weights alone, an HDF5 file that links outside itself.
     k2.Sequential([k2.layers.LSTM(2, input_shape=(5, 1))]).save_weights(tmp_path / "weights.h5")
     made.append(("weights.h5", "save_weights"))
@@ -335,7 +342,7 @@ def _refusals(k2, k3, tmp_path):
 def test_what_cannot_give_a_trustworthy_export_is_refused_before_anything_is_written(
         k2, k3, tmp_path, cli):
     marker, made = _refusals(k2, k3, tmp_path)
-    assert len(made) == 17
+    assert len(made) == 18
     for name, says in made:
         out = tmp_path / f"out-{name}"
         with pytest.raises(EdgeEchoError) as caught:

@@ -31,7 +31,10 @@ def read(path: Path, load, fmt: str, provenance: dict) -> Source:
         raise
     except Exception as exc:
         raise keras_failure(path, exc) from None
-    model3, applied = to_keras3(model2)
+    try:
+        model3, applied = to_keras3(model2)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path.name}: {exc}") from None
     provenance = {**provenance, "translation": {
         "from": "tf-keras (Keras 2) config and weights", "to": "Keras 3",
         "by": f"tf-keras {tf_keras.__version__} reads the file; each Keras 2 argument is "

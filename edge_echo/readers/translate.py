@@ -27,6 +27,9 @@ DROPPED = {
     "Embedding": ("input_length",),
     "InputLayer": ("ragged",),
 }
+# Layers that compute nothing at inference.
+INFERENCE_IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                      "GaussianNoise", "GaussianDropout", "AlphaDropout")
 # Keras 2 layers Keras 3 does not have, and what to do instead.
 NO_KERAS3 = {
     "CuDNNLSTM": "a CuDNNLSTM (TF 1.x, GPU only) has no Keras 3 layer; rebuild it as LSTM",
@@ -88,6 +91,15 @@ class Translation:
                 cfg["stateful"] = False
                 self.note(f"'{name}' was stateful: read stateless, each sequence from a zero "
                           "state (the forms' contract: reset at the start of each sequence)")
+        for key in ("activation", "recurrent_activation"):
+            value = cfg.get(key)
+            value = value.get("config") if isinstance(value, dict) else value
+            if value == "hard_sigmoid":
+                # Keras 2's is clip(0.2 x + 0.5, 0, 1), Keras 3's clip(x / 6 + 0.5, 0, 1).
+                raise ArtifactError(f"layer '{name}' ({cls}) uses {key} 'hard_sigmoid', which "
+                                    "Keras 2 computes as clip(0.2x + 0.5) and Keras 3 as "
+                                    "clip(x/6 + 0.5): no Keras 3 built-in gives the trained "
+                                    "model's outputs; retrain it with 'sigmoid'")
         if cls == "InputLayer":
             shape = cfg.pop("batch_input_shape", None) or cfg.get("batch_shape")
             if shape is not None:
@@ -107,6 +119,21 @@ class Translation:
                 if key == "virtual_batch_size" and value:
                     raise ArtifactError(f"layer '{name}' (BatchNormalization) uses a virtual "
                                         "batch size, which Keras 3 lacks")
+        if cls in INFERENCE_IDENTITY:
+            # Nothing at inference: what Keras 3's layer does not take (noise_shape of the
+            # spatial dropouts) is left out.
+            import inspect
+
+            import keras
+
+            params = inspect.signature(getattr(keras.layers, cls).__init__).parameters
+            takes = set(params) | ({"name", "trainable", "dtype"} if any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) else set())
+            extra = sorted(k for k in cfg if k not in takes and k not in DROPPED["*"])
+            for key in extra:
+                cfg.pop(key)
+            if extra:
+                self.note(f"{cls}: {', '.join(extra)} dropped (an identity at inference)")
         dropped = [key for key in DROPPED["*"] + DROPPED.get(cls, ()) if key in cfg]
         for key in dropped:
             cfg.pop(key)
