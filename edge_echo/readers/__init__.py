@@ -191,6 +191,18 @@ def parse_config(text, where: str) -> dict:
     return config
 
 
+def load_keras3(path: Path, fmt: str, provenance: dict) -> Source:
+    """A file Keras 3 wrote, read by Keras 3 (its config and weights were checked as data
+    first; safe_mode as well, which refuses Lambda layers again)."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise keras_failure(path, exc) from None
+    return Source(path, fmt, model=model, provenance=provenance)
+
+
 def keras_failure(path: Path, exc: BaseException) -> ArtifactError:
     return ArtifactError(f"{path.name}: Keras cannot load it ({first_line(exc)})")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ArtifactError
-from . import Source, keras_failure, keras_major, parse_config
+from . import Source, keras_major, load_keras3, parse_config
 from .safety import check_config, check_hdf5
 
 
@@ -33,17 +33,8 @@ def read(path: Path) -> Source:
     version = attrs.get("keras_version")
     provenance = {"format": "hdf5", "writer": "keras" if keras_major(version) == 3 else "tf-keras",
                   "writer_version": version, "backend": attrs.get("backend")}
-    if keras_major(version) == 3:
-        from ..tfenv import import_tensorflow
-
-        import_tensorflow()
-        import keras
-
-        try:
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:
-            raise keras_failure(path, exc) from None
-        return Source(path, "hdf5", model=model, provenance=provenance)
+    if keras_major(version) == 3:  # Keras 3's legacy writer: Keras 3 reads it
+        return load_keras3(path, "hdf5", provenance)
     from . import tfkeras
 
     return tfkeras.read(path, lambda tf_keras: tf_keras.models.load_model(

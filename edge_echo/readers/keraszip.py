@@ -7,7 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from . import Source, keras_failure, keras_major, parse_config
+from . import Source, keras_major, load_keras3, parse_config
 from .safety import check_config, check_hdf5
 
 
@@ -37,14 +37,4 @@ def read(path: Path) -> Source:
         provenance["writer"] = "tf-keras"
         return tfkeras.read(path, lambda tf_keras: tf_keras.saving.load_model(
             path, compile=False, safe_mode=True), "keras", provenance)
-    from ..tfenv import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    try:
-        # safe_mode as well: the check above already refused Lambda layers and custom objects.
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        raise keras_failure(path, exc) from None
-    return Source(path, "keras", model=model, provenance=provenance)
+    return load_keras3(path, "keras", provenance)
