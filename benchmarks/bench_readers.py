@@ -147,6 +147,30 @@ def refusal_files(k2, root: Path) -> list[Path]:
     files.append(root / "weights.h5")
     k2.Sequential([L.LSTM(2, time_major=True, input_shape=(5, 1))]).save(root / "timemajor.h5")
     files.append(root / "timemajor.h5")
+    k2.Sequential([L.GRU(2, recurrent_activation="hard_sigmoid", input_shape=(5, 1))]).save(
+        root / "hard-sigmoid.h5")
+    files.append(root / "hard-sigmoid.h5")
+    import shutil
+
+    import h5py
+
+    shutil.copyfile(root / "timemajor.h5", root / "linked.h5")
+    with h5py.File(root / "linked.h5", "a") as f:
+        f["model_weights"]["elsewhere"] = h5py.ExternalLink("/etc/hostname", "/")
+    files.append(root / "linked.h5")
+    import keras
+
+    @keras.saving.register_keras_serializable(package="mine")
+    class Twice(keras.layers.Layer):
+        def call(self, t):
+            return t * 2
+
+    keras.Sequential([keras.Input((5, 1)), Twice(), keras.layers.LSTM(2)]).save(root / "custom.keras")
+    files.append(root / "custom.keras")
+    i = keras.Input((5, 1))
+    keras.Model(i, keras.layers.LSTM(2)(keras.layers.Lambda(lambda t: t * 2)(i))).save(
+        root / "lambda3.keras")
+    files.append(root / "lambda3.keras")
     import tensorflow as tf
 
     class Writes(tf.Module):
