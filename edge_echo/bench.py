@@ -174,7 +174,7 @@ def cpu_model() -> str:
 
 
 def _floor_file(kind: str, directory: Path, entry: dict) -> tuple[Path, dict | None]:
-    """The floor file of a format, and the manifest entry its runner needs (C only)."""
+    """The floor file of a format, and the manifest entry its runner needs (C, SavedModel)."""
     name_in, name_out = entry["inputs"][0]["name"], entry["outputs"][0]["name"]
     shape_in = entry["inputs"][0]["shape"][1:]
     shape_out = entry["outputs"][0]["shape"][1:]
@@ -189,6 +189,9 @@ def _floor_file(kind: str, directory: Path, entry: dict) -> tuple[Path, dict | N
                                    shape_out), None
     if kind == "c":
         return floors.c_floor(directory / "floor.c", shape_in, shape_out)
+    if kind == "savedmodel":
+        return floors.savedmodel_floor(directory / "floor.savedmodel.zip", name_in, name_out,
+                                       shape_in, shape_out)
     return floors.keras_floor(directory / "floor.keras", name_in, shape_in, shape_out), None
 
 

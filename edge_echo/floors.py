@@ -131,6 +131,30 @@ def keras_floor(path: Path, input_name: str, input_shape, output_shape) -> Path:
     return path
 
 
+def savedmodel_floor(path: Path, input_name: str, output_name: str, input_shape,
+                     output_shape) -> tuple[Path, dict]:
+    """The one-reshape graph as a zipped SavedModel with a serving signature, and the entry
+    the tensorflow runner reads its names from."""
+    import tempfile
+
+    from .readers.graph import zip_dir
+    from .tfenv import import_tensorflow
+
+    tf = import_tensorflow()
+    shape = tuple(floor_output(input_shape, output_shape))
+
+    class Floor(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+        def __call__(self, x):
+            return {"y": tf.reshape(x, (-1, *shape))}
+
+    module = Floor()
+    with tempfile.TemporaryDirectory(prefix="edge-echo-floor-") as tmp:
+        tf.saved_model.save(module, tmp, signatures=module.__call__)
+        path.write_bytes(zip_dir(Path(tmp)))
+    return path, {"signature": {"inputs": {input_name: "x"}, "outputs": {output_name: "y"}}}
+
+
 def c_floor(path: Path, input_shape, output_shape) -> tuple[Path, dict]:
     """The C floor: the generated API around one memcpy, and the manifest entry CRunner reads."""
     output_shape = floor_output(input_shape, output_shape)

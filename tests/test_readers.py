@@ -228,8 +228,13 @@ def test_a_serving_graph_gets_the_graph_forms(sources, tmp_path):
     report = verify(out, latency_runs=0, cores=())
     runtimes = {r.runtime: r for r in report.results}
     assert report.passed and {"tensorflow", "onnxruntime", "onnxruntime:float16"} <= set(runtimes)
+    from edge_echo.bench import bench
     from edge_echo.runners import RUNNERS
 
+    # bench times TensorFlow's bare signature call too, against a one-reshape SavedModel floor.
+    rows = {r.runtime: r for r in bench(out, runs=5, warmup=1, batch=2, memory=False).rows}
+    assert {"tensorflow", "onnxruntime", "onnxruntime-ort"} <= set(rows)
+    assert rows["tensorflow"].floor.p50_us > 0
     art = entry["artifacts"]["savedmodel"]
     with RUNNERS["tensorflow"](out / art["file"], ["x"], None, artifact=art) as runner:
         got = runner.infer({"x": x})
