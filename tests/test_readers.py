@@ -213,21 +213,26 @@ def test_a_keras3_file_saved_under_jax_reads_as_it_is(name, tmp_path):
 
 
 def test_a_serving_graph_gets_the_graph_forms(sources, tmp_path):
-    """Keras 3's model.export (no Keras config): ONNX, its variant and .ort, TensorFlow on the
-    signature as the reference in convert and verify; the forms that need layers say why."""
+    """Keras 3's model.export (no Keras config): ONNX, TFLite at batch 1 (its LSTM loop as a
+    builtin WHILE), their variants and .ort, TensorFlow on the signature as the reference in
+    convert and verify; the forms that need layers say why."""
     root, x, expected = sources
     out = tmp_path / "out"
-    result = convert(root / "keras3_export", out, quantize=[("onnx", "float16")])
+    result = convert(root / "keras3_export", out, quantize=[("onnx", "float16"), ("tflite", "float16")])
     assert not result.missing
     (entry,) = read_manifest(out)["models"].values()
-    assert {"savedmodel", "onnx", "onnx_float16", "ort"} <= set(entry["artifacts"])
+    assert {"savedmodel", "onnx", "onnx_float16", "ort", "tflite", "tflite_float16"} <= set(
+        entry["artifacts"])
+    assert entry["artifacts"]["tflite"]["conversion"]["route"] == "graph-batch-1"
     assert "keras" not in entry["artifacts"]
     for kind in ("tflite_step", "tflite_micro", "onnx_step"):
         assert "Keras config" in entry["not_written"][kind]
     assert entry["source"]["writer"].startswith("tensorflow") and "translation" not in entry["source"]
     report = verify(out, latency_runs=0, cores=())
     runtimes = {r.runtime: r for r in report.results}
-    assert report.passed and {"tensorflow", "onnxruntime", "onnxruntime:float16"} <= set(runtimes)
+    assert report.passed and {"tensorflow", "onnxruntime", "onnxruntime:float16", "litert",
+                              "litert:float16"} <= set(runtimes)
+    assert runtimes["litert"].looped and runtimes["litert"].max_abs <= 1e-6
     from edge_echo.bench import bench
     from edge_echo.runners import RUNNERS
 

@@ -106,8 +106,14 @@ def calibration_feeds(calibration, input_name: str) -> list[dict[str, np.ndarray
 def tflite_variant(frozen, variant: str, calibration, input_name: str) -> bytes:
     """frozen: the model's inference as a frozen concrete function (convert/tflite.py)."""
     from ..tfenv import import_tensorflow
+    from .graph_tflite import FrozenGraph
     from .tflite import converter_for
 
+    if variant == "int8" and isinstance(frozen, FrozenGraph):
+        # Measured: TFLite 2.21's calibrator segfaults on a graph's builtin WHILE loop.
+        raise VariantUnavailable("the TFLite int8 calibrator crashes on a serving graph's "
+                                 "recurrent loop (builtin WHILE); convert the Keras model for "
+                                 "an int8 .tflite, or use the ONNX int8 variant")
     tf = import_tensorflow()
     converter = converter_for(frozen)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -164,6 +164,10 @@ def frozen_function(subject):
 
 
 def converter_for(frozen):
+    from .graph_tflite import FrozenGraph, converter
+
+    if isinstance(frozen, FrozenGraph):  # a serving graph at batch 1 (graph_tflite.py)
+        return converter(frozen)
     tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -172,16 +176,21 @@ def converter_for(frozen):
 
 def to_tflite(subject) -> bytes:
     if subject.graph_only:
-        try:
+        try:  # a graph with no loop keeps its dynamic batch
             data = converter_for(frozen_function(subject)).convert()
-        except Exception as exc:
-            from ..forms import Unavailable
-
+        except Exception:
             # A Keras model's recurrent layers are unrolled first (inference_clone); a graph's
-            # while loop is what it is, and LiteRT's builtins cannot hold it with a dynamic batch.
-            raise Unavailable("the TFLite converter cannot lower this graph to builtin ops "
-                              f"({_converter_reason(exc)}); a Keras source has its recurrent "
-                              "layers unrolled for TFLite, a bare graph cannot") from None
+            # while loop is what it is: at batch 1, with static TensorLists (graph_tflite.py).
+            from .graph_tflite import batch_one
+
+            subject.cache["frozen"] = batch_one(subject)
+            try:
+                data = converter_for(subject.cache["frozen"]).convert()
+            except Exception as exc:
+                from ..forms import Unavailable
+
+                raise Unavailable("the TFLite converter cannot lower this graph to builtin ops, "
+                                  f"even at batch 1 ({_converter_reason(exc)})") from None
         return finish_tflite(data, subject.interface.output_names)
     return finish_tflite(converter_for(frozen_function(subject)).convert(),
                          subject.interface.output_names)
@@ -243,6 +252,14 @@ def finish_tflite(data: bytes, names: list[str]) -> bytes:
 
 
 def _contract(subject, path) -> dict:
+    from .graph_tflite import FrozenGraph
+
+    if isinstance(subject.cache.get("frozen"), FrozenGraph):
+        from .graph_tflite import ROUTE as GRAPH_ROUTE
+        from .graph_tflite import ROUTE_NOTE as GRAPH_NOTE
+
+        return {"conversion": {"route": GRAPH_ROUTE, "note": GRAPH_NOTE, "stateful": False,
+                               "batch": 1, "timesteps": subject.interface.timesteps}}
     return {"conversion": {"route": ROUTE, "note": ROUTE_NOTE, "stateful": False,
                            "timesteps": subject.interface.timesteps}}
 
