@@ -429,15 +429,10 @@ def test_a_fleet_finds_every_format(sources, tmp_path):
                      "keras3_export"}
 
 
-def test_the_cli_converts_a_savedmodel_directory_alone_and_in_a_fleet(sources, tmp_path):
-    """One SavedModel directory is one model, not a fleet; in a fleet it travels to its worker
-    whole, beside an HDF5 file."""
+def test_a_savedmodel_directory_converts_in_a_fleet(sources, tmp_path):
+    """In a fleet a SavedModel directory travels to its worker whole, beside an HDF5 file (one
+    directory alone is one model: test_a_fleet_finds_every_format)."""
     root, _, _ = sources
-    done = subprocess.run([sys.executable, "-m", "edge_echo", "convert",
-                           str(root / "tfkeras_savedmodel"), "--out", str(tmp_path / "out"),
-                           "--forms", "onnx", "--quiet"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out" / "tfkeras-savedmodel.onnx").is_file()
     done = subprocess.run([sys.executable, "-m", "edge_echo", "convert",
                            str(root / "keras3_export"), str(root / "tfkeras.h5"), "--out",
                            str(tmp_path / "fleet"), "--forms", "onnx", "--quiet", "--jobs", "2"],
