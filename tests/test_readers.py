@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -442,3 +443,34 @@ def test_a_savedmodel_directory_converts_in_a_fleet(sources, tmp_path):
     assert {n: m["verdict"] for n, m in index["models"].items()} == {
         "keras3-export": "pass", "tfkeras": "pass"}
     assert (tmp_path / "fleet" / "keras3-export" / "keras3-export.savedmodel.zip").is_file()
+
+
+@pytest.mark.parametrize("config, says", [
+    # The published safe-mode bypasses, as configs: a Lambda whose function is a module's callable
+    # (CVE-2025-9906's keras.models.load_model with safe_mode off), an activation resolved from
+    # another module, an activation helper that deserializes further objects, an initializer
+    # from another module.
+    ({"class_name": "Lambda", "config": {"name": "l", "function": {
+        "module": "keras.models", "class_name": "function", "config": "load_model",
+        "registered_name": "function"}, "arguments": {"safe_mode": False}}}, "is a Lambda"),
+    ({"class_name": "Dense", "config": {"name": "d", "activation": {
+        "module": "os", "class_name": "function", "config": "relu"}}}, "of module 'os'"),
+    ({"class_name": "Dense", "config": {"name": "d", "activation": {
+        "module": "keras.activations", "class_name": "function", "config": "deserialize"}}},
+     "function 'deserialize'"),
+    ({"class_name": "Dense", "config": {"name": "d", "kernel_initializer": {
+        "module": "subprocess", "class_name": "GlorotUniform", "config": {}}}},
+     "from module 'subprocess'"),
+    ({"class_name": "Dense", "config": {"name": "d", "activation": "my_activation"}},
+     "activation 'my_activation'"),
+])
+def test_configs_that_name_code_are_refused_as_data(k3, config, says):
+    from edge_echo.readers.safety import check_config
+
+    model = {"class_name": "Sequential", "config": {"name": "s", "layers": [config]}}
+    with pytest.raises(ArtifactError, match=re.escape(says)):
+        check_config(model, "m.keras")
+    # The same layer with built-in values passes: the check refuses the names, not the layer.
+    if config["class_name"] == "Dense":
+        check_config({"class_name": "Sequential", "config": {"name": "s", "layers": [
+            {"class_name": "Dense", "config": {"name": "d", "activation": "relu"}}]}}, "m.keras")

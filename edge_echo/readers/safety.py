@@ -59,9 +59,13 @@ def _operations() -> dict[str, set[str]]:
 
 
 def _activations() -> set[str]:
+    """The activations by name: keras.activations' functions, not its get/serialize/deserialize
+    (which would resolve further objects named by the file)."""
     import keras
 
-    return {n for n in dir(keras.activations) if not n.startswith("_")}
+    return {n for n in dir(keras.activations) if not n.startswith("_")
+            and n not in ("get", "serialize", "deserialize")
+            and callable(getattr(keras.activations, n))}
 
 
 def check_config(config, where: str) -> None:
@@ -86,10 +90,12 @@ def check_config(config, where: str) -> None:
             module = node.get("module")
             registered = node.get("registered_name")
             if cls == "function":
-                if not (isinstance(inner, str) and inner in activations):
-                    raise ArtifactError(f"{where}: a function '{inner}' that is not a built-in "
-                                        "Keras activation (code of yours, which edge-echo never "
-                                        "runs)")
+                if not (isinstance(inner, str) and inner in activations) or (
+                        isinstance(module, str) and not re.match(r"(keras|tf_keras)(\.|$)", module)):
+                    origin = f" of module '{module}'" if isinstance(module, str) else ""
+                    raise ArtifactError(f"{where}: a function '{inner}'{origin} that is not a "
+                                        "built-in Keras activation (code of yours, which "
+                                        "edge-echo never runs)")
             elif isinstance(module, str) and cls in operations.get(module, ()):
                 pass  # a Keras operation on a tensor of the model
             elif cls not in known or (isinstance(module, str) and not re.match(
