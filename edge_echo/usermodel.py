@@ -285,10 +285,12 @@ def describe_source(source, interface: Interface, feed: dict, outputs: list[np.n
     as_read = source.format == "keras" and not source.translated and \
         not source.provenance.get("renamed_layers")
     doc["keras_file"] = "copied" if as_read else "saved"
+    how = [what for what, done in (("read from " + source.format, source.format != "keras"),
+                                   ("translated", source.translated),
+                                   ("renamed", bool(source.provenance.get("renamed_layers"))))
+           if done]
     doc["reference"] = (f"Keras 3 on {name}.keras, the source file as it is" if as_read else
-                        f"Keras 3 on {name}.keras, the model as read and "
-                        + ("translated" if source.translated else "renamed")
-                        + ", saved by Keras 3")
+                        f"Keras 3 on {name}.keras, the model {', '.join(how)}, saved by Keras 3")
     return doc
 
 
