@@ -231,7 +231,7 @@ class Form:
 def describe(path: Path, fmt: str) -> dict:
     from .artifacts import describe_onnx, describe_tflite
 
-    if fmt == "c":  # C source describes itself in its contract (convert/csource.py)
+    if fmt == "c":  # C source describes itself in its contract (convert/csource/)
         return {}
     return describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
 

@@ -417,7 +417,7 @@ def test_a_c_source_that_ignores_the_mask_or_the_backward_order_fails(tmp_path, 
 
     models = _whole_sequence_models()
     models["imdb"].save(tmp_path / "imdb.keras")
-    real = csource._recurrent_code
+    real = csource.sequence._recurrent_code
 
     def unmasked(s, src):
         mask = f"if ({s.reads_mask}[at])"
@@ -427,7 +427,7 @@ def test_a_c_source_that_ignores_the_mask_or_the_backward_order_fails(tmp_path, 
         return [line.replace("+ (at) *", "+ (t) *") for line in real(s, src)]
 
     for name, broken in (("unmasked", unmasked), ("unturned", unturned)):
-        monkeypatch.setattr(csource, "_recurrent_code", broken)
+        monkeypatch.setattr(csource.sequence, "_recurrent_code", broken)
         made = convert(tmp_path / "imdb.keras", tmp_path / name, forms=("tflite",), c_source=True)
         assert not made.missing, made.missing
         ran = {r.runtime: r for r in verify(tmp_path / name, latency_runs=0, cores=()).results}
@@ -479,7 +479,7 @@ def test_masking_padding_steps_in_c_as_keras_skips_them(tmp_path, monkeypatch):
     x[:, 5:] = 0.0   # padding at the end
     x[::2, 2] = 0.0  # and a padding step inside
     want = np.asarray(model(x))
-    real = csource._recurrent_code
+    real = csource.sequence._recurrent_code
 
     def unmasked(s, src):
         mask = f"if ({s.reads_mask}[at])"
@@ -487,7 +487,7 @@ def test_masking_padding_steps_in_c_as_keras_skips_them(tmp_path, monkeypatch):
 
     errors = {}
     for name, code in (("c", real), ("unmasked", unmasked)):
-        monkeypatch.setattr(csource, "_recurrent_code", code)
+        monkeypatch.setattr(csource.sequence, "_recurrent_code", code)
         out = tmp_path / name
         convert(tmp_path / "padded.keras", out, forms=("tflite",), c_source=True)
         (entry,) = read_manifest(out)["models"].values()

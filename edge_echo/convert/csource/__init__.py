@@ -1,0 +1,107 @@
+"""Plain C99 source for a recurrent model: no runtime at all (NAME.c and NAME.h).
+
+For stacks of unidirectional LSTM, GRU (both reset_after settings) and
+SimpleRNN layers with a Dense (or TimeDistributed(Dense)) head: the trained
+weights as `static const` arrays (flash, not RAM), a state struct with h
+(and c) per recurrent layer, and three functions:
+
+    void NAME_reset(NAME_state *s);
+    void NAME_step(NAME_state *s, const float *x_t, float *y_t);
+    void NAME_predict(const float *x, float *y);
+
+No heap, no mutable globals, no libm (exp, log, erf are the file's own, in single
+precision), nothing of libc beyond memset / memcpy. Anything else gets a one-line reason
+(Unavailable) and no file.
+The C is checked like every other form: verify compiles it and runs it
+through ctypes (runners/c.py) against Keras.
+
+One module per part:
+- plan.py: the Keras layers read as C cells, normalizations and Dense heads (step models);
+- sequence.py: the whole-sequence models (NAME_predict alone), their plan and emitter;
+- step.py: the step models' emitter (NAME.h, NAME.c);
+- cells.py: the float emitter's pieces both share (arrays, activations, one cell's step);
+- cmath.py: the C math library and the blocked matrix-vector product;
+- generate.py: one model's C, made once per subject;
+- figures.py: what the C costs where it was measured (device.json);
+- here: the form, its contract and its manifest entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...forms import Form, Subject
+from .cmath import ACTIVATIONS, MATH
+from .figures import STRICT, compiler, measure
+from .generate import _generated
+from .plan import c_name
+from .sequence import SeqPlan, _param_name, _seq_signature, _takes_ids
+
+# What other modules and the tests use of the package.
+__all__ = ["ACTIVATIONS", "FORMS", "MATH", "STRICT", "c_name", "compiler", "contract",
+           "_param_name", "to_header", "to_source"]
+
+
+def to_header(subject: Subject) -> bytes:
+    return _generated(subject)[1].encode()
+
+
+def to_source(subject: Subject) -> bytes:
+    return _generated(subject)[2].encode()
+
+
+def contract(subject: Subject, path: Path) -> dict:
+    p, _, _ = _generated(subject)
+    n = c_name(subject.name)
+    if isinstance(p, SeqPlan):
+        return _seq_contract(subject, path, p, n)
+    return {**subject.interface.io(), "c": {
+        "header": f"{subject.name}.h",
+        "api": [f"void {n}_reset({n}_state *s)",
+                f"void {n}_step({n}_state *s, const float *x_t, float *y_t)",
+                f"void {n}_predict(const float *x, float *y)"],
+        "prefix": n,
+        "steps": p.steps, "features": p.features, "outputs": p.outputs,
+        "sequence_output": "every_step" if p.every_step else "last_step",
+        "state_bytes": 4 * p.state_floats,
+        "params": p.params,
+        "layers": p.layers(),
+        "reset": f"{n}_reset(&s) at the start of each sequence, then {n}_step once per time step",
+    }}
+
+
+def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
+    """A whole-sequence model's C API: NAME_predict alone, one pointer per input. It runs on
+    c and the emulated Cortex-M cores; c-step has nothing to call."""
+    from ...runners import RUNNERS
+
+    no_step = f"no {n}_step: {p.why_no_step}"
+    labels = [rt for rt, cls in RUNNERS.items() if cls.artifact == "c_source"]
+    not_on = {rt: no_step for rt in labels if rt.startswith("c-step")}
+    c = {
+        "header": f"{subject.name}.h",
+        "api": [_seq_signature(n, p)],
+        "prefix": n,
+        "mode": "whole_sequence",
+        "inputs": [{k: v for k, v in i.items() if k != "c_type"} for i in p.inputs],
+        "returns": "int: 0, or -1 for a token id outside its vocabulary (y untouched)"
+                   if _takes_ids(p) else "void",
+        "steps": p.inputs[0]["steps"], "features": p.inputs[0]["features"],
+        "outputs": p.output.width,
+        "sequence_output": "every_step" if p.output.steps else "last_step",
+        "y_size": p.y_size,
+        "state_bytes": 0,
+        "stack_buffer_bytes": 4 * p.buffer_floats + sum(
+            s.steps for s in p.nodes if s.node.kind in ("embedding", "masking") and s.mask),
+        "params": p.params,
+        "layers": p.layers(),
+        "no_step": no_step,
+    }
+    return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
+            "not_on": not_on, "c": c}
+
+
+FORMS = (
+    Form("c_header", ".h", "c", to_header, (), optional=True),
+    Form("c_source", ".c", "c", to_source, (), contract=contract, optional=True, measure=measure),
+)
