@@ -157,7 +157,7 @@ class Reuse:
     directory: Path
     entry: dict
     # The model's name in that export (its device.json is keyed by it).
-    name: str = ""
+    name: str
 
     def _same(self, kind: str, key: str | None) -> bool:
         return key is not None and self.entry.get("reuse_keys", {}).get(kind) == key
@@ -369,11 +369,12 @@ def write_forms(subject: Subject, out: Path, tools: dict, report: Progress,
             done.reuse_keys[form.kind] = key
         if form.measure:
             art = done.artifacts[form.kind]
-            old = reuse.measured(form.kind, art["sha256"]) if reuse and was_reused else None
-            if old is None:
+            figures = reuse.measured(form.kind, art["sha256"]) if reuse and was_reused else None
+            if figures is None:
                 report(name, f"measuring {path.name}")
-                old = {"file": path.name, "sha256": art["sha256"], **form.measure(subject, path, art)}
-            done.measured[form.kind] = old
+                figures = {"file": path.name, "sha256": art["sha256"],
+                           **form.measure(subject, path, art)}
+            done.measured[form.kind] = figures
         if form.tolerance:
             tol = form.tolerance(subject)
             for label in labels_for(form.base or form.kind, form.variant):

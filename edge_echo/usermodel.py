@@ -10,6 +10,7 @@ reason names one, the layer; the other formats are still written.
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -257,7 +258,7 @@ def describe_source(source, interface: Interface, feed: dict, outputs: list[np.n
                     name: str) -> dict:
     """The manifest's `source`: the format, its writer and version, any translation (checked
     here against the original framework's own outputs), the renames, and the reference."""
-    doc = {"file": source.path.name, **{k: v for k, v in source.provenance.items()
+    doc = {"file": source.path.name, **{k: v for k, v in copy.deepcopy(source.provenance).items()
                                          if v is not None}}
     if source.translated:
         original = source.original([feed[n] for n in interface.input_names])

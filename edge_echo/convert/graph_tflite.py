@@ -16,6 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# A graph with no loop: converted as it is, any batch.
+FROZEN_ROUTE = "graph-frozen"
+FROZEN_NOTE = ("the serving graph with its variables frozen to constants, TFLITE_BUILTINS only: "
+               "stateless, dynamic batch")
 ROUTE = "graph-batch-1"
 ROUTE_NOTE = (
     "the serving graph frozen at batch 1, its functions inlined and each TensorList's element "
@@ -34,6 +38,15 @@ class FrozenGraph:
     inputs: list[str]
     outputs: list[str]
     shapes: dict[str, list[int]]
+
+
+def contract(subject) -> dict:
+    """The conversion a graph's .tflite had: as it is, or at batch 1 (its loop)."""
+    if isinstance(subject.cache.get("frozen"), FrozenGraph):
+        return {"route": ROUTE, "note": ROUTE_NOTE, "stateful": False, "batch": 1,
+                "timesteps": subject.interface.timesteps}
+    return {"route": FROZEN_ROUTE, "note": FROZEN_NOTE, "stateful": False,
+            "timesteps": subject.interface.timesteps}
 
 
 def batch_one(subject) -> FrozenGraph:

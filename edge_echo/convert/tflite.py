@@ -252,14 +252,10 @@ def finish_tflite(data: bytes, names: list[str]) -> bytes:
 
 
 def _contract(subject, path) -> dict:
-    from .graph_tflite import FrozenGraph
+    if subject.graph_only:  # no layers were unrolled: the graph's own route
+        from .graph_tflite import contract
 
-    if isinstance(subject.cache.get("frozen"), FrozenGraph):
-        from .graph_tflite import ROUTE as GRAPH_ROUTE
-        from .graph_tflite import ROUTE_NOTE as GRAPH_NOTE
-
-        return {"conversion": {"route": GRAPH_ROUTE, "note": GRAPH_NOTE, "stateful": False,
-                               "batch": 1, "timesteps": subject.interface.timesteps}}
+        return {"conversion": contract(subject)}
     return {"conversion": {"route": ROUTE, "note": ROUTE_NOTE, "stateful": False,
                            "timesteps": subject.interface.timesteps}}
 

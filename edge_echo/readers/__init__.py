@@ -58,18 +58,21 @@ class Source:
     path: Path
     # keras | hdf5 | savedmodel
     format: str
-    # The Keras 3 model; None for a bare serving graph.
+    # The Keras 3 model, or readers/graph.py's Graph for a SavedModel with no Keras config.
     model: object = None
-    # readers/graph.py's Graph for a SavedModel with no Keras config; None otherwise.
-    graph: object = None
     provenance: dict = field(default_factory=dict)
     # The original framework's own call on a feed (tf-keras on the original file), where the
-    # model was translated: check_translation compares it with the Keras 3 model.
+    # model was translated: usermodel.describe_source compares it with the Keras 3 model.
     original: object = None
 
     @property
     def translated(self) -> bool:
         return self.original is not None
+
+    @property
+    def graph(self):
+        """The serving graph, where the source is one (no Keras layers); else None."""
+        return self.model if getattr(self.model, "is_graph", False) else None
 
 
 def is_savedmodel(path: Path) -> bool:
@@ -214,36 +217,13 @@ SCOPE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-]*$")
 def prepare(source: Source) -> Source:
     """What every reader's model goes through before anything is written: weights that are all
     finite, and layer names every converter takes (renamed, and the renames recorded)."""
-    if source.model is None:
+    if source.graph is not None:
         return source
     check_finite(source.model, source.path.name)
     renamed = safe_names(source.model)
     if renamed:
         source.provenance["renamed_layers"] = renamed
     return source
-
-
-def _layers(model):
-    """Every layer of the model, wrapped ones included, once each."""
-    seen, out = set(), []
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        out.append(layer)
-        for key in ("layers", "_layers"):
-            for inner in getattr(layer, key, None) or []:
-                if inner is not layer and hasattr(inner, "weights"):
-                    visit(inner)
-        for key in ("layer", "forward_layer", "backward_layer", "cell"):
-            inner = getattr(layer, key, None)
-            if inner is not None and hasattr(inner, "weights"):
-                visit(inner)
-
-    for layer in model.layers:
-        visit(layer)
-    return out
 
 
 def check_finite(model, where: str) -> None:
@@ -272,7 +252,8 @@ def check_finite(model, where: str) -> None:
 def safe_names(model) -> dict[str, str]:
     """Layer names TensorFlow will not take as a name scope (every converter traces each layer
     under its name) renamed in the model; {old: new}."""
-    layers = _layers(model)
+    # Wrapped layers too (a Bidirectional's halves, their cells): each is traced under its name.
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
     taken = {layer.name for layer in layers}
     renamed = {}
     for layer in layers:

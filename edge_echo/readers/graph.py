@@ -15,7 +15,6 @@ from ..errors import ArtifactError, first_line
 from . import Source
 
 SIGNATURE = "serving_default"
-_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class Graph:
@@ -82,14 +81,16 @@ def load(path: Path) -> Graph:
 
 def read(path: Path, ops: list[str], tf_version: str | None) -> Source:
     graph = load(path)
-    return Source(path, "savedmodel", graph=graph, model=graph, provenance={
+    return Source(path, "savedmodel", model=graph, provenance={
         "format": "savedmodel", "writer": "tensorflow (no Keras config)",
         "writer_version": tf_version, "signature": SIGNATURE, "graph_ops": ops})
 
 
 def zip_dir(path: Path) -> bytes:
     """The SavedModel directory as one zip, the same bytes for the same files (the reference a
-    verify runs, NAME.savedmodel.zip)."""
+    verify runs, NAME.savedmodel.zip): entries in sorted order, at save_keras's fixed time."""
+    from ..convert.keras import _FIXED_TIME
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for p in sorted(q for q in Path(path).rglob("*") if q.is_file()):

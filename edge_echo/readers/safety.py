@@ -11,6 +11,7 @@ variable restore a SavedModel needs to load.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..errors import ArtifactError
@@ -26,6 +27,7 @@ DATA_MARKERS = ("__tuple__", "__ellipsis__", "__slice__", "__numpy__", "__bytes_
                 "__typespec__", "__keras_tensor__", "TensorShape")
 
 
+@functools.cache
 def _known_classes() -> set[str]:
     import keras
 
@@ -36,6 +38,7 @@ def _known_classes() -> set[str]:
     return names
 
 
+@functools.cache
 def _operations() -> dict[str, set[str]]:
     """Keras's own operations a functional model can call on its tensors (keras.ops.not_equal
     saves as NotEqual of keras.src.ops.numpy), by module: built-in code, never the file's."""
@@ -58,6 +61,7 @@ def _operations() -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
 def _activations() -> set[str]:
     """The activations by name: keras.activations' functions, not its get/serialize/deserialize
     (which would resolve further objects named by the file)."""

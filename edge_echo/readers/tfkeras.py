@@ -47,7 +47,8 @@ def original_call(model2):
     """tf-keras's own outputs on a list of input arrays, one sequence at a time from a zero
     state where a layer is stateful (its batch is fixed: each sequence is fed in a batch of
     that size, padded with zeros)."""
-    stateful = any(getattr(layer, "stateful", False) for layer in _all_layers(model2))
+    stateful = any(getattr(layer, "stateful", False)
+                   for layer in model2._flatten_layers(include_self=False, recursive=True))
     fixed = model2.inputs[0].shape[0] if stateful else None
 
     def call(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -67,11 +68,3 @@ def original_call(model2):
 
     return call
 
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        for key in ("layer", "forward_layer", "backward_layer"):
-            inner = getattr(layer, key, None)
-            if inner is not None:
-                yield inner
