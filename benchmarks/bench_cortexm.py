@@ -3,7 +3,7 @@
 Per model and core: flash of the model object (.text + .rodata + .data at -Os), the deepest
 stack (-fcallgraph-info=su), state bytes, and instructions per whole sequence (NAME_predict)
 and per step (NAME_step), counted on qemu-system-arm by SysTick under -icount shift=0,
-calibrated in the same run (edge_echo/cortexm.py). "before" is the C that edge-echo generated
+calibrated in the same run (edge_echo/targets/cortexm.py). "before" is the C that edge-echo generated
 at BASE (default 32b6905, the commit before the work): for the echo models the committed
 exported/NAME.c of that commit (the same weights), for the user model the C that commit's
 `convert --c-source` writes, run from a git worktree. Both sides are measured here, now, on
@@ -32,10 +32,12 @@ from pathlib import Path
 import numpy as np
 from bench_c import c_predict_ns
 
-from edge_echo import cortexm, manifest, refdata
+from edge_echo import manifest, refdata, targets
+from edge_echo.targets import cortexm
 from edge_echo.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
+CORES = tuple(cortexm.CORES)
 TARGETS = {("many-to-many", "cortex-m4"): 7000, ("many-to-many", "cortex-m0"): 300000,
            ("weather", "cortex-m4"): 2500000}
 ECHO_ERROR = 1e-6
@@ -80,7 +82,7 @@ def host_ns(paths: tuple[Path, Path], art: dict, x: np.ndarray, rounds: int = 5)
 
 
 def main() -> int:
-    why = cortexm.unavailable()
+    why = targets.unavailable("cortex-m4")
     if why:
         print(f"bench_cortexm: {why}", file=sys.stderr)
         return 2
@@ -119,17 +121,17 @@ def main() -> int:
             ref = refdata.load(manifest.artifact_path(directory, entry["artifacts"]["reference"]))
             x = next(iter(refdata.inputs(ref, refdata.RANDOM_X,
                                          [i["name"] for i in entry["inputs"]]).values()))[0]
-            old = cortexm.measure(before, art["c"], x)["cores"]
-            new = cortexm.measure(after, art["c"], x)["cores"]
+            old = targets.measure(before, art["c"], x, CORES)["cortex_m"]["cores"]
+            new = targets.measure(after, art["c"], x, CORES)["cortex_m"]["cores"]
             results[name] = {"params": art["c"]["params"],
                              "host_predict_ns": host_ns((before, after), art, x),
                              "cores": {c: {"before": old[c], "after": new[c]} for c in new}}
-            for core in cortexm.CORE_NAMES:
+            for core in CORES:
                 rows.append((name, core, art["c"]["params"], old[core], new[core]))
-        report = verify(export, latency_runs=0)
+        report = verify(export, latency_runs=0, cores=CORES)
         # The user model against its stored Keras outputs, on every core (the soft-float ones
         # take a few seconds a sequence).
-        weather = verify(tmp / "after", keras=False, latency_runs=0)
+        weather = verify(tmp / "after", keras=False, latency_runs=0, cores=CORES)
     errors = {(r.model, r.runtime): r.max_abs for r in report.results + weather.results
               if r.runtime.startswith("c")}
     print(f"{'model':13} {'core':11} {'flash B':>14} {'bound':>6} {'stack':>9} {'state':>5} "

@@ -124,7 +124,7 @@ class BenchReport:
     settings: dict
     machine: dict
     rows: list[BenchRow]
-    # The C source on emulated Cortex-M cores: instructions, not host time (device_rows).
+    # The C source on device targets: instructions (or Node's time), not host time (device_rows).
     device: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -135,31 +135,34 @@ class BenchReport:
 
 
 def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[list[dict], str | None]:
-    """Per model with C source and per core: flash, deepest stack, state, and instructions per
-    sequence and per step on the emulated core, for the first reference sequence. (None, why)
-    where the cross tools are missing."""
-    from . import cortexm
+    """Per model with C source (or its .wasm) and per device target: flash, deepest stack,
+    state, and instructions per sequence and per step (in Node: time per predict call), for
+    the first reference sequence. ([], why) where no target can run here."""
+    from . import targets
 
-    why = cortexm.unavailable()
-    if why or not cores:
+    runnable = tuple(n for n in cores if not targets.unavailable(n))
+    if not runnable:
+        why = "; ".join(dict.fromkeys(targets.unavailable(n) for n in cores)) if cores else None
         return [], why or "no --targets"
     rows = []
     for model, entry in doc["models"].items():
-        art = entry["artifacts"].get("c_source")
-        if not art or "c" not in art:
-            continue
-        path = manifest_mod.artifact_path(directory, art)
-        ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
-        x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
-        first = (cortexm.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
-                 if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
-        figures = cortexm.measure(path, art["c"], first, cores)
-        for core, f in figures["cores"].items():
-            if "measured" in f:
-                continue  # did not build or fit on that core: the manifest says why
-            rows.append({"model": model, "runtime": f"c@{core}", "core": core, "file": path.name,
-                         "form": manifest_mod.artifact_kind(entry, art), "sha256": art["sha256"],
-                         **f})
+        for kind in ("c_source", "wasm"):
+            art = entry["artifacts"].get(kind)
+            if not art or "c" not in art:
+                continue
+            path = manifest_mod.artifact_path(directory, art)
+            ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
+            x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
+            first = (targets.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
+                     if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
+            families = targets.measure(path, art["c"], first, runnable, artifact=kind)
+            for family in families.values():
+                for core, f in family.get("cores", {}).items():
+                    if "measured" in f:
+                        continue  # did not build or fit on that target: the manifest says why
+                    rows.append({"model": model, "runtime": f"c@{core}", "core": core,
+                                 "file": path.name, "form": manifest_mod.artifact_kind(entry, art),
+                                 "sha256": art["sha256"], "method": family["method"], **f})
     return rows, None
 
 
@@ -304,11 +307,12 @@ def bench(
                 if r.model == model:
                     r.speedup_vs_predict = base.timing.p50_us / r.timing.p50_us
     machine = {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version()}
-    from .cortexm import CORE_NAMES, METHOD
+    from .targets import TARGET_NAMES
 
-    device, why = device_rows(directory, doc, CORE_NAMES if cores is None else cores)
-    settings["device"] = (f"the C source on emulated Cortex-M cores, the first reference sequence: "
-                          f"{METHOD}" if not why else f"not measured: {why}")
+    device, why = device_rows(directory, doc, TARGET_NAMES if cores is None else cores)
+    settings["device"] = ("the C source on device targets, the first reference sequence: "
+                          "instructions where the target counts them (each row's method), time "
+                          "per predict call in Node" if not why else f"not measured: {why}")
     return BenchReport(str(directory), settings, machine, rows, device)
 
 

@@ -79,11 +79,13 @@ def print_table(table: Table) -> None:
 MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: all."
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
-              "tflite_micro_step, ort. Default: every one the model has (ort: an ONNX Runtime Mobile "
-              ".ort beside each .onnx).")
-TARGETS_HELP = ("Cortex-M cores for the runtimes c@CORE and c-step@CORE (the C source on "
-                "qemu-system-arm): cortex-m0, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 "
-                "(or m4; repeat or comma-separate), all or none. Default: all.")
+              "tflite_micro_step, ort, wasm. Default: every one the model has but wasm (ort: an ONNX "
+              "Runtime Mobile .ort beside each .onnx; wasm: the C source compiled for WebAssembly, "
+              "NAME.wasm with its loader NAME.mjs, also written with --c-source).")
+TARGETS_HELP = ("Device targets for the runtimes c@TARGET and c-step@TARGET (the C source on "
+                "emulated cores, or its .wasm in Node): cortex-m0, cortex-m3, cortex-m4, cortex-m7, "
+                "cortex-m33, cortex-m55 (or m4), riscv32imac, riscv32imafc, aarch64, wasm32, the "
+                "families cortex-m and riscv (repeat or comma-separate), all or none. Default: all.")
 
 
 @contextlib.contextmanager
@@ -266,8 +268,8 @@ def convert(
         "also every model whose verified export is up to date (skipped by default).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print only problems.")] = False,
     targets: Annotated[Optional[list[str]], typer.Option(
-        "--targets", metavar="CORES",
-        help="Cortex-M cores convert's own verify runs the C source on (as for verify). Default: "
+        "--targets", metavar="TARGETS",
+        help="Device targets convert's own verify runs the C source on (as for verify). Default: "
         "none, for speed; edge-echo verify OUT runs them all.")] = None,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", metavar="N", min=1, max=256, help="A fleet's models converted at once, "
@@ -279,9 +281,9 @@ def convert(
     """Export and verify your own trained Keras sequence models (no retraining). Exit 3 if partial."""
     with user_errors():
         from .convert.quantize import parse as parse_quantize
-        from .cortexm import parse_targets
         from .fleet import is_fleet
         from .forms import parse_forms
+        from .targets import parse_targets
 
         variants = parse_quantize(quantize)
         kinds = parse_forms(forms)
@@ -464,11 +466,11 @@ def verify(
         "--plot", metavar="FILE",
         help="Write a PNG: per model, each runtime against Keras (parity) and the difference.")] = None,
     targets: Annotated[Optional[list[str]], typer.Option(
-        "--targets", metavar="CORES", help=TARGETS_HELP)] = None,
+        "--targets", metavar="TARGETS", help=TARGETS_HELP)] = None,
 ) -> None:
     """Check integrity, then compare ONNX Runtime and LiteRT (and Keras) with the Keras reference."""
     with user_errors():
-        from .cortexm import parse_targets
+        from .targets import parse_targets
         from .verify import verify as run_verify
 
         report = run_verify(directory, keras=not no_keras, samples=samples, seed=seed,
@@ -706,7 +708,7 @@ def bench(
         "--memory/--no-memory",
         help="Measure each row's peak-RSS growth in a child process of its own (Linux).")] = True,
     targets: Annotated[Optional[list[str]], typer.Option(
-        "--targets", metavar="CORES", help=TARGETS_HELP)] = None,
+        "--targets", metavar="TARGETS", help=TARGETS_HELP)] = None,
 ) -> None:
     """Time every model in every runtime at batch 1 and at --batch, each against its runtime's floor.
 
@@ -714,7 +716,7 @@ def bench(
     with user_errors():
         from .bench import bench as run_bench
         from .bench import plot
-        from .cortexm import parse_targets
+        from .targets import parse_targets
 
         runtimes = [v.strip() for item in runtime or [] for v in item.split(",") if v.strip()]
         cores = parse_targets(targets)
@@ -764,28 +766,39 @@ def _render_bench(report) -> None:
 
 
 def _render_device(report) -> None:
-    """The C source on each emulated core: bytes and instructions (the est. column is an estimate)."""
+    """The C source on each device target: bytes and instructions (the est. column is an
+    estimate), and in Node the time of a predict call beside the host C's (bench's row c)."""
     if not report.device:
-        out_console.print(f"cortex-m: {report.settings.get('device', 'not measured')}",
+        out_console.print(f"device targets: {report.settings.get('device', 'not measured')}",
                           markup=False, highlight=False, soft_wrap=True)
         return
-    table = Table(title="the C source on emulated Cortex-M cores (bytes; instructions)",
+    table = Table(title="the C source on device targets (bytes; instructions, or time in Node)",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "core", "board", "flash", "stack", "state", "instr/seq", "instr/step",
-                "largest step", "est. µs @ clock"):
-        table.add_column(col, justify="left" if col in ("model", "core", "board") else "right",
+    for col in ("model", "target", "board", "flash", "stack", "state", "instr/seq", "instr/step",
+                "largest step", "est. µs @ clock / p50 µs"):
+        table.add_column(col, justify="left" if col in ("model", "target", "board") else "right",
                          no_wrap=True)
+    host = {r.model: r.timing.p50_us for r in report.rows if r.runtime == "c"}
     for d in report.device:
+        if "wasm_bytes" in d:
+            vs = (f" (host c {host[d['model']]:,.2f}: {d['p50_us'] / host[d['model']]:.1f}x)"
+                  if d["model"] in host else "")
+            table.add_row(d["model"], d["core"], d["board"],
+                          f"{d['wasm_bytes']:,} + {d['loader_bytes']:,} js", "-",
+                          f"{d['state_bytes']:,}", "-", "-", "-", f"{d['p50_us']:,.2f}{vs}")
+            continue
+        estimate = (f"~{d['estimate_us_at_clock']:,.1f} @ {d['clock_hz'] / 1e6:g} MHz"
+                    if "estimate_us_at_clock" in d else "-")
         table.add_row(d["model"], d["core"], d["board"], f"{d['flash_bytes']:,}",
                       f"{d['stack_bytes']:,}", f"{d['state_bytes']:,}",
                       f"{d['instructions_per_sequence']:,}",
                       *((f"{d['instructions_per_step']['mean']:,}",
                          f"{d['instructions_per_step']['largest']:,}")
-                        if "instructions_per_step" in d else ("-", "-")),
-                      f"~{d['estimate_us_at_clock']:,.1f} @ {d['clock_hz'] / 1e6:g} MHz")
+                        if "instructions_per_step" in d else ("-", "-")), estimate)
     print_table(table)
     out_console.print(f"counted: {report.settings['device']}; est.: an estimate at one "
-                      "instruction a cycle", markup=False, highlight=False, soft_wrap=True)
+                      "instruction a cycle; each target's method is in --json's device rows",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _fixed(value: float, decimals: int) -> str:

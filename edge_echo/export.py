@@ -345,11 +345,14 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, mode
 
     kinds = forms or tuple(f.kind for f in registered() if not f.optional)
     if c_source:
-        kinds = (*kinds, "c_header", "c_source")
+        kinds = (*kinds, "c_header", "c_source", "wasm", "wasm_loader")
     written = write_forms(subject, out, tools, report, kinds, reuse)
-    if "c_header" in written.artifacts and "c_source" not in written.artifacts:
-        # A header without its source is no use to anyone: the C source line says why.
-        (out / written.artifacts.pop("c_header")["file"]).unlink()
+    # A header without its source, or a module without its loader (or the other way round), is
+    # no use to anyone: the other's line says why.
+    for part, whole in (("c_header", "c_source"), ("wasm_loader", "wasm"), ("wasm", "wasm_loader")):
+        if part in written.artifacts and whole not in written.artifacts:
+            (out / written.artifacts.pop(part)["file"]).unlink()
+            written.measured.pop(part, None)
     arts = {**model_files, **written.artifacts}
     ref_path = out / f"{subject.name}.reference.npz"
     refdata.save(ref_path, arrays)

@@ -195,7 +195,7 @@ def run_task(task: dict) -> dict:
 
 def _convert_and_verify(source: Path, out: Path, name: str, options: dict, data: Path | None,
                         record: dict) -> tuple[dict[str, bytes] | None, dict]:
-    from .cortexm import parse_targets
+    from .targets import parse_targets
     from .usermodel import convert
     from .verify import verify
 

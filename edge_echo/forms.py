@@ -231,8 +231,8 @@ class Form:
 def describe(path: Path, fmt: str) -> dict:
     from .artifacts import describe_onnx, describe_tflite
 
-    if fmt == "c":  # C source describes itself in its contract (convert/csource/)
-        return {}
+    if fmt in ("c", "wasm", "js"):  # the C source and its WebAssembly describe themselves in
+        return {}                   # their contracts (convert/csource/, convert/wasm.py)
     return describe_tflite(path) if fmt == "tflite" else describe_onnx(path)
 
 
@@ -389,7 +389,7 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
     """--forms: repeated or comma-separated form names (manifest artifact kinds); None = all."""
     if not values:
         return None
-    known = [f.kind for f in registered() if not f.optional] + list(DERIVED)
+    known = [f.kind for f in registered() if not f.optional] + list(DERIVED) + list(ASKED)
     wanted = {v.strip() for item in values for v in item.split(",") if v.strip()}
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
@@ -397,16 +397,19 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
 
         what = f"unknown form {', '.join(unknown)}" if unknown else "--forms is empty"
         raise UsageError(f"{what}; choose from {', '.join(known)}")
-    return tuple(k for k in known if k in wanted)
+    return tuple(kind for k in known if k in wanted for kind in ASKED.get(k, (k,)))
 
 
 # Forms made from other forms' files after they are written, selected by --forms like the rest:
 # ort, an .ort file beside every .onnx form (convert/ort.py).
 DERIVED = ("ort",)
+# Optional forms --forms may ask for by name (also written with --c-source), and the forms
+# each name writes: wasm, NAME.wasm with its loader NAME.mjs (convert/wasm.py).
+ASKED = {"wasm": ("wasm", "wasm_loader")}
 
 
 def registered() -> tuple[Form, ...]:
     """Every form, in the order they are written (quantized forms after what they quantize)."""
-    from .convert import csource, micro, onnx, step, tflite
+    from .convert import csource, micro, onnx, step, tflite, wasm
 
-    return (*tflite.FORMS, *onnx.FORMS, *step.FORMS, *micro.FORMS, *csource.FORMS)
+    return (*tflite.FORMS, *onnx.FORMS, *step.FORMS, *micro.FORMS, *csource.FORMS, *wasm.FORMS)

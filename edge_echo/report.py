@@ -552,16 +552,28 @@ def _contract(art: dict) -> str:
         if fp and "flash_bytes" in fp:
             items.append(("footprint", f"{fp['flash_bytes']:,} B flash, {fp['mutable_global_bytes']} "
                                        f"B globals, {fp['max_stack_frame_bytes']} B deepest frame"))
-        cores = c.get("cortex_m", {}).get("cores", {})
-        for core, f in cores.items():
-            items.append((core, f.get("measured") or (
-                f"{f['flash_bytes']:,} B flash, {f['stack_bytes']:,} B stack, "
-                f"{f['instructions_per_sequence']:,} instructions a sequence")))
+        for core, f in _target_figures(c).items():
+            items.append((core, f.get("measured") or _target_line(f)))
     if art.get("arena_bytes"):
         items.append(("arena", f"{art['arena_bytes']:,} bytes"))
     if art.get("of"):
         items.append(("holds", art["of"]))
     return "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in items) or "-"
+
+
+def _target_figures(c: dict) -> dict[str, dict]:
+    """Every device target's figures in a C contract (device.json's, put back): by target name,
+    across the families (cortex_m, riscv, aarch64, wasm)."""
+    return {core: f for family in c.values() if isinstance(family, dict)
+            for core, f in (family.get("cores") or {}).items() if isinstance(f, dict)}
+
+
+def _target_line(f: dict) -> str:
+    if "wasm_bytes" in f:
+        return (f"{f['wasm_bytes']:,} B .wasm + {f['loader_bytes']:,} B loader, "
+                f"p50 {fmt(f.get('p50_us'), 'us')} µs a predict in Node")
+    return (f"{f['flash_bytes']:,} B flash, {f['stack_bytes']:,} B stack, "
+            f"{f['instructions_per_sequence']:,} instructions a sequence")
 
 
 def _files(inputs: Inputs, name: str, entry: dict) -> str:
@@ -794,6 +806,19 @@ def _where(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
                       + "</ul></div>")
     else:
         blocks.append("<div><h4>Microcontroller</h4><p>No passing micro or C file.</p></div>")
+    # The C source (and its .wasm) verified on each device target: the target's own figures.
+    device = [r for r in good if "@" in r["runtime"] and not r["runtime"].startswith("c-step@")]
+    if device:
+        items = []
+        for r in device:
+            target = r["runtime"].partition("@")[2]
+            art = _artifact(inputs.manifest, name, r["file"]) or {}
+            f = _target_figures(art.get("c", {})).get(target, {})
+            items.append(line(target, r, esc(f.get("measured") or _target_line(f)) if f and (
+                "wasm_bytes" in f or "instructions_per_sequence" in f) else
+                f"max |diff| {esc(fmt(r['max_abs']))} (no figures measured here)"))
+        blocks.append("<div><h4>Device targets (the C source where it runs)</h4><ul>"
+                      + "".join(items) + "</ul></div>")
     if stream:
         fast = min(stream, key=lambda r: (latency(r) or math.inf, size(r)))
         items = [line("streaming", fast, f"one step at a time with the state carried between calls; "

@@ -240,7 +240,7 @@ def verify(
     models: list[str] | None = None,
     cores: tuple[str, ...] | None = None,
 ) -> Report:
-    """cores: the Cortex-M cores whose c@ and c-step@ runtimes run (None: all)."""
+    """cores: the device targets (targets/) whose c@ and c-step@ runtimes run (None: all)."""
     check_samples(samples)
     if atol is not None or rtol is not None:
         Tolerance(atol or 0.0, rtol or 0.0)  # validates the overrides before any work
@@ -253,13 +253,13 @@ def verify(
     check_loadable(directory, doc)
 
     runners_here = {rt: cls for rt, cls in RUNNERS.items() if (keras or not cls.reference)
-                    and (cores is None or getattr(cls, "core", None) in (None, *cores))}
+                    and (cores is None or getattr(cls, "target", None) in (None, *cores))}
     cannot = {rt: cls.unavailable() for rt, cls in runners_here.items()}
     cannot = {rt: why for rt, why in cannot.items() if why}
     runners_here = {rt: cls for rt, cls in runners_here.items() if rt not in cannot}
     results: list[RuntimeResult] = []
     notes: list[str] = []
-    skipped: dict[str, list[str]] = {}  # one line per reason: the twelve Cortex-M runtimes share one
+    skipped: dict[str, list[str]] = {}  # one line per reason: a family's runtimes share one
     for rt, why in cannot.items():
         if any(RUNNERS[rt].artifact in e["artifacts"] for e in doc["models"].values()):
             skipped.setdefault(why, []).append(rt)
@@ -267,7 +267,8 @@ def verify(
     emulated = [rt for rt, cls in runners_here.items() if getattr(cls, "emulated", False)
                 and any(cls.artifact in e["artifacts"] for e in doc["models"].values())]
     if emulated:
-        notes.append(f"{', '.join(emulated)}: the C source on emulated cores (qemu-system-arm), "
+        notes.append(f"{', '.join(emulated)}: the C source on device targets (emulated cores: "
+                     "qemu-system-arm, qemu-system-riscv32, qemu-aarch64; WebAssembly in Node), "
                      f"one sequence at a time as on the device, on the first {EMULATED_SEQUENCES} "
                      "sequences of each set; not timed here (bench gives their instructions)")
     for name, entry in doc["models"].items():

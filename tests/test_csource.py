@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from conftest import read_manifest, read_measured, rehash
 
-from edge_echo import cortexm
+from edge_echo import targets
 from edge_echo.convert.csource import STRICT, compiler
 from edge_echo.export import export
 from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+from edge_echo.targets import TARGETS
 from edge_echo.usermodel import convert
 from edge_echo.verify import EMULATED_SEQUENCES, verify
 
@@ -32,20 +33,36 @@ def c_export(exported, tmp_path_factory):
 
 def test_the_export_does_not_depend_on_the_tools_installed(exported, c_export, tmp_path,
                                                           monkeypatch):
-    """What the C source costs is measured on optional tools (the host compiler, the Arm cross
-    compiler and QEMU) and kept in device.json: an export made where none of them is found
-    writes the same manifest and files, byte for byte."""
+    """What the C source costs is measured on optional tools (the host compiler, the cross
+    compilers, QEMU and Node) and kept in device.json: an export made where none of them is
+    found writes the same manifest and files, byte for byte, but for the WebAssembly forms."""
     import json
 
     from conftest import tree_digest
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
-    assert compiler() is None and cortexm.unavailable()
+    assert compiler() is None and all(targets.unavailable(t) for t in TARGETS)
     out = tmp_path / "exported"
     shutil.copytree(exported, out)
     export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
     bare, tooled = tree_digest(out), tree_digest(c_export)
     assert bare.pop("device.json") != tooled.pop("device.json")
+    # The WebAssembly forms are files clang makes: without it they are not written, and the
+    # manifest says why. Nothing else moves.
+    for name in MODEL_NAMES:
+        assert tooled.pop(f"{name}.wasm") and tooled.pop(f"{name}.mjs")
+    docs = [json.loads((d / "manifest.json").read_text()) for d in (out, c_export)]
+    for name in MODEL_NAMES:
+        why = docs[0]["models"][name]["not_written"]["wasm"]
+        assert why.startswith("no clang or wasm-ld here") and "apt-get install clang lld" in why
+        for doc in docs:
+            for part in ("artifacts", "not_written", "reuse_keys"):
+                for kind in ("wasm", "wasm_loader"):
+                    doc["models"][name].get(part, {}).pop(kind, None)
+            if doc["models"][name].get("not_written") == {}:
+                del doc["models"][name]["not_written"]
+    assert docs[0] == docs[1]
+    assert bare.pop("manifest.json") != tooled.pop("manifest.json")
     assert bare == tooled
     text = (out / "manifest.json").read_text()
     assert "cortex_m" not in text and "footprint" not in text
@@ -121,12 +138,15 @@ def test_a_perturbed_weight_in_the_c_makes_verify_fail(c_export, tmp_path, cli):
     value = float(match.group(1))
     path.write_text(source[:match.start(1)] + repr(value + 0.01) + source[match.end(1):])
     rehash(target, "many-to-one.c")
-    result = cli("verify", target, "--no-keras", "--models", "many-to-one")
+    result = cli("verify", target, "--no-keras", "--models", "many-to-one", "--targets",
+                 "m0,m4,riscv32imac,aarch64")
     assert result.exit_code == 1
     failed = {line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("FAIL")}
     runtimes = ["c", "c-step"]
-    if cortexm.unavailable() is None:  # the same file on every emulated core fails too
-        runtimes += [f"{kind}@{core}" for kind in ("c", "c-step") for core in cortexm.CORE_NAMES]
+    # The same file fails on a core of every family that can run here (the .wasm, built from
+    # the file before it was altered, is not this file).
+    cores = [t for t in ("cortex-m0", "cortex-m4", "riscv32imac", "aarch64") if not targets.unavailable(t)]
+    runtimes += [f"{kind}@{core}" for kind in ("c", "c-step") for core in cores]
     assert failed == {f"FAIL many-to-one / {rt}" for rt in runtimes}, result.stderr
 
 
@@ -299,7 +319,7 @@ def test_convert_c_source_for_user_stacks(name, tmp_path):
     cores = ("cortex-m0", "cortex-m4")
     report = verify(tmp_path / "out", latency_runs=0, cores=cores)
     ran = {r.runtime: r for r in report.results}
-    arm = cortexm.unavailable() is None
+    arm = targets.unavailable("cortex-m4") is None
     for rt in ("c", "c-step", *([f"{k}@{c}" for k in ("c", "c-step") for c in cores] if arm else [])):
         assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
     if arm:  # nm -u of the object on every core: no libm, whatever the activations
@@ -379,14 +399,15 @@ def test_whole_sequence_models_get_c_source(name, tmp_path):
     art = entry["artifacts"]["c_source"]
     c = art["c"]
     assert c["mode"] == "whole_sequence"
-    assert art["runs_on"] == ["c", *(f"c@{core}" for core in cortexm.CORE_NAMES)]
-    assert set(art["not_on"]) == {"c-step", *(f"c-step@{core}" for core in cortexm.CORE_NAMES)}
+    on_c = [t for t, target in TARGETS.items() if target.artifact == "c_source"]
+    assert art["runs_on"] == ["c", *(f"c@{core}" for core in on_c)]
+    assert set(art["not_on"]) == {"c-step", *(f"c-step@{core}" for core in on_c)}
     assert [i["name"] for i in c["inputs"]] == [i["name"] for i in entry["inputs"]]
     header = (out / f"{name}.h").read_text()
     assert "_step" not in header and "No step function: " in header
     assert c["api"][0] in header.replace(";", "")
     cores = ("cortex-m0", "cortex-m4")
-    arm = cortexm.unavailable() is None
+    arm = targets.unavailable("cortex-m4") is None
     ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=cores).results}
     assert not any(rt.startswith("c-step") for rt in ran)
     for rt in ("c", *([f"c@{core}" for core in cores] if arm else [])):

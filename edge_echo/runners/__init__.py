@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from .base import Runner, SteppedRunner
 from .c import CRunner, CStepRunner
-from .cortexm import CORTEX_M_RUNNERS, CortexMRunner
 from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
 from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
 from .onnxruntime_ort import OrtRunner, OrtStepRunner
+from .target import TARGET_RUNNERS, TargetRunner
 from .tensorflow import TensorFlowRunner
 from .tflm import TFLMRunner, TFLMStepRunner
 
@@ -49,7 +49,7 @@ RUNNERS: dict[str, type[Runner]] = {
     for cls in (KerasRunner, TensorFlowRunner, OnnxRunner, OrtRunner, LiteRTRunner, LiteRTCompiledRunner,
                 OnnxStepRunner, OrtStepRunner, LiteRTStepRunner, LiteRTCompiledStepRunner,
                 TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner, CRunner,
-                CStepRunner, *CORTEX_M_RUNNERS)
+                CStepRunner, *TARGET_RUNNERS)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
@@ -59,5 +59,5 @@ BENCH_RUNNERS: dict[str, type[Runner]] = {
                                  CRunner)
 }
 
-__all__ = ["BENCH_RUNNERS", "CortexMRunner", "LiteRTRunner", "OnnxRunner", "OrtRunner", "RUNNERS",
-           "RUNTIMES", "Runner", "SteppedRunner", "labels_for", "targets"]
+__all__ = ["BENCH_RUNNERS", "LiteRTRunner", "OnnxRunner", "OrtRunner", "RUNNERS",
+           "RUNTIMES", "Runner", "SteppedRunner", "TargetRunner", "labels_for", "targets"]

@@ -227,11 +227,12 @@ static float ee_erf(float x)
 # weights of v[k] side by side. So every weight is read once, in the order it is stored, each
 # v[k] once per block, and eight sums stay in registers. A core with a single-precision FMA
 # (Cortex-M4F, M7, M33, M55) gets one VFMA per weight: __builtin_fmaf is inlined there. A host
-# with 4-wide float vectors (x86-64's SSE, AArch64's NEON) reads the same blocks four rows to
-# an instruction, through GCC's and clang's vector types: the same products and sums in the
-# same order, so its outputs are the scalar code's, bit for bit.
+# with 4-wide float vectors (x86-64's SSE, AArch64's NEON, WebAssembly's simd128) reads the
+# same blocks four rows to an instruction, through GCC's and clang's vector types: the same
+# products and sums in the same order, unfused (AArch64 has an FMA, but its scalar rows stay
+# unfused too), so its outputs are the scalar code's, bit for bit, on every such target.
 MATVEC = """\
-#if defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
+#if defined(__arm__) && defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
 #define EE_MAC(a, w, x) __builtin_fmaf((w), (x), (a))
 #else
 #define EE_MAC(a, w, x) ((a) + (w) * (x))
@@ -250,7 +251,12 @@ EE_INLINE void ee_mv1(float *z, const float *w, const float *b, const float *x, 
     }
 }
 
-#if defined(__GNUC__) && !defined(__arm__) && (defined(__SSE__) || defined(__aarch64__))
+/* Where the compiler has 4-lane float vectors (SSE, NEON on aarch64, WebAssembly's simd128),
+ * the rows go four and eight at a time through its vector types: per lane the same products
+ * summed in the same order as the scalar code below, so the same bits (-DEE_SCALAR builds the
+ * scalar code anywhere, to check it). */
+#if defined(__GNUC__) && !defined(__arm__) && !defined(EE_SCALAR) && \
+    (defined(__SSE__) || defined(__aarch64__) || defined(__wasm_simd128__))
 typedef float ee_v4 __attribute__((vector_size(16)));
 
 EE_INLINE ee_v4 ee_v4_load(const float *p)

@@ -1,5 +1,5 @@
 """What the C costs where it was measured (device.json, not the manifest): flash and stack on this
-host's compiler, and the emulated Cortex-M cores' figures (cortexm.py)."""
+host's compiler, and every device target's figures (targets/), by family."""
 
 from __future__ import annotations
 
@@ -51,12 +51,10 @@ def footprint(path: Path) -> dict:
 
 
 def device_figures(subject: Subject, path: Path, c: dict) -> dict:
-    """Flash, stack, state and instructions on every emulated Cortex-M core (cortexm.py), on
+    """Flash, stack, state and instructions on every device target (targets/), by family, on
     the first reference sequence (or, without one, seeded uniform [0, 1) values)."""
-    from ... import cortexm
+    from ... import targets
 
-    if cortexm.unavailable():
-        return {"measured": f"not measured: {cortexm.unavailable()}"}
     size = c["steps"] * c["features"]
     x = None if not isinstance(subject.reference_x, np.ndarray) else \
         np.asarray(subject.reference_x, np.float32)
@@ -68,17 +66,15 @@ def device_figures(subject: Subject, path: Path, c: dict) -> dict:
         copy = Path(tmp) / path.name
         copy.write_bytes(path.read_bytes())
         copy.with_suffix(".h").write_text(_generated(subject)[1])
-        figures = cortexm.measure(copy, c, x)
-    return {"input": which, **figures}
+        families = targets.measure(copy, c, x)
+    return {family: {"input": which, **f} if "cores" in f else f for family, f in families.items()}
 
 
 def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
-    """A whole-sequence model's figures on every emulated core: NAME_predict on the first
+    """A whole-sequence model's figures on every device target: NAME_predict on the first
     calibration sequence of each input (drawn as the reference inputs are)."""
-    from ... import cortexm
+    from ... import targets
 
-    if cortexm.unavailable():
-        return {"measured": f"not measured: {cortexm.unavailable()}"}
     calibration = subject.calibration
     if not isinstance(calibration, dict):
         calibration = {subject.interface.input_name: calibration}
@@ -87,14 +83,16 @@ def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
         copy = Path(tmp) / path.name
         copy.write_bytes(path.read_bytes())
         copy.with_suffix(".h").write_text(_generated(subject)[1])
-        figures = cortexm.measure(copy, c, cortexm.pack(c, arrays))
-    return {"input": "the first calibration sequence of each input", **figures}
+        families = targets.measure(copy, c, targets.pack(c, arrays))
+    which = "the first calibration sequence of each input"
+    return {family: {"input": which, **f} if "cores" in f else f for family, f in families.items()}
 
 
 def measure(subject: Subject, path: Path, art: dict) -> dict:
     """What the C source costs where it was measured (device.json, not the manifest): flash and
-    stack on this host's compiler, and every emulated Cortex-M core's figures."""
+    stack on this host's compiler, and every device target's figures, by family (cortex_m,
+    riscv, aarch64)."""
     c = art["c"]
-    figures = (_whole_device_figures(subject, path, c) if c.get("mode") == "whole_sequence"
-               else device_figures(subject, path, c))
-    return {"footprint": footprint(path), "cortex_m": figures}
+    families = (_whole_device_figures(subject, path, c) if c.get("mode") == "whole_sequence"
+                else device_figures(subject, path, c))
+    return {"footprint": footprint(path), **families}
