@@ -65,6 +65,17 @@ def full_export(exported, tmp_path_factory):
     return shared(tmp_path_factory, "full", make)
 
 
+@pytest.fixture(scope="session")
+def c_export(exported, tmp_path_factory) -> Path:
+    """The session export's weights with only the .tflite beside the C source and its
+    WebAssembly (fast), measured on every device target here; tests must not modify it."""
+    def make(out: Path):
+        shutil.copytree(exported, out)
+        export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
+
+    return shared(tmp_path_factory, "c", make)[0]
+
+
 @pytest.fixture
 def export_copy(exported, tmp_path) -> Path:
     """A private copy of the session export that a test may alter."""

@@ -1,6 +1,5 @@
 """Issue 21: the C source built, run and measured on emulated Cortex-M0 to M55 (qemu-system-arm)."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,8 +8,6 @@ import pytest
 from conftest import read_measured
 
 from edge_echo import targets
-from edge_echo.export import export
-from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
 from edge_echo.targets import cortexm
 from edge_echo.verify import verify
 
@@ -27,12 +24,9 @@ def _no_libm(calls: list[str]) -> bool:
     return all(c in ALLOWED or c.startswith("__aeabi_") for c in calls)
 
 
-@pytest.fixture(scope="module")
-def arm_export(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("arm") / "exported"
-    shutil.copytree(exported, out)
-    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
-    return out
+@pytest.fixture
+def arm_export(c_export):
+    return c_export
 
 
 def test_every_core_is_measured_in_the_manifest(arm_export):
@@ -65,7 +59,7 @@ def test_every_core_is_measured_in_the_manifest(arm_export):
 
 
 def test_every_core_reproduces_keras(arm_export):
-    report = verify(arm_export, latency_runs=0, models=["many-to-many", "many-to-one"])
+    report = verify(arm_export, latency_runs=0, models=["many-to-many", "many-to-one"], cores=CORE_NAMES)
     assert report.passed, [line for r in report.results for line in r.failures()]
     ran = {(r.model, r.runtime): r for r in report.results}
     for model in ("many-to-many", "many-to-one"):

@@ -18,17 +18,11 @@ from edge_echo.usermodel import convert
 from edge_echo.verify import EMULATED_SEQUENCES, verify
 
 ROOT = Path(__file__).resolve().parents[1]
+# The device targets the test zoo's models run on: a Cortex-M core without an FPU and one with,
+# and one target of every other family (targets/).
+ZOO_TARGETS = ("cortex-m0", "cortex-m4", "riscv32imac", "aarch64", "wasm32")
 CC = compiler()
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler here")
-
-
-@pytest.fixture(scope="module")
-def c_export(exported, tmp_path_factory):
-    """The session export's weights, with only the .tflite beside the C source (fast)."""
-    out = tmp_path_factory.mktemp("c") / "exported"
-    shutil.copytree(exported, out)
-    export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True)
-    return out
 
 
 def test_the_export_does_not_depend_on_the_tools_installed(exported, c_export, tmp_path,
@@ -105,7 +99,8 @@ def test_c_and_c_step_reproduce_keras(c_export, tmp_path):
     from edge_echo.errors import EdgeEchoError
     from edge_echo.verify import plot
 
-    report = verify(c_export, latency_runs=0)
+    # One device target: test_cortexm.py and test_targets.py run the others.
+    report = verify(c_export, latency_runs=0, cores=("cortex-m4",))
     assert report.passed, [line for r in report.results for line in r.failures()]
     ran = {(r.model, r.runtime): r for r in report.results}
     for name in MODEL_NAMES:
@@ -315,12 +310,13 @@ def test_convert_c_source_for_user_stacks(name, tmp_path):
     result = convert(tmp_path / f"{name}.keras", tmp_path / "out", forms=("tflite",),
                      c_source=True)
     assert not result.missing, result.missing
-    # A core without an FPU and one with: every activation's own math on both float ABIs.
-    cores = ("cortex-m0", "cortex-m4")
-    report = verify(tmp_path / "out", latency_runs=0, cores=cores)
+    # A core without an FPU and one with (every activation's own math on both float ABIs), and
+    # a target of every other family: RISC-V's soft float, aarch64's NEON, WebAssembly.
+    report = verify(tmp_path / "out", latency_runs=0, cores=ZOO_TARGETS)
     ran = {r.runtime: r for r in report.results}
     arm = targets.unavailable("cortex-m4") is None
-    for rt in ("c", "c-step", *([f"{k}@{c}" for k in ("c", "c-step") for c in cores] if arm else [])):
+    here = [t for t in ZOO_TARGETS if not targets.unavailable(t)]
+    for rt in ("c", "c-step", *(f"{k}@{c}" for k in ("c", "c-step") for c in here)):
         assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
     if arm:  # nm -u of the object on every core: no libm, whatever the activations
         device = read_measured(tmp_path / "out")["models"][name]["artifacts"]["c_source"]["c"][
@@ -406,11 +402,10 @@ def test_whole_sequence_models_get_c_source(name, tmp_path):
     header = (out / f"{name}.h").read_text()
     assert "_step" not in header and "No step function: " in header
     assert c["api"][0] in header.replace(";", "")
-    cores = ("cortex-m0", "cortex-m4")
     arm = targets.unavailable("cortex-m4") is None
-    ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=cores).results}
+    ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=ZOO_TARGETS).results}
     assert not any(rt.startswith("c-step") for rt in ran)
-    for rt in ("c", *([f"c@{core}" for core in cores] if arm else [])):
+    for rt in ("c", *(f"c@{core}" for core in ZOO_TARGETS if not targets.unavailable(core))):
         assert ran[rt].passed and ran[rt].max_abs <= 1e-5, (rt, ran[rt].max_abs)
     if arm:  # measured at export on every core: NAME_predict's instructions, no step figures
         for core, f in c["cortex_m"]["cores"].items():

@@ -37,6 +37,7 @@ FLAGS = ("--target=wasm32", "-Oz", "-std=c99", "-ffreestanding", "-nostdlib", "-
          "-mbulk-memory", "-mnontrapping-fptoint", "-msign-ext", "-Wall", "-Wextra", "-Werror",
          "-pedantic")
 LINK = ("-Wl,--no-entry", "-Wl,--strip-all")
+SCALAR = ("-DEE_SCALAR", "-fno-slp-vectorize", "-fno-vectorize")
 # The stack beside the model's own buffers (wasm-ld's default is 64 KiB).
 STACK = 16 * 1024
 # The C source includes <string.h> for memset and memcpy; a freestanding wasm32 has none, so
@@ -106,7 +107,9 @@ def build_module(source: str, header: str, c: dict, name: str, scalar: bool = Fa
         (work / f"{name}.c").write_text(source)
         (work / f"{name}.h").write_text(header)
         (work / "exports.c").write_text(_shim(c, f"{name}.h"))
-        cmd = [CLANG, *FLAGS, *(("-DEE_SCALAR",) if scalar else ()), "-Iinclude", *LINK,
+        # scalar: the C source's scalar code, not auto-vectorized either (LLVM's SLP
+        # vectorizer otherwise makes the same simd128 code of it): a check of the bits.
+        cmd = [CLANG, *FLAGS, *(SCALAR if scalar else ()), "-Iinclude", *LINK,
                f"-Wl,-z,stack-size={stack_bytes(c)}", "exports.c", f"{name}.c", "-o", "m.wasm"]
         done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         if done.returncode != 0:

@@ -255,7 +255,7 @@ EE_INLINE void ee_mv1(float *z, const float *w, const float *b, const float *x, 
  * the rows go four and eight at a time through its vector types: per lane the same products
  * summed in the same order as the scalar code below, so the same bits (-DEE_SCALAR builds the
  * scalar code anywhere, to check it). */
-#if defined(__GNUC__) && !defined(__arm__) && !defined(EE_SCALAR) && \
+#if defined(__GNUC__) && !defined(__arm__) && !defined(EE_SCALAR) && \\
     (defined(__SSE__) || defined(__aarch64__) || defined(__wasm_simd128__))
 typedef float ee_v4 __attribute__((vector_size(16)));
 
