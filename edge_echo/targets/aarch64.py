@@ -54,6 +54,7 @@ def toolchain() -> dict:
 class AArch64(Target):
     name, label, family = "aarch64", "AArch64 (Linux)", "aarch64"
     tools = (GCC, SIZE, NM, QEMU)
+    library = "libc.a"
     install = INSTALL
     method = METHOD
     where = "emulated aarch64 (qemu-aarch64)"

@@ -51,8 +51,14 @@ class Target:
     # The figures need a run of their own (aarch64: a traced run); else every run counts.
     count_runs = False
 
+    # A file the compiler must find (-print-file-name): its C library, where that is a package
+    # of its own (picolibc, the cross glibc).
+    library: str | None = None
+
     def unavailable(self) -> str | None:
         missing = [t for t in self.tools if shutil.which(t) is None]
+        if not missing and self.library and not has_file(self.tools[0], self.library):
+            missing = [self.library]
         if missing:
             return (f"no {' or '.join(missing)} here, so the C source was not run on "
                     f"{self.where} (Debian: {self.install})")
@@ -90,6 +96,14 @@ def run_tool(cmd: list[str], cwd: Path, what: str,
         why = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no message")
         raise ArtifactError(f"{what}: {why}")
     return done
+
+
+@functools.cache
+def has_file(compiler: str, name: str) -> bool:
+    """The compiler finds name among its libraries (gcc -print-file-name prints it bare if not)."""
+    found = subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
+                           text=True).stdout.strip()
+    return Path(found).is_absolute() and Path(found).is_file()
 
 
 def first_line_of(cmd: list[str]) -> str:

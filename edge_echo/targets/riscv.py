@@ -50,6 +50,7 @@ def toolchain() -> dict:
 class RiscV(Target):
     family = "riscv"
     tools = (GCC, SIZE, NM, QEMU)
+    library = "picolibc.specs"
     install = INSTALL
     method = METHOD
     where = "emulated RISC-V cores"
