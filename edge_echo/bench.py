@@ -134,7 +134,8 @@ class BenchReport:
                 "device": self.device}
 
 
-def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[list[dict], str | None]:
+def device_rows(directory: Path, doc: dict, cores: tuple[str, ...], runs: int = 2000,
+                warmup: int = 200) -> tuple[list[dict], str | None]:
     """Per model with C source (or its .wasm) and per device target: flash, deepest stack,
     state, and instructions per sequence and per step (in Node: time per predict call), for
     the first reference sequence. ([], why) where no target can run here."""
@@ -155,7 +156,8 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...]) -> tuple[lis
             x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
             first = (targets.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
                      if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
-            families = targets.measure(path, art["c"], first, runnable, artifact=kind)
+            families = targets.measure(path, art["c"], first, runnable, artifact=kind,
+                                       timed=(runs, warmup))
             for family in families.values():
                 for core, f in family.get("cores", {}).items():
                     if "measured" in f:
@@ -218,7 +220,7 @@ def bench(
     memory: bool = True,
     cores: tuple[str, ...] | None = None,
 ) -> BenchReport:
-    """cores: the emulated Cortex-M cores the C source is measured on (None: all)."""
+    """cores: the device targets the C source (and its .wasm) is measured on (None: all)."""
     check_settings(runs, warmup, predict_runs, batch, threads)
     if not runtimes:
         # On the runtime-only install, time what is installed.
@@ -309,7 +311,8 @@ def bench(
     machine = {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version()}
     from .targets import TARGET_NAMES
 
-    device, why = device_rows(directory, doc, TARGET_NAMES if cores is None else cores)
+    device, why = device_rows(directory, doc, TARGET_NAMES if cores is None else cores,
+                              max(runs, 100), warmup)
     settings["device"] = ("the C source on device targets, the first reference sequence: "
                           "instructions where the target counts them (each row's method), time "
                           "per predict call in Node" if not why else f"not measured: {why}")

@@ -590,8 +590,9 @@ beyond `memset` and `memcpy`; it compiles warning-free under `-std=c99 -Wall
 -Wextra -Werror -pedantic` and as C++ (`extern "C"`). The contract is in the
 header: float32, row-major, reset at the start of each sequence. `verify`
 compiles it and runs it against Keras as the runtimes `c` (whole sequence)
-and `c-step` (step by step), and on emulated Cortex-M cores as `c@cortex-m4`,
-`c-step@cortex-m4` and so on.
+and `c-step` (step by step), and on each device target as `c@TARGET` and
+`c-step@TARGET`: emulated Cortex-M cores (`c@cortex-m4`), RISC-V cores
+(`c@riscv32imac`, `c@riscv32imafc`) and aarch64 (`c@aarch64`).
 
 | files | params | weight bytes (float32) | state bytes |
 |---|---:|---:|---:|
@@ -599,10 +600,39 @@ and `c-step` (step by step), and on emulated Cortex-M cores as `c@cortex-m4`,
 
 What the code costs where it runs is measured, not part of these files: `device.json`
 beside this README holds, per C source, its flash, globals and deepest stack frame on the
-host compiler at -Os, and on every emulated Cortex-M core its flash, stack and instructions
-per sequence (where the Arm cross tools were installed at export); `edge-echo report`
-shows them, and `edge-echo bench --targets all` measures the cores again.
-{loop}"""
+host compiler at -Os, and on every device target its flash, stack and instructions per
+sequence (where its tools were installed at export); `edge-echo report` shows them, and
+`edge-echo bench --targets all` measures the targets again.
+{loop}{wasm_section(doc)}"""
+
+
+def wasm_section(doc: dict) -> str:
+    """The C source as WebAssembly: NAME.wasm and its loader NAME.mjs, where written."""
+    rows = [f"| `{m['artifacts']['wasm']['file']}` + `{m['artifacts']['wasm_loader']['file']}` | "
+            f"{m['artifacts']['wasm']['size']:,} | {m['artifacts']['wasm_loader']['size']:,} |"
+            for m in doc["models"].values() if "wasm" in m["artifacts"]
+            and "wasm_loader" in m["artifacts"]]
+    if not rows:
+        return ""
+    some = next(m["artifacts"]["wasm"] for m in doc["models"].values() if "wasm" in m["artifacts"])
+    return f"""
+### WebAssembly: NAME.wasm and NAME.mjs
+
+The C source compiled for wasm32 by {some['wasm']['compiler']} (`-Oz`, freestanding: no libc,
+no imports), with an ES-module loader for a browser, Node or a worker:
+
+```js
+import {{ load }} from "./NAME.mjs";  // NAME.wasm beside it, or load(url | bytes)
+const model = await load();
+const y = model.predict(x);          // x, y: Float32Array; reset() and step(x_t) where NAME_step exists
+```
+
+`verify` runs them in Node as `c@wasm32` and `c-step@wasm32`.
+
+| files | .wasm bytes | loader bytes |
+|---|---:|---:|
+{chr(10).join(rows)}
+"""
 
 
 def ort_section(doc: dict) -> str:

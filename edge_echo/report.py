@@ -570,8 +570,8 @@ def _target_figures(c: dict) -> dict[str, dict]:
 
 def _target_line(f: dict) -> str:
     if "wasm_bytes" in f:
-        return (f"{f['wasm_bytes']:,} B .wasm + {f['loader_bytes']:,} B loader, "
-                f"p50 {fmt(f.get('p50_us'), 'us')} µs a predict in Node")
+        return (f"{f['wasm_bytes']:,} B .wasm + {f['loader_bytes']:,} B loader"
+                + (f", p50 {fmt(f['p50_us'], 'us')} µs a predict in Node" if "p50_us" in f else ""))
     return (f"{f['flash_bytes']:,} B flash, {f['stack_bytes']:,} B stack, "
             f"{f['instructions_per_sequence']:,} instructions a sequence")
 

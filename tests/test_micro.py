@@ -307,11 +307,11 @@ def test_no_unreferenced_buffer_holds_data(exported, kind):
 
 def test_forms_help_names_exactly_the_registered_forms():
     from edge_echo.cli import FORMS_HELP
-    from edge_echo.forms import DERIVED, registered
+    from edge_echo.forms import ASKED, DERIVED, registered
 
     listed = FORMS_HELP.split(": ", 1)[1].split(". Default")[0].split(", ")
     # The C source has an option of its own (--c-source), not a --forms name.
-    assert listed == [f.kind for f in registered() if not f.optional] + list(DERIVED)
+    assert listed == [f.kind for f in registered() if not f.optional] + list(DERIVED) + list(ASKED)
 
 
 def test_a_path_that_looks_like_a_tflm_item_is_probed_as_a_file(exported, tmp_path, monkeypatch):

@@ -25,6 +25,8 @@ from edge_echo.bench import bench
 from edge_echo.cli import app
 from edge_echo.verify import verify
 
+PAGE_TARGETS = ("cortex-m4", "riscv32imafc", "wasm32")
+
 
 @pytest.fixture(scope="module")
 def measured(full_export, tmp_path_factory) -> Path:
@@ -32,9 +34,10 @@ def measured(full_export, tmp_path_factory) -> Path:
     source, _ = full_export
     target = tmp_path_factory.mktemp("report") / "exported"
     shutil.copytree(source, target)
-    checked = verify(target, keras=False, latency_runs=30)
+    # A device target of three families: the page treats them all alike.
+    checked = verify(target, keras=False, latency_runs=30, cores=PAGE_TARGETS)
     (target / "verify.json").write_text(json.dumps(checked.to_dict()))
-    timed = bench(target, runs=30, warmup=3, predict_runs=2, memory=False)
+    timed = bench(target, runs=30, warmup=3, predict_runs=2, memory=False, cores=PAGE_TARGETS)
     (target / "bench.json").write_text(json.dumps(timed.to_dict()))
     return target
 
@@ -176,6 +179,11 @@ def test_which_file_where_follows_the_figures(measured, tmp_path, cli):
     for model in before.values():
         assert {"fastest", "smallest", "closest to Keras", "least memory", "least RAM",
                 "streaming"} <= set(model)
+        # Each device target verified, with its file: the C source, or the .wasm in Node.
+        assert {t: model[t]["data-runtime"] for t in PAGE_TARGETS if t in model} == \
+            {t: f"c@{t}" for t in PAGE_TARGETS}
+        assert model["wasm32"]["data-file"].endswith(".wasm")
+        assert model["riscv32imafc"]["data-file"].endswith(".c")
     fastest = before["many-to-one"]["fastest"]
     # Make another phone file the fastest in bench's figures.
     doc = json.loads((directory / "bench.json").read_text())

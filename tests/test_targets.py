@@ -64,7 +64,7 @@ def test_each_family_is_measured_in_device_json(c_export):
     """Flash within 4 x params + 2 KiB (3 KiB on rv32imac), the deepest stack, no libm, and
     instructions from the core's own counter (RISC-V's minstret, one tick an instruction) or
     the emulator's trace (aarch64); the .wasm within 4 x params + 2 KiB and its loader within
-    2 KiB, timed in Node."""
+    2 KiB (bench times it in Node)."""
     _need(*NEW)
     doc = read_measured(c_export)
     for model, entry in doc["models"].items():
@@ -92,7 +92,8 @@ def test_each_family_is_measured_in_device_json(c_export):
         assert art["size"] <= 4 * art["c"]["params"] + 2048 and loader["size"] <= 2048
         assert art["wasm"]["imports"] == [] and art["wasm"]["loader"] == loader["file"]
         node = art["c"]["wasm"]["cores"]["wasm32"]
-        assert node["wasm_bytes"] == art["size"] and 0 < node["p50_us"] <= node["p99_us"]
+        # Bytes, not time: device.json keeps what a second export repeats exactly.
+        assert node["wasm_bytes"] == art["size"] and "p50_us" not in node
 
 
 def test_the_wasm_bytes_are_reproducible_and_the_scalar_build_gives_the_same_bits(c_export, tmp_path):

@@ -57,8 +57,8 @@ def contract(subject: Subject, path: Path) -> dict:
 
 
 def measure(subject: Subject, path: Path, art: dict) -> dict:
-    """Bytes of the module and loader, and the loader's predict timed in Node on the first
-    reference sequence (device.json)."""
+    """Bytes of the module and loader, and a run of the loader's predict in Node on the first
+    reference sequence (device.json; bench times it: a time does not repeat exactly)."""
     from .. import targets
 
     c = art["c"]

@@ -117,10 +117,12 @@ def program(name: str, path: Path, contract: dict) -> Program:
         return _BUILT[key]
 
 
-def measure_one(name: str, path: Path, contract: dict, x: np.ndarray, runs: int = 2000,
-                warmup: int = 200) -> dict:
-    """Footprint, state and instructions (or time) on one target for one sequence x (for a
-    whole-sequence model, its inputs packed as pack() packs them)."""
+def measure_one(name: str, path: Path, contract: dict, x: np.ndarray,
+                timed: tuple[int, int] | None = None) -> dict:
+    """Footprint, state and instructions on one target for one sequence x (for a whole-sequence
+    model, its inputs packed as pack() packs them). A target that counts nothing (Node) is run
+    once, and timed only where asked (timed: bench's runs and warm-up calls; device.json keeps
+    what repeats exactly)."""
     target = TARGETS[name]
     prog = program(name, path, contract)
     whole_model = prog.whole
@@ -134,7 +136,7 @@ def measure_one(name: str, path: Path, contract: dict, x: np.ndarray, runs: int 
         _, whole = prog.run(x.reshape(1, -1), step=False, y_size=size)
         if whole_model and int(whole["status"][0]) != 0:
             raise ArtifactError(f"{prog.prefix}_predict returned {int(whole['status'][0])}")
-        return {**figures, **target.time(prog, x, runs, warmup)}
+        return {**figures, **(target.time(prog, x, *timed) if timed else {})}
     _, whole = prog.run(x.reshape(1, -1), step=False, y_size=size, count=True)
     if whole_model and int(whole["status"][0]) != 0:
         raise ArtifactError(f"{prog.prefix}_predict returned {int(whole['status'][0])}")
@@ -158,7 +160,7 @@ ESTIMATE = ("estimate_us_at_clock = instructions / clock: an estimate that assum
 
 
 def measure(path: Path, contract: dict, x: np.ndarray, names: tuple[str, ...] | None = None,
-            artifact: str = "c_source") -> dict:
+            artifact: str = "c_source", timed: tuple[int, int] | None = None) -> dict:
     """Every family's figures for device.json (and bench), keyed by family (cortex_m, riscv,
     aarch64, wasm), each with its method and toolchain and its targets' figures under "cores",
     or why they were not measured. Only the targets that run this artifact."""
@@ -182,7 +184,7 @@ def measure(path: Path, contract: dict, x: np.ndarray, names: tuple[str, ...] | 
 
     def one(n: str) -> dict:
         try:
-            return measure_one(n, path, contract, x)
+            return measure_one(n, path, contract, x, timed)
         except ArtifactError as exc:  # e.g. a model that does not fit the micro:bit's 16 KiB
             return {**({"board": TARGETS[n].describe()["board"]}), "measured": f"not measured: {exc}"}
 

@@ -29,8 +29,9 @@ from .base import Program, Target, call_error, first_line_of
 
 CLANG, LLD, NODE = "clang", "wasm-ld", "node"
 INSTALL = "apt-get install clang lld nodejs"
-METHOD = ("time in Node: the loader's predict on one prepared sequence, called in a loop "
-          "after a warm-up (process.hrtime), p50 and p99 of a call")
+METHOD = ("time in Node (bench only; export records bytes): the loader's predict on one "
+          "prepared sequence, called in a loop after a warm-up (process.hrtime), p50 and p99 of "
+          "a call")
 # -Oz: the module is downloaded; simd128 and bulk memory are in every browser and Node since
 # 2021 (memset and memcpy become memory.fill and memory.copy, so nothing is imported).
 FLAGS = ("--target=wasm32", "-Oz", "-std=c99", "-ffreestanding", "-nostdlib", "-msimd128",
