@@ -20,7 +20,7 @@ from edge_echo.verify import EMULATED_SEQUENCES, verify
 ROOT = Path(__file__).resolve().parents[1]
 # The device targets the test zoo's models run on: a Cortex-M core without an FPU and one with,
 # and one target of every other family (targets/).
-ZOO_TARGETS = ("cortex-m0", "cortex-m4", "riscv32imac", "aarch64", "wasm32")
+ZOO_TARGETS = ("cortex-m0", "cortex-m4", "riscv32imac", "riscv32imafc", "aarch64", "wasm32")
 CC = compiler()
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler here")
 
@@ -57,6 +57,10 @@ def test_the_export_does_not_depend_on_the_tools_installed(exported, c_export, t
                 del doc["models"][name]["not_written"]
     assert docs[0] == docs[1]
     assert bare.pop("manifest.json") != tooled.pop("manifest.json")
+    texts = [(d / "README.md").read_text() for d in (out, c_export)]
+    assert "### WebAssembly" not in texts[0]
+    assert texts[1].split("\n### WebAssembly: NAME.wasm and NAME.mjs")[0].rstrip() == texts[0].rstrip()
+    assert bare.pop("README.md") != tooled.pop("README.md")
     assert bare == tooled
     text = (out / "manifest.json").read_text()
     assert "cortex_m" not in text and "footprint" not in text

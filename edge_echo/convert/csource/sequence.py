@@ -520,7 +520,7 @@ def seq_source(name: str, sp: SeqPlan) -> str:
 #include <string.h>
 
 {chr(10).join(_seq_arrays(sp))}
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv) || !defined(__OPTIMIZE_SIZE__))
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
 #define EE_INLINE static inline __attribute__((always_inline))
 #else
 #define EE_INLINE static inline

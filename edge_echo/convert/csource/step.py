@@ -127,9 +127,9 @@ def source(name: str, plan_: Plan) -> str:
 
 {chr(10).join(arrays)}
 /* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm and RISC-V cores, and elsewhere
- * unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv) || !defined(__OPTIMIZE_SIZE__))
+ * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
+ * an FPU, and elsewhere unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
 #define EE_INLINE static inline __attribute__((always_inline))
 #else
 #define EE_INLINE static inline
