@@ -46,9 +46,9 @@ static const float D0_B[1] = {
 };
 
 /* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm cores, and elsewhere
- * unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || !defined(__OPTIMIZE_SIZE__))
+ * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
+ * an FPU, and elsewhere unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
 #define EE_INLINE static inline __attribute__((always_inline))
 #else
 #define EE_INLINE static inline
@@ -118,7 +118,7 @@ EE_INLINE float ee_tanh_nd(float t, float scale, float *num)
     return 1.0f + e;
 }
 
-#if defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
+#if defined(__arm__) && defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4)
 #define EE_MAC(a, w, x) __builtin_fmaf((w), (x), (a))
 #else
 #define EE_MAC(a, w, x) ((a) + (w) * (x))
@@ -137,7 +137,12 @@ EE_INLINE void ee_mv1(float *z, const float *w, const float *b, const float *x, 
     }
 }
 
-#if defined(__GNUC__) && !defined(__arm__) && (defined(__SSE__) || defined(__aarch64__))
+/* Where the compiler has 4-lane float vectors (SSE, NEON on aarch64, WebAssembly's simd128),
+ * the rows go four and eight at a time through its vector types: per lane the same products
+ * summed in the same order as the scalar code below, so the same bits (-DEE_SCALAR builds the
+ * scalar code anywhere, to check it). */
+#if defined(__GNUC__) && !defined(__arm__) && !defined(EE_SCALAR) && \
+    (defined(__SSE__) || defined(__aarch64__) || defined(__wasm_simd128__))
 typedef float ee_v4 __attribute__((vector_size(16)));
 
 EE_INLINE ee_v4 ee_v4_load(const float *p)
