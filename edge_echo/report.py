@@ -360,6 +360,7 @@ font-size:12px}.card{display:grid;grid-template-columns:repeat(auto-fit,minmax(3
 .card h4{margin:2px 0 6px}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:0}
 dt{color:#555}dd{margin:0}.where{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));
 gap:14px}.where>div{border-left:4px solid #2a6f97;padding:6px 12px;background:#f6f9fc}
+.targets td,.targets th{padding:1px 6px;white-space:nowrap;font-size:12px}
 .parities{display:flex;flex-wrap:wrap;gap:6px}figure.parity{margin:0;font-size:10.5px;width:150px}
 .missing{border:1px solid #f2a541;background:#fff8eb;padding:8px 14px;border-radius:6px}
 .summary span{margin-right:18px}details summary{cursor:pointer;color:#2a6f97}
@@ -806,19 +807,36 @@ def _where(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
                       + "</ul></div>")
     else:
         blocks.append("<div><h4>Microcontroller</h4><p>No passing micro or C file.</p></div>")
-    # The C source (and its .wasm) verified on each device target: the target's own figures.
+    # The C source (and its .wasm) verified on each device target: the target's own figures,
+    # one compact row each.
     device = [r for r in good if "@" in r["runtime"] and not r["runtime"].startswith("c-step@")]
     if device:
-        items = []
+        rows = []
         for r in device:
             target = r["runtime"].partition("@")[2]
             art = _artifact(inputs.manifest, name, r["file"]) or {}
             f = _target_figures(art.get("c", {})).get(target, {})
-            items.append(line(target, r, esc(f.get("measured") or _target_line(f)) if f and (
-                "wasm_bytes" in f or "instructions_per_sequence" in f) else
-                f"max |diff| {esc(fmt(r['max_abs']))} (no figures measured here)"))
-        blocks.append("<div><h4>Device targets (the C source where it runs)</h4><ul>"
-                      + "".join(items) + "</ul></div>")
+            if "wasm_bytes" in f:  # the .wasm (its loader apart), timed in Node by bench
+                flash, stack = f"{f['wasm_bytes']:,}", "-"
+                timed = next((d for d in (inputs.bench or {}).get("device", [])
+                              if isinstance(d, dict) and d.get("model") == name
+                              and d.get("core") == target and d.get("sha256") == art.get("sha256")
+                              and "p50_us" in d), None)
+                work = f"{fmt(timed['p50_us'], 'us')} µs" if timed else "-"
+            elif "instructions_per_sequence" in f:
+                flash, stack = f"{f['flash_bytes']:,}", f"{f['stack_bytes']:,}"
+                work = f"{f['instructions_per_sequence']:,}"
+            else:
+                flash = stack = work = "-"
+            rows.append(f'<tr data-choice="{esc(target)}" data-runtime="{esc(r["runtime"])}" '
+                        f'data-file="{esc(r["file"])}" title="{esc(r["file"])}">'
+                        f"<td>{esc(target)}</td><td class=num>{esc(flash)}</td>"
+                        f"<td class=num>{esc(stack)}</td><td class=num>{esc(work)}</td></tr>")
+        blocks.append("<div><h4>Device targets (the C source where it runs)</h4>"
+                      "<table class=targets><tr><th>target</th><th>flash B</th><th>stack B</th>"
+                      "<th>instr./seq.</th></tr>" + "".join(rows) + "</table><p>Each "
+                      "passed verify against Keras on its emulator; wasm32 is the .wasm in Node "
+                      "(its bytes, and bench's p50 of a predict).</p></div>")
     if stream:
         fast = min(stream, key=lambda r: (latency(r) or math.inf, size(r)))
         items = [line("streaming", fast, f"one step at a time with the state carried between calls; "
