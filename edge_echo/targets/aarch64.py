@@ -28,11 +28,11 @@ from .base import (
     SPIN,
     Program,
     Target,
-    call_error,
-    first_line_of,
-    harness_flags,
+    compile_harness,
     object_footprint,
+    run_for_output,
     run_tool,
+    toolchain_of,
 )
 
 GCC, SIZE, NM = "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-size", "aarch64-linux-gnu-nm"
@@ -46,9 +46,7 @@ CFLAGS = ("-march=armv8-a",)
 
 @functools.cache
 def toolchain() -> dict:
-    return {"compiler": first_line_of([GCC, "--version"]),
-            "emulator": first_line_of([QEMU, "--version"]),
-            "libc": "glibc (static, Debian's libc6-dev-arm64-cross)"}
+    return toolchain_of(GCC, QEMU, "glibc (static, Debian's libc6-dev-arm64-cross)")
 
 
 class AArch64(Target):
@@ -64,40 +62,21 @@ class AArch64(Target):
         return toolchain()
 
     def build(self, program: Program) -> None:
-        work, name = program.work, program.source.name
-        program.copy_firmware("platform.h", "platform_hosted.c", "harness.c")
-        program.model_obj = work / "model.o"
-        objs = []
-        for src, obj, flags in (
-                (program.source, program.model_obj,
-                 (*MODEL_FLAGS, "-fstack-usage", "-fcallgraph-info=su")),
-                (work / "platform_hosted.c", work / "platform.o", ("-Os", "-std=c99")),
-                (work / "harness.c", work / "harness.o", ("-Os", "-std=c99", *harness_flags(program)))):
-            what = (f"{name} does not compile for aarch64 with {' '.join(MODEL_FLAGS)}"
-                    if src == program.source else f"{name} does not build for aarch64")
-            run_tool([GCC, *CFLAGS, *flags, "-c", str(src), "-o", str(obj)], work, what)
-            objs.append(str(obj))
-        program.binary = work / "program"
-        run_tool([GCC, "-static", *objs, "-o", str(program.binary)], work,
-                 f"{name} does not link for aarch64")
-        nm = run_tool([NM, str(program.binary)], work, "nm").stdout
+        objs = compile_harness(program, GCC, list(CFLAGS), "platform_hosted.c", "aarch64")
+        program.binary = program.work / "program"
+        run_tool([GCC, "-static", *objs, "-o", str(program.binary)], program.work,
+                 f"{program.source.name} does not link for aarch64")
+        nm = run_tool([NM, str(program.binary)], program.work, "nm").stdout
         marks = [line.split()[0] for line in nm.splitlines() if line.endswith(" ee_mark")]
         if len(marks) != 1:
             raise ArtifactError("the aarch64 harness has no ee_mark to count between")
         program.mark = f"/{int(marks[0], 16):016x}/".encode()
 
     def execute(self, program: Program, timeout: float, count: bool) -> bytes:
-        out = program.work / "out.bin"
         where = "qemu-aarch64"
         if not count:
-            try:
-                done = subprocess.run([QEMU, str(program.binary)], cwd=program.work,
-                                      capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise ArtifactError(f"{where} did not finish in {timeout:.0f} s") from None
-            if done.returncode != 0 or not out.is_file():
-                raise call_error(where, done)
-            return out.read_bytes()
+            return run_for_output(program, [QEMU, str(program.binary)], where, timeout)
+        out = program.work / "out.bin"
         marks = []
         with subprocess.Popen([QEMU, "-singlestep", "-d", "exec,nochain", str(program.binary)],
                               cwd=program.work, stdout=subprocess.DEVNULL,

@@ -263,3 +263,46 @@ def call_error(where: str, done: subprocess.CompletedProcess) -> ArtifactError:
     said = " ".join((done.stdout + done.stderr).split())[-300:]
     return ArtifactError(f"the program on {where} failed (exit {done.returncode}): "
                          f"{said or 'no message'}")
+
+
+def compile_harness(program: Program, gcc: str, cflags: list[str], platform: str,
+                    target: str, extra: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> list[str]:
+    """Compile the model (MODEL_FLAGS, keeping its stack usage and call graph beside it, which
+    footprint reads: the figures are of the object that runs), the platform file, any extra
+    sources (name, flags) and the harness into program.work; the objects, in link order."""
+    work, name = program.work, program.source.name
+    program.copy_firmware("platform.h", platform, "harness.c", *(src for src, _ in extra))
+    program.model_obj = work / "model.o"
+    objs = []
+    for src, obj, flags in (
+            (program.source, program.model_obj,
+             (*MODEL_FLAGS, "-fstack-usage", "-fcallgraph-info=su")),
+            *((work / src, work / Path(src).with_suffix(".o").name, ("-Os", "-std=c99", *flags))
+              for src, flags in extra),
+            (work / platform, work / "platform.o", ("-Os", "-std=c99")),
+            (work / "harness.c", work / "harness.o", ("-Os", "-std=c99", *harness_flags(program)))):
+        what = (f"{name} does not compile for {target} with {' '.join(MODEL_FLAGS)}"
+                if src == program.source else f"{name} does not build for {target}")
+        run_tool([gcc, *cflags, *flags, "-ffunction-sections", "-c", str(src), "-o", str(obj)],
+                 work, what)
+        objs.append(str(obj))
+    return objs
+
+
+def run_for_output(program: Program, cmd: list[str], where: str, timeout: float) -> bytes:
+    """Run cmd in the program's directory: the bytes of the out.bin it writes, or one line."""
+    try:
+        done = subprocess.run(cmd, cwd=program.work, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ArtifactError(f"{where} did not finish in {timeout:.0f} s") from None
+    out = program.work / "out.bin"
+    if done.returncode != 0 or not out.is_file():
+        raise call_error(where, done)
+    return out.read_bytes()
+
+
+def toolchain_of(compiler: str, emulator: str, libc: str) -> dict:
+    """The versions that built and ran a target's programs (recorded beside every figure)."""
+    return {"compiler": first_line_of([compiler, "--version"]),
+            "emulator": first_line_of([emulator, "--version"]), "libc": libc}

@@ -17,20 +17,18 @@ and qemu-system-arm. Without them every runtime here says so in one line and is 
 from __future__ import annotations
 
 import functools
-import subprocess
 from dataclasses import dataclass
 
-from ..errors import ArtifactError
 from .base import (
     FIRMWARE,
     MODEL_FLAGS,
     Program,
     Target,
-    call_error,
-    first_line_of,
-    harness_flags,
+    compile_harness,
     object_footprint,
+    run_for_output,
     run_tool,
+    toolchain_of,
 )
 
 GCC, SIZE, NM, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm"
@@ -76,10 +74,7 @@ CORES: dict[str, Core] = {c.name: c for c in (
 
 @functools.cache
 def toolchain() -> dict:
-    """The versions that built and ran the firmware (recorded beside every figure)."""
-    return {"compiler": first_line_of([GCC, "--version"]),
-            "emulator": first_line_of([QEMU, "--version"]),
-            "libc": "newlib-nano (--specs=nano.specs)"}
+    return toolchain_of(GCC, QEMU, "newlib-nano (--specs=nano.specs)")
 
 
 def linker_script(core: Core) -> str:
@@ -103,48 +98,24 @@ class CortexM(Target):
         return toolchain()
 
     def build(self, program: Program) -> None:
-        core, work = self.core, program.work
-        program.copy_firmware("startup.c", "semihost.h", "platform.h", "platform_cortexm.c",
-                              "harness.c")
-        (work / "link.ld").write_text(linker_script(core))
-        name = program.source.name
-        # The model object keeps its stack usage and call graph beside it (model.su, model.ci),
-        # which footprint reads: the flash and stack figures are of the object that runs.
-        program.model_obj = work / "model.o"
-        objs = []
-        for src, obj, flags in (
-                (program.source, program.model_obj,
-                 (*MODEL_FLAGS, "-fstack-usage", "-fcallgraph-info=su")),
-                (work / "startup.c", work / "startup.o", ("-Os", "-std=c99")),
-                (work / "platform_cortexm.c", work / "platform.o", ("-Os", "-std=c99")),
-                (work / "harness.c", work / "harness.o", ("-Os", "-std=c99", *harness_flags(program)))):
-            what = (f"{name} does not compile for {core.name} with {' '.join(MODEL_FLAGS)}"
-                    if src == program.source else f"{name} does not build for {core.name}")
-            run_tool([GCC, *core.cflags, *flags, "-ffunction-sections", "-c", str(src), "-o", str(obj)],
-                     work, what)
-            objs.append(str(obj))
-        program.binary = work / "firmware.elf"
+        core = self.core
+        (program.work / "link.ld").write_text(linker_script(core))
+        program.copy_firmware("semihost.h")
+        objs = compile_harness(program, GCC, core.cflags, "platform_cortexm.c", core.name,
+                               extra=(("startup.c", ()),))
+        program.binary = program.work / "firmware.elf"
         # libm stays on the line so that a source that still calls it links; nm -u of the
         # model object (footprint) shows whether it does.
         run_tool([GCC, *core.cflags, "-nostartfiles", "-T", "link.ld", "--specs=nano.specs",
-                  "-Wl,--gc-sections", *objs, "-lm", "-o", str(program.binary)], work,
-                 f"{name} does not fit {core.board} ({core.label}: "
+                  "-Wl,--gc-sections", *objs, "-lm", "-o", str(program.binary)], program.work,
+                 f"{program.source.name} does not fit {core.board} ({core.label}: "
                  f"{core.flash[1] // KiB} KiB flash, {core.ram[1] // KiB} KiB RAM)")
 
     def execute(self, program: Program, timeout: float, count: bool) -> bytes:
-        cmd = [QEMU, "-M", self.core.board, "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0,align=off",
-               "-kernel", str(program.binary)]
-        try:
-            done = subprocess.run(cmd, cwd=program.work, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"{self.core.board} ({self.core.name}) did not finish in "
-                                f"{timeout:.0f} s") from None
-        out = program.work / "out.bin"
-        if done.returncode != 0 or not out.is_file():
-            raise call_error(f"{self.core.board} ({self.core.name})", done)
-        return out.read_bytes()
+        return run_for_output(program, [
+            QEMU, "-M", self.core.board, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0,align=off",
+            "-kernel", str(program.binary)], f"{self.core.board} ({self.core.name})", timeout)
 
     def footprint(self, program: Program) -> dict:
         return object_footprint(program.model_obj, program.prefix, SIZE, NM)

@@ -12,18 +12,16 @@ Tools: Debian's gcc-riscv64-unknown-elf, picolibc-riscv64-unknown-elf and qemu-s
 from __future__ import annotations
 
 import functools
-import subprocess
 
-from ..errors import ArtifactError
 from .base import (
     MODEL_FLAGS,
     Program,
     Target,
-    call_error,
-    first_line_of,
-    harness_flags,
+    compile_harness,
     object_footprint,
+    run_for_output,
     run_tool,
+    toolchain_of,
 )
 
 GCC, SIZE, NM = "riscv64-unknown-elf-gcc", "riscv64-unknown-elf-size", "riscv64-unknown-elf-nm"
@@ -42,9 +40,7 @@ LAYOUT = ("-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x400000
 
 @functools.cache
 def toolchain() -> dict:
-    return {"compiler": first_line_of([GCC, "--version"]),
-            "emulator": first_line_of([QEMU, "--version"]),
-            "libc": "picolibc (--specs=picolibc.specs --oslib=semihost)"}
+    return toolchain_of(GCC, QEMU, "picolibc (--specs=picolibc.specs --oslib=semihost)")
 
 
 class RiscV(Target):
@@ -64,38 +60,20 @@ class RiscV(Target):
         return toolchain()
 
     def build(self, program: Program) -> None:
-        work, name = program.work, program.source.name
-        program.copy_firmware("platform.h", "platform_hosted.c", "harness.c")
-        program.model_obj = work / "model.o"
-        objs = []
-        for src, obj, flags in (
-                (program.source, program.model_obj,
-                 (*MODEL_FLAGS, "-fstack-usage", "-fcallgraph-info=su")),
-                (work / "platform_hosted.c", work / "platform.o", ("-Os", "-std=c99")),
-                (work / "harness.c", work / "harness.o", ("-Os", "-std=c99", *harness_flags(program)))):
-            what = (f"{name} does not compile for {self.name} with {' '.join(MODEL_FLAGS)}"
-                    if src == program.source else f"{name} does not build for {self.name}")
-            run_tool([GCC, *self.cflags, "--specs=picolibc.specs", *flags, "-ffunction-sections",
-                      "-c", str(src), "-o", str(obj)], work, what)
-            objs.append(str(obj))
-        program.binary = work / "program.elf"
+        objs = compile_harness(program, GCC, [*self.cflags, "--specs=picolibc.specs"],
+                               "platform_hosted.c", self.name)
+        program.binary = program.work / "program.elf"
         run_tool([GCC, *self.cflags, "--specs=picolibc.specs", "--oslib=semihost",
-                  "--crt0=semihost", *LAYOUT, *objs, "-o", str(program.binary)], work,
-                 f"{name} does not fit {self.board} ({self.label}: 4 MiB flash, 4 MiB RAM)")
+                  "--crt0=semihost", *LAYOUT, *objs, "-o", str(program.binary)], program.work,
+                 f"{program.source.name} does not fit {self.board} ({self.label}: 4 MiB flash, "
+                 "4 MiB RAM)")
 
     def execute(self, program: Program, timeout: float, count: bool) -> bytes:
-        cmd = [QEMU, "-M", self.board, "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0,align=off",
-               "-bios", "none", "-kernel", str(program.binary)]
-        try:
-            done = subprocess.run(cmd, cwd=program.work, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"{self.board} ({self.name}) did not finish in {timeout:.0f} s") from None
-        out = program.work / "out.bin"
-        if done.returncode != 0 or not out.is_file():
-            raise call_error(f"{self.board} ({self.name})", done)
-        return out.read_bytes()
+        return run_for_output(program, [
+            QEMU, "-M", self.board, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0,align=off",
+            "-bios", "none", "-kernel", str(program.binary)], f"{self.board} ({self.name})",
+            timeout)
 
     def footprint(self, program: Program) -> dict:
         return object_footprint(program.model_obj, program.prefix, SIZE, NM)

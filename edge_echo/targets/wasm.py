@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError
-from .base import Program, Target, call_error, first_line_of
+from .base import Program, Target, call_error, first_line_of, run_for_output
 
 CLANG, LLD, NODE = "clang", "wasm-ld", "node"
 INSTALL = "apt-get install clang lld nodejs"
@@ -210,16 +210,8 @@ class Wasm32(Target):
         program.binary = loader_path
 
     def execute(self, program: Program, timeout: float, count: bool) -> bytes:
-        cmd = [NODE, "harness.mjs", program.binary.name, "in.bin", "out.bin", layout(program)]
-        try:
-            done = subprocess.run(cmd, cwd=program.work, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ArtifactError(f"Node did not finish in {timeout:.0f} s") from None
-        out = program.work / "out.bin"
-        if done.returncode != 0 or not out.is_file():
-            raise call_error("Node", done)
-        return out.read_bytes()
+        return run_for_output(program, [NODE, "harness.mjs", program.binary.name, "in.bin",
+                                        "out.bin", layout(program)], "Node", timeout)
 
     def time(self, program: Program, x: np.ndarray, runs: int, warmup: int) -> dict:
         """p50 and p99 of the loader's predict on one prepared sequence, in Node."""
