@@ -603,7 +603,7 @@ beside this README holds, per C source, its flash, globals and deepest stack fra
 host compiler at -Os, and on every device target its flash, stack and instructions per
 sequence (where its tools were installed at export); `edge-echo report` shows them, and
 `edge-echo bench --targets all` measures the targets again.
-{loop}{wasm_section(doc)}"""
+{loop}"""
 
 
 def wasm_section(doc: dict) -> str:
@@ -616,7 +616,7 @@ def wasm_section(doc: dict) -> str:
         return ""
     some = next(m["artifacts"]["wasm"] for m in doc["models"].values() if "wasm" in m["artifacts"])
     return f"""
-### WebAssembly: NAME.wasm and NAME.mjs
+## WebAssembly: NAME.wasm and NAME.mjs
 
 The C source compiled for wasm32 by {some['wasm']['compiler']} (`-Oz`, freestanding: no libc,
 no imports), with an ES-module loader for a browser, Node or a worker:
@@ -749,7 +749,7 @@ reference's outputs on them.
 
 {source_lines(doc)}
 
-{ort_section(doc)}{micro_section(doc)}{c_section(doc)}"""
+{ort_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -828,7 +828,7 @@ model.run_by_index(0, inputs, outputs)
 print(outputs[0].read({n}, np.float32))
 ```
 
-{ort_section(doc)}{micro_section(doc)}{c_section(doc)}
+{ort_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

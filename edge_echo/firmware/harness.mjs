@@ -9,6 +9,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
 const [loaderPath, inPath, outPath, layout, runs, warmup] = process.argv.slice(2);
+// Whatever fails (a module Node will not compile, a loader that throws) is one line.
+process.on("uncaughtException", (err) => {
+  process.stderr.write(`edge-echo harness: ${err.name}: ${err.message}\n`);
+  process.exit(2);
+});
 const loader = await import(pathToFileURL(loaderPath).href);
 const model = await loader.load();
 const raw = readFileSync(inPath);
