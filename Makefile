@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: run readme-table report-screenshot test lint clean python
+.PHONY: run readme-table report-screenshot test lint clean python setup
 
 python:
 	@test -n "$(PY)" || { echo "edge-echo: no supported Python (see above)" >&2; exit 2; }
@@ -23,6 +23,10 @@ $(VENV)/.installed-%: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# The virtual environment alone (run and test make it themselves; .ci/run makes it while apt
+# installs the device tools).
+setup: python $(STAMP)
 
 # The export and its proof, then the figures and the one page that shows them all
 # (exported/report.html; the JSON and the page are measured here, so git ignores them).
