@@ -147,13 +147,14 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...], runs: int = 
         return [], why or "no --targets"
     rows = []
     for model, entry in doc["models"].items():
-        for kind in ("c_source", "wasm"):
-            art = entry["artifacts"].get(kind)
-            if not art or "c" not in art:
-                continue
+        kinds = [k for k in ("c_source", "wasm") if "c" in entry["artifacts"].get(k, {})]
+        if not kinds:
+            continue
+        ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
+        x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
+        for kind in kinds:
+            art = entry["artifacts"][kind]
             path = manifest_mod.artifact_path(directory, art)
-            ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
-            x = refdata.inputs(ref, refdata.RANDOM_X, [i["name"] for i in entry["inputs"]])
             first = (targets.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
                      if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
             families = targets.measure(path, art["c"], first, runnable, artifact=kind,

@@ -224,3 +224,18 @@ def test_bench_times_node_beside_the_host_c(c_export):
     assert node["file"] == "many-to-many.wasm" and node["runtime"] == "c@wasm32"
     assert 0 < node["p50_us"] <= node["p99_us"] and "Node" in node["method"]
     assert any(r.runtime == "c" and r.model == "many-to-many" for r in report.rows)
+
+
+def test_a_traced_run_past_its_timeout_is_one_line_not_a_hang(c_export):
+    """aarch64's figures come from a trace read as it is written: a run past the timeout is
+    killed and said, like an emulator run that does not finish."""
+    _need("aarch64")
+    from edge_echo.errors import ArtifactError
+
+    art = read_manifest(c_export)["models"]["many-to-many"]["artifacts"]["c_source"]
+    program = targets.program("aarch64", c_export / art["file"], art["c"])
+    x = np.full((1, 5), 0.25, np.float32)
+    with pytest.raises(ArtifactError, match=r"^qemu-aarch64 \(traced\) did not finish in 0 s$"):
+        program.run(x, step=False, y_size=5, timeout=0.05, count=True)
+    _, figures = program.run(x, step=False, y_size=5, count=True)  # the same run, given time
+    assert figures["instructions"][0] > 1000

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import ArtifactError
 from ..forms import Form, Subject, Unavailable
 from ..targets import wasm
 from . import csource
+from .csource.figures import device_figures
 from .csource.generate import _generated
 
 
@@ -57,26 +55,9 @@ def contract(subject: Subject, path: Path) -> dict:
 
 
 def measure(subject: Subject, path: Path, art: dict) -> dict:
-    """Bytes of the module and loader, and a run of the loader's predict in Node on the first
-    reference sequence (device.json; bench times it: a time does not repeat exactly)."""
-    from .. import targets
-
-    c = art["c"]
-    if c.get("mode") == "whole_sequence":
-        calibration = subject.calibration
-        if not isinstance(calibration, dict):
-            calibration = {subject.interface.input_name: calibration}
-        x = targets.pack(c, [np.asarray(calibration[i["name"]][:1]) for i in c["inputs"]])
-    else:
-        size = c["steps"] * c["features"]
-        ref = subject.reference_x
-        x = (np.asarray(ref, np.float32).reshape(-1)[:size]
-             if isinstance(ref, np.ndarray) and ref.size >= size
-             else np.random.default_rng(0).uniform(0, 1, size).astype(np.float32))
-    try:
-        return targets.measure(path, c, x, artifact="wasm")
-    except ArtifactError as exc:
-        return {"wasm": {"measured": f"not measured: {exc}"}}
+    """Bytes of the module and loader, and a run of the loader's predict in Node on the C
+    source's measuring input (device.json; bench times it: a time does not repeat exactly)."""
+    return device_figures(subject, path, art["c"], artifact="wasm")
 
 
 FORMS = (

@@ -186,7 +186,7 @@ def measure(path: Path, contract: dict, x: np.ndarray, names: tuple[str, ...] | 
         try:
             return measure_one(n, path, contract, x, timed)
         except ArtifactError as exc:  # e.g. a model that does not fit the micro:bit's 16 KiB
-            return {**({"board": TARGETS[n].describe()["board"]}), "measured": f"not measured: {exc}"}
+            return {"board": TARGETS[n].describe()["board"], "measured": f"not measured: {exc}"}
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         for n, figures in zip(runnable, pool.map(one, runnable), strict=True):

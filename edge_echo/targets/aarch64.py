@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import threading
 
 import numpy as np
 
@@ -81,14 +82,24 @@ class AArch64(Target):
         with subprocess.Popen([QEMU, "-singlestep", "-d", "exec,nochain", str(program.binary)],
                               cwd=program.work, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) as proc:
+            # The trace is read as it comes: a run past the timeout is killed, which ends it.
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                proc.kill()
+
+            timer = threading.Timer(timeout, expire)
+            timer.start()
             try:
                 for number, line in enumerate(proc.stderr):
                     if program.mark in line:
                         marks.append(number)
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise ArtifactError(f"{where} (traced) did not finish in {timeout:.0f} s") from None
+                proc.wait()
+            finally:
+                timer.cancel()
+        if expired.is_set():
+            raise ArtifactError(f"{where} (traced) did not finish in {timeout:.0f} s")
         if proc.returncode != 0 or not out.is_file():
             raise ArtifactError(f"the program on {where} (traced) failed (exit {proc.returncode})")
         return _counted(out.read_bytes(), marks, program.whole)

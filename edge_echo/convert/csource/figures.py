@@ -50,41 +50,39 @@ def footprint(path: Path) -> dict:
                         f"({version.splitlines()[0] if version else '?'})"}
 
 
-def device_figures(subject: Subject, path: Path, c: dict) -> dict:
-    """Flash, stack, state and instructions on every device target (targets/), by family, on
-    the first reference sequence (or, without one, seeded uniform [0, 1) values)."""
+def first_input(subject: Subject, c: dict) -> tuple[np.ndarray, str]:
+    """The one sequence the device figures are measured on, as the harness reads it, and what
+    it is: the first reference sequence (or, without one, seeded uniform [0, 1) values); for a
+    whole-sequence model, the first calibration sequence of each input, packed."""
     from ... import targets
 
+    if c.get("mode") == "whole_sequence":
+        calibration = subject.calibration
+        if not isinstance(calibration, dict):
+            calibration = {subject.interface.input_name: calibration}
+        arrays = [np.asarray(calibration[i["name"]][:1]) for i in c["inputs"]]
+        return targets.pack(c, arrays), "the first calibration sequence of each input"
     size = c["steps"] * c["features"]
-    x = None if not isinstance(subject.reference_x, np.ndarray) else \
-        np.asarray(subject.reference_x, np.float32)
-    if x is not None and x.size >= size:
-        x, which = x.reshape(-1)[:size], "the first reference sequence"
-    else:
-        x, which = np.random.default_rng(0).uniform(0, 1, size), "uniform [0, 1) values (seed 0)"
-    with tempfile.TemporaryDirectory(prefix="edge-echo-c-") as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_bytes(path.read_bytes())
-        copy.with_suffix(".h").write_text(_generated(subject)[1])
-        families = targets.measure(copy, c, x)
-    return {family: {"input": which, **f} if "cores" in f else f for family, f in families.items()}
+    x = subject.reference_x
+    if isinstance(x, np.ndarray) and x.size >= size:
+        return np.asarray(x, np.float32).reshape(-1)[:size], "the first reference sequence"
+    return (np.random.default_rng(0).uniform(0, 1, size).astype(np.float32),
+            "uniform [0, 1) values (seed 0)")
 
 
-def _whole_device_figures(subject: Subject, path: Path, c: dict) -> dict:
-    """A whole-sequence model's figures on every device target: NAME_predict on the first
-    calibration sequence of each input (drawn as the reference inputs are)."""
+def device_figures(subject: Subject, path: Path, c: dict, artifact: str = "c_source") -> dict:
+    """Every device target's figures (targets/) for this file, by family, on first_input. A C
+    source is measured as a copy beside the header it was made with."""
     from ... import targets
 
-    calibration = subject.calibration
-    if not isinstance(calibration, dict):
-        calibration = {subject.interface.input_name: calibration}
-    arrays = [np.asarray(calibration[i["name"]][:1]) for i in c["inputs"]]
+    x, which = first_input(subject, c)
     with tempfile.TemporaryDirectory(prefix="edge-echo-c-") as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_bytes(path.read_bytes())
-        copy.with_suffix(".h").write_text(_generated(subject)[1])
-        families = targets.measure(copy, c, targets.pack(c, arrays))
-    which = "the first calibration sequence of each input"
+        if artifact == "c_source":
+            copy = Path(tmp) / path.name
+            copy.write_bytes(path.read_bytes())
+            copy.with_suffix(".h").write_text(_generated(subject)[1])
+            path = copy
+        families = targets.measure(path, c, x, artifact=artifact)
     return {family: {"input": which, **f} if "cores" in f else f for family, f in families.items()}
 
 
@@ -92,7 +90,4 @@ def measure(subject: Subject, path: Path, art: dict) -> dict:
     """What the C source costs where it was measured (device.json, not the manifest): flash and
     stack on this host's compiler, and every device target's figures, by family (cortex_m,
     riscv, aarch64)."""
-    c = art["c"]
-    families = (_whole_device_figures(subject, path, c) if c.get("mode") == "whole_sequence"
-                else device_figures(subject, path, c))
-    return {"footprint": footprint(path), **families}
+    return {"footprint": footprint(path), **device_figures(subject, path, art["c"])}
