@@ -63,7 +63,10 @@ def time_runner(runner: Runner, one: dict[str, np.ndarray], batch: dict[str, np.
                 runs: int, warmup: int, wrapped: bool = True) -> Timing:
     """Times the bare runtime call (Runner.prepared) on a feed prepared once, as a device app
     makes it: the first call, percentiles of single-sequence calls after a warm-up, and
-    sequences per second at a larger batch. The wrapper is timed after, as its own figure."""
+    sequences per second at a larger batch. The wrapper is timed after, as its own figure.
+    A runtime in another process (JavaScript) times its bare call there (Runner.clock)."""
+    if hasattr(runner, "clock"):
+        return _clocked(runner, one, batch, runs, warmup, wrapped)
     feed_one = one
     call = runner.prepared(feed_one)
     start = time.perf_counter_ns()
@@ -81,6 +84,24 @@ def time_runner(runner: Runner, one: dict[str, np.ndarray], batch: dict[str, np.
     return Timing(runs, warmup, first / 1e3, float(p50), float(p90), float(p99),
                   float(us.mean()), float(us.std()), size,
                   float(size / (np.median(batch_us) / 1e6)),
+                  None if wrapped_us is None else float(np.median(wrapped_us)))
+
+
+def _clocked(runner, one, batch, runs, warmup, wrapped) -> Timing:
+    """time_runner for a runtime that times itself: the same figures, taken inside its host.
+    A file with a fixed batch of 1 runs a batch one sequence at a time, so its throughput is
+    one sequence per single-sequence call."""
+    first, us, _ = runner.clock(runner.arrays(one), runs, warmup)
+    wrapped_us = _samples(lambda: runner.infer(one), runs) if wrapped else None
+    size = len(next(iter(batch.values())))
+    if runner.fixed_batch is not None and size != runner.fixed_batch:
+        per_sequence = float(np.median(us)) / runner.fixed_batch
+    else:
+        _, batch_us, _ = runner.clock(runner.arrays(batch), max(3, runs // 10), 1)
+        per_sequence = float(np.median(batch_us)) / size
+    p50, p90, p99 = np.percentile(us, [50, 90, 99])
+    return Timing(runs, warmup, first, float(p50), float(p90), float(p99), float(us.mean()),
+                  float(us.std()), size, float(1e6 / per_sequence),
                   None if wrapped_us is None else float(np.median(wrapped_us)))
 
 

@@ -381,6 +381,10 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, mode
         if not ort.sources(arts):
             entry.setdefault("not_written", {})["ort"] = (
                 "an .ort file is made from an .onnx form, and this export has none")
+    if forms is None or "tflite_web" in forms:
+        from .convert import tflite_web
+
+        missing += tflite_web.write(entry, out, subject, tools, report, reuse, keys, written.reused)
     if c_array:
         _add_c_arrays(arts, out)
     if subject.basis is not None:

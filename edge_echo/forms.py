@@ -401,8 +401,9 @@ def parse_forms(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 # Forms made from other forms' files after they are written, selected by --forms like the rest:
-# ort, an .ort file beside every .onnx form (convert/ort.py).
-DERIVED = ("ort",)
+# ort, an .ort file beside every .onnx form (convert/ort.py); tflite_web, a file LiteRT.js
+# runs beside every dynamic-batch .tflite form (convert/tflite_web.py).
+DERIVED = ("ort", "tflite_web")
 # Optional forms --forms may ask for by name (also written with --c-source), and the forms
 # each name writes: wasm, NAME.wasm with its loader NAME.mjs (convert/wasm.py).
 ASKED = {"wasm": ("wasm", "wasm_loader")}

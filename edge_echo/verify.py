@@ -349,7 +349,7 @@ def verify(
                 if has_seed:
                     seed_out = runner.infer({in_names[0]: ref[refdata.SEED_X]})[out_names[0]]
                     result.echo = echo_check(seed_out, ref[refdata.SEED_X].ravel())
-                if latency_runs and not device:
+                if latency_runs and not device and not runner.untimed:
                     result.p50_us = time_runner(runner, one, one, latency_runs,
                                                 warmup=10, wrapped=False).p50_us
                 result.looped = runner.looped

@@ -11,8 +11,11 @@ from .c import CRunner, CStepRunner
 from .keras import KerasPredictRunner, KerasRunner
 from .litert import LiteRTMicroRunner, LiteRTMicroStepRunner, LiteRTRunner, LiteRTStepRunner
 from .litert_compiled import LiteRTCompiledRunner, LiteRTCompiledStepRunner
+from .litertjs import LiteRTJsRunner, LiteRTJsStepRunner
 from .onnxruntime import OnnxRunner, OnnxStepRunner
+from .onnxruntime_node import OnnxNodeRunner, OnnxNodeStepRunner, OrtNodeRunner, OrtNodeStepRunner
 from .onnxruntime_ort import OrtRunner, OrtStepRunner
+from .onnxruntime_web import OnnxWebRunner, OnnxWebStepRunner, OrtWebRunner, OrtWebStepRunner
 from .target import TARGET_RUNNERS, TargetRunner
 from .tensorflow import TensorFlowRunner
 from .tflm import TFLMRunner, TFLMStepRunner
@@ -43,20 +46,24 @@ def labels_for(kind: str, variant: str | None = None) -> list[str]:
             if cls.artifact == kind]
 
 
+# The JavaScript runtimes (in Node, or in headless Chromium), full files and step files.
+JS_RUNNERS = (OnnxNodeRunner, OrtNodeRunner, OnnxWebRunner, OrtWebRunner, LiteRTJsRunner)
+JS_STEP_RUNNERS = (OnnxNodeStepRunner, OrtNodeStepRunner, OnnxWebStepRunner, OrtWebStepRunner,
+                   LiteRTJsStepRunner)
 # The runtimes verify compares.
 RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls
     for cls in (KerasRunner, TensorFlowRunner, OnnxRunner, OrtRunner, LiteRTRunner, LiteRTCompiledRunner,
                 OnnxStepRunner, OrtStepRunner, LiteRTStepRunner, LiteRTCompiledStepRunner,
                 TFLMRunner, LiteRTMicroRunner, TFLMStepRunner, LiteRTMicroStepRunner, CRunner,
-                CStepRunner, *TARGET_RUNNERS)
+                CStepRunner, *JS_RUNNERS, *JS_STEP_RUNNERS, *TARGET_RUNNERS)
 }
 RUNTIMES = tuple(RUNNERS)
 # bench times the full models, with keras-predict as the baseline.
 BENCH_RUNNERS: dict[str, type[Runner]] = {
     cls.runtime: cls for cls in (KerasPredictRunner, KerasRunner, TensorFlowRunner, OnnxRunner, OrtRunner,
                                  LiteRTRunner, LiteRTCompiledRunner, TFLMRunner, LiteRTMicroRunner,
-                                 CRunner)
+                                 CRunner, *JS_RUNNERS)
 }
 
 __all__ = ["BENCH_RUNNERS", "LiteRTRunner", "OnnxRunner", "OrtRunner", "RUNNERS",

@@ -45,6 +45,10 @@ class Runner:
         self.stateful = False
         self.reset_per_sequence = True
 
+    # A runtime in another process has no bare call here to time: it times itself (clock()),
+    # or, for a stepped loop across the process boundary, is not timed.
+    untimed = False
+
     @classmethod
     def unavailable(cls) -> str | None:
         """Why this runtime cannot run here at all (e.g. no C compiler), or None."""
@@ -175,6 +179,10 @@ class SteppedRunner(Runner):
     """
 
     inner: type[Runner] = Runner
+
+    @property
+    def untimed(self) -> bool:
+        return hasattr(self.inner, "clock")
 
     def activate(self) -> None:
         step = self.entry.get("step")
