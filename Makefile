@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: run readme-table report-screenshot test lint clean python setup
+.PHONY: run readme-table report-screenshot test lint clean python setup js web
 
 python:
 	@test -n "$(PY)" || { echo "edge-echo: no supported Python (see above)" >&2; exit 2; }
@@ -24,13 +24,28 @@ $(VENV)/.installed-%: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The JavaScript runtimes verify and bench also run (onnxruntime-node, onnxruntime-web,
+# @litertjs/core), pinned by package-lock.json and installed from the npm registry into
+# node_modules/. --ignore-scripts: onnxruntime-node's install script would download from outside
+# the registry; its CPU binaries ship in the package. Without npm, those runtimes are skipped
+# (Debian: apt-get install nodejs npm).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "edge-echo: no npm here, so the JavaScript runtimes are skipped (apt-get install nodejs npm, then make js)" >&2; \
+	fi
+
+js: $(NODE_STAMP)
+
 # The virtual environment alone (run and test make it themselves; .ci/run makes it while apt
 # installs the device tools).
 setup: python $(STAMP)
 
 # The export and its proof, then the figures and the one page that shows them all
 # (exported/report.html; the JSON and the page are measured here, so git ignores them).
-run: python $(STAMP)
+run: python $(STAMP) $(NODE_STAMP)
 	$(BIN)/edge-echo export --out exported --retrain --c-array --c-source --quantize $(QUANTIZE)
 	$(BIN)/edge-echo verify exported --json exported/verify.json
 	$(BIN)/edge-echo bench exported --json exported/bench.json
@@ -52,8 +67,8 @@ readme-table: python $(STAMP)
 lint: python $(STAMP)
 	$(BIN)/ruff check edge_echo tests benchmarks examples
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache node_modules

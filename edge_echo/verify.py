@@ -412,8 +412,8 @@ def _enter(runner: Runner, entered: list[Runner]) -> Runner:
 
 def _run_batched(runner: Runner, feed: dict[str, np.ndarray], batch: int) -> dict:
     count = len(next(iter(feed.values())))
-    pieces = [runner.infer({n: x[i:i + batch] for n, x in feed.items()})
-              for i in range(0, count, batch)]
+    pieces = runner.infer_batches([{n: x[i:i + batch] for n, x in feed.items()}
+                                   for i in range(0, count, batch)])
     out = {}
     for k in pieces[0]:
         shapes = sorted({tuple(p[k].shape[1:]) for p in pieces})

@@ -191,6 +191,16 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.fixture(autouse=True)
+def _javascript_runtimes_where_marked(request, tmp_path_factory, monkeypatch):
+    """The JavaScript runtimes (onnxruntime-node, onnxruntime-web, litertjs) run in the tests
+    marked js (tests/test_js.py, the zoo); elsewhere verify and bench find no npm packages and
+    skip them, as on a machine without them, so that every other verify run is not also a run
+    in Node and Chromium."""
+    if request.node.get_closest_marker("js") is None:
+        monkeypatch.setenv("EDGE_ECHO_NODE_MODULES", str(tmp_path_factory.getbasetemp() / "no-npm"))
+
+
 # Which Python the runtime-only smoke test ran on (test_runtime_install.py).
 RAN_ON = pytest.StashKey[str]()
 

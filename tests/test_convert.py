@@ -9,6 +9,7 @@ import pytest
 from conftest import read_manifest
 
 from edge_echo.errors import UsageError
+from edge_echo.runners import RUNNERS
 from edge_echo.usermodel import convert
 from edge_echo.verify import verify
 
@@ -154,6 +155,7 @@ STEPPABLE = ("lstm-features", "gru-sequences", "simple-rnn", "stacked-lstm", "va
              "masked-text", "sequential-dropout", "normalized-gru")
 
 
+@pytest.mark.js
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     out = tmp_path / name
@@ -183,8 +185,14 @@ def test_zoo_converts_and_verifies_everywhere(zoo, tmp_path, name):
     # Chains of unidirectional recurrent layers and per-step layers get step models too.
     steps = ({"onnxruntime-step", "onnxruntime-ort-step", "litert-step", "litert-compiled-step"}
              if name in STEPPABLE else set())
+    # And in JavaScript (issue 36), where Node, Chromium and the npm packages are here: the
+    # .onnx and .ort in ONNX Runtime Node and Web, the .web.tflite in LiteRT.js.
+    js = {rt for rt in ("onnxruntime-node", "onnxruntime-node-ort", "onnxruntime-web",
+                        "onnxruntime-web-ort", "litertjs") if not RUNNERS[rt].unavailable()}
+    js_steps = {f"{rt}-step" for rt in js} if steps else set()
     assert {r.runtime for r in report.results} == \
-        {"keras", "onnxruntime", "onnxruntime-ort", "litert", "litert-compiled"} | micro | steps
+        {"keras", "onnxruntime", "onnxruntime-ort", "litert", "litert-compiled"} | micro | steps \
+        | js | js_steps
     assert any("no tflite_micro form" in n for n in result.notes) != has_micro, result.notes
     assert any("no onnx_step form" in n for n in result.notes) != bool(steps), result.notes
     # Every recurrence is a native node: no Loop or Scan (GRU and SimpleRNN included).

@@ -13,6 +13,7 @@ const TYPED = {
 
 function fromBase64(text) {
   if (typeof Buffer !== "undefined") return new Uint8Array(Buffer.from(text, "base64"));
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
   const raw = atob(text);
   const bytes = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
@@ -21,6 +22,7 @@ function fromBase64(text) {
 
 function toBase64(bytes) {
   if (typeof Buffer !== "undefined") return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  if (bytes.toBase64) return bytes.toBase64();
   let raw = "";
   for (let i = 0; i < bytes.length; i += 0x8000) raw += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(raw);
@@ -57,14 +59,14 @@ function onnxEngine(ort, provider) {
         inputs, outputs,
         feed(arrays) {
           const feeds = {};
-          arrays.forEach((a, i) => { feeds[inputs[i].name] = new ort.Tensor(a.dtype, typed(a), a.shape); });
+          arrays.forEach((a, i) => { feeds[inputs[i].name] = new ort.Tensor(a.dtype, a.data, a.shape); });
           return feeds;
         },
         call: (feeds) => session.run(feeds),
         async read(result) {
           return outputs.map((o) => {
             const t = result[o.name];
-            return packed(t.type === "float" ? "float32" : t.type, t.dims, t.data);
+            return {dtype: t.type === "float" ? "float32" : t.type, shape: Array.from(t.dims, Number), data: t.data};
           });
         },
         release() { return session.release(); },
@@ -84,14 +86,13 @@ function litertEngine(litert) {
       return {
         inputs, outputs,
         feed(arrays) {
-          return arrays.map((a) => new litert.Tensor(typed(a), a.shape));
+          return arrays.map((a) => new litert.Tensor(a.data, a.shape));
         },
         call: (tensors) => model.run(tensors),
         async read(result) {
-          const out = result.map((t) => {
-            const data = t.toTypedArray();
-            return packed(t.type.dtype, t.type.layout.dimensions, data);
-          });
+          const out = result.map((t) => ({
+            dtype: t.type.dtype, shape: Array.from(t.type.layout.dimensions, Number), data: t.toTypedArray().slice(),
+          }));
           result.forEach((t) => t.delete());
           return out;
         },
@@ -121,6 +122,15 @@ function clock() {
   return {now, tick};
 }
 
+async function runOnce(s, inputs) {
+  const feed = s.feed(inputs);
+  try {
+    return await s.read(await s.call(feed));
+  } finally {
+    if (Array.isArray(feed)) feed.forEach((t) => t.delete && t.delete());
+  }
+}
+
 export function makeHost(engines) {
   const open = new Map();
   let next = 1;
@@ -139,20 +149,39 @@ export function makeHost(engines) {
       open.set(id, session);
       return {id, inputs: session.inputs, outputs: session.outputs};
     },
+    // Outputs for a batch; a file with a fixed batch of 1 runs it one sequence at a time here,
+    // as an app would, rather than one request per sequence.
     async run(id, arrays) {
       const s = get(id);
-      const feed = s.feed(arrays);
-      try {
-        return await s.read(await s.call(feed));
-      } finally {
-        if (Array.isArray(feed)) feed.forEach((t) => t.delete && t.delete());
+      const inputs = arrays.map((a) => ({dtype: a.dtype, shape: a.shape, data: typed(a)}));
+      const fixed = s.inputs[0].shape[0];
+      const n = inputs[0].shape[0];
+      if (!(fixed === 1 && n !== 1)) {
+        return (await runOnce(s, inputs)).map((o) => packed(o.dtype, o.shape, o.data));
       }
+      const parts = [];
+      for (let i = 0; i < n; i++) {
+        parts.push(await runOnce(s, inputs.map((a) => {
+          const per = a.data.length / n;
+          return {dtype: a.dtype, shape: [1, ...a.shape.slice(1)], data: a.data.subarray(i * per, (i + 1) * per)};
+        })));
+      }
+      return parts[0].map((first, k) => {
+        const whole = new first.data.constructor(first.data.length * n);
+        parts.forEach((p, i) => whole.set(p[k].data, i * first.data.length));
+        return packed(first.dtype, [n, ...first.shape.slice(1)], whole);
+      });
+    },
+    async runs(id, batches) {
+      const outs = [];
+      for (const arrays of batches) outs.push(await this.run(id, arrays));
+      return outs;
     },
     // The bare call on a feed prepared once: the first call, a warm-up, then `runs` samples
     // (microseconds per call; each sample one call, or a group where the clock is coarse).
     async time(id, arrays, runs, warmup) {
       const s = get(id);
-      const feed = s.feed(arrays);
+      const feed = s.feed(arrays.map((a) => ({dtype: a.dtype, shape: a.shape, data: typed(a)})));
       const drop = async (result) => {
         if (Array.isArray(result)) result.forEach((t) => t.delete && t.delete());
       };

@@ -95,6 +95,10 @@ class Runner:
             raise ArtifactError(f"{self.path.name}: {self.runtime} failed on this input "
                                 f"({first_line(exc)})") from None
 
+    def infer_batches(self, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """infer on each feed in turn (a runtime in another process takes them in one request)."""
+        return [self.infer(feed) for feed in feeds]
+
     def _infer(self, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         batch = arrays[0].shape[0]
         if self.fixed_batch is None or batch == self.fixed_batch:
@@ -180,6 +184,10 @@ class SteppedRunner(Runner):
 
     inner: type[Runner] = Runner
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return cls.inner.unavailable()
+
     @property
     def untimed(self) -> bool:
         return hasattr(self.inner, "clock")
@@ -244,6 +252,30 @@ class SteppedRunner(Runner):
             return out
 
         return sequence
+
+    def infer_batches(self, feeds):
+        """Every feed stepped in lockstep where the inner runner takes many feeds in one
+        request (run_many: a JavaScript host), so that a time step is one request."""
+        if not hasattr(self.runner, "run_many") or self.inside or len(feeds) == 1:
+            return super().infer_batches(feeds)
+        x = self.step["inputs"][0]
+        y_name = self.step["outputs"][0]["name"]
+        batches = [self.arrays(feed)[0] for feed in feeds]
+        states = [{s["input"]: np.full((len(b), *s["shape"][1:]), s["initial"], np.float32)
+                   for s in self.step["state"]} for b in batches]
+        ys: list[list[np.ndarray]] = [[] for _ in batches]
+        order = self.runner.input_names
+        for t in range(batches[0].shape[1]):
+            step_feeds = [{x["name"]: b[:, t].reshape(len(b), *x["shape"][1:]), **state}
+                          for b, state in zip(batches, states, strict=True)]
+            outs = self.runner.run_many([[f[name] for name in order] for f in step_feeds])
+            for k, out in enumerate(outs):
+                named = dict(zip(self.runner.output_names, out, strict=True))
+                states[k] = {s["input"]: named[s["output"]] for s in self.step["state"]}
+                ys[k].append(named[y_name])
+        self.looped = self.runner.looped
+        every = self.step["sequence_output"] == "every_step"
+        return [{self.output_names[0]: np.stack(y, axis=1) if every else y[-1]} for y in ys]
 
     def _run(self, arrays):
         (sequences,) = arrays

@@ -74,9 +74,36 @@ class JsRunner(Runner):
             ordered[k] = jshost.encode(array)
         return ordered
 
+    def _infer(self, arrays):
+        # A file with a fixed batch of 1 gets a batch one sequence at a time inside the host.
+        if self.fixed_batch == 1 and arrays[0].shape[0] != 1:
+            self.looped = True
+            return dict(zip(self.output_names, self._sequence(arrays), strict=True))
+        return super()._infer(arrays)
+
     def _run(self, arrays):
         outs = self.host.call("run", self.handle, self._packed(arrays))
         return [jshost.decode(outs[k]) for k in self._out_at]
+
+    def run_many(self, batches: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """_run on each list of arrays (in input_names order), in one request to the host."""
+        if self.fixed_batch == 1 and any(b[0].shape[0] != 1 for b in batches):
+            self.looped = True
+        dtypes = self.input_dtypes
+        packed = [self._packed([np.ascontiguousarray(a, dtype=d) for a, d in zip(b, dtypes, strict=True)])
+                  for b in batches]
+        outs = self.host.call("runs", self.handle, packed)
+        return [[jshost.decode(out[k]) for k in self._out_at] for out in outs]
+
+    def infer_batches(self, feeds):
+        try:
+            outs = self.run_many([self.arrays(feed) for feed in feeds])
+        except (ArtifactError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"{self.path.name}: {self.runtime} failed on this input "
+                                f"({exc})") from None
+        return [dict(zip(self.output_names, out, strict=True)) for out in outs]
 
     def clock(self, arrays: list[np.ndarray], runs: int, warmup: int) -> tuple[float, np.ndarray, dict]:
         """The bare call timed inside the host on a feed prepared there once: the first call's
