@@ -31,5 +31,6 @@ def why() -> str | None:
     return None
 
 
-def launch(playwright):
-    return playwright.chromium.launch(executable_path=executable(), args=ARGS, headless=True)
+def launch(playwright, extra: tuple[str, ...] = ()):
+    return playwright.chromium.launch(executable_path=executable(), args=[*ARGS, *extra],
+                                      headless=True)

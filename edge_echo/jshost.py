@@ -22,6 +22,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -89,6 +90,9 @@ def decode(packed: dict) -> np.ndarray:
 class Host:
     kind = "?"
 
+    def alive(self) -> bool:
+        return True
+
     def call(self, method: str, *params, timeout: float = TIMEOUT):
         raise NotImplementedError
 
@@ -112,6 +116,9 @@ class NodeHost(Host):
             self.close()
             raise ArtifactError(f"onnxruntime-node did not load in Node: {ready.get('error')}")
         self.versions = {k: v for k, v in ready.get("versions", {}).items() if v}
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def _answer(self, timeout: float) -> dict:
         end = time.monotonic() + timeout
@@ -198,8 +205,11 @@ class BrowserHost(Host):
         self.escaped: list[str] = []
         self.console: list[str] = []
         self.pw = sync_playwright().start()
+        # A switch Chromium ignores, on every process of this browser: what the watchdog kills.
+        self.tag = f"--edge-echo-host={os.getpid()}-{id(self)}"
+        self.stopped = False
         try:
-            self.chromium = browser.launch(self.pw)
+            self.chromium = browser.launch(self.pw, (self.tag,))
             self.context = self.chromium.new_context()
             self.context.route("**/*", self._route)
             self.page = self.context.new_page()
@@ -211,6 +221,9 @@ class BrowserHost(Host):
             raise ArtifactError(f"headless Chromium did not start the page ({first_line(exc)})") from None
         self.versions = {"chromium": self.chromium.version}
 
+    def alive(self) -> bool:
+        return not self.stopped and not self.page.is_closed()
+
     def _route(self, route):
         url = route.request.url
         if url.startswith(self.origin + "/") or url.startswith("data:") or url.startswith("blob:"):
@@ -219,20 +232,36 @@ class BrowserHost(Host):
             self.escaped.append(url)
             route.abort()
 
+    def _stop(self) -> None:
+        """The watchdog: SIGKILL every process of this browser (a page busy in WebAssembly
+        runs no timer of its own), so the blocked request returns with an error."""
+        self.stopped = True
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and self.tag.encode() in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
     def call(self, method: str, *params, timeout: float = TIMEOUT):
-        # The page's promise races a timer: a request that never settles is an error, not a hang.
+        if self.stopped:
+            raise ArtifactError("headless Chromium was stopped after a request that hung")
         # One JSON string each way: Playwright checks a nested argument value by value, which
         # costs more than the run for a batch of sequences.
-        script = ("async ([m, p, ms]) => JSON.stringify(await Promise.race(["
-                  "window.edgeEcho(m, JSON.parse(p)), new Promise((_, no) => setTimeout(() => "
-                  "no(new Error(`no answer within ${ms / 1000} s`)), ms))]))")
+        script = "async ([m, p]) => JSON.stringify(await window.edgeEcho(m, JSON.parse(p)))"
+        watchdog = threading.Timer(timeout, self._stop)
+        watchdog.start()
         try:
-            return json.loads(self.page.evaluate(script, [method, json.dumps(list(params)),
-                                                          int(timeout * 1000)]))
+            return json.loads(self.page.evaluate(script, [method, json.dumps(list(params))]))
         except Exception as exc:
+            if self.stopped:
+                raise ArtifactError(f"no answer within {timeout:g} s: headless Chromium was "
+                                    "stopped") from None
             text = first_line(exc).removeprefix("Error: ").strip()
             text = text.split("Error: ", 1)[-1] if "Error: " in text else text
             raise ArtifactError(text) from None
+        finally:
+            watchdog.cancel()
 
     def close(self) -> None:
         for step in (lambda: self.chromium.close(), lambda: self.pw.stop(),
@@ -250,6 +279,8 @@ def host(kind: str) -> Host:
     why again without another try."""
     if kind in _FAILED:
         raise ArtifactError(_FAILED[kind])
+    if kind in _HOSTS and not _HOSTS[kind].alive():  # stopped after a request that hung
+        _HOSTS.pop(kind).close()
     if kind not in _HOSTS:
         try:
             _HOSTS[kind] = NodeHost() if kind == "node" else BrowserHost()

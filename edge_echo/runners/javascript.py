@@ -65,6 +65,13 @@ class JsRunner(Runner):
                 self.host.call("close", self.handle, timeout=30)
             self.handle = None
 
+    def _call(self, method: str, *params):
+        try:
+            return self.host.call(method, *params)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{self.path.name}: {self.runtime} failed on this input "
+                                f"({exc})") from None
+
     def _packed(self, arrays: list[np.ndarray]) -> list[dict]:
         if len(arrays) != self._count:
             raise ArtifactError(f"{self.path.name}: the file takes {self._count} inputs, "
@@ -82,7 +89,7 @@ class JsRunner(Runner):
         return super()._infer(arrays)
 
     def _run(self, arrays):
-        outs = self.host.call("run", self.handle, self._packed(arrays))
+        outs = self._call("run", self.handle, self._packed(arrays))
         return [jshost.decode(outs[k]) for k in self._out_at]
 
     def run_many(self, batches: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -92,7 +99,7 @@ class JsRunner(Runner):
         dtypes = self.input_dtypes
         packed = [self._packed([np.ascontiguousarray(a, dtype=d) for a, d in zip(b, dtypes, strict=True)])
                   for b in batches]
-        outs = self.host.call("runs", self.handle, packed)
+        outs = self._call("runs", self.handle, packed)
         return [[jshost.decode(out[k]) for k in self._out_at] for out in outs]
 
     def infer_batches(self, feeds):
@@ -112,6 +119,6 @@ class JsRunner(Runner):
         if self.fixed_batch is not None and batch != self.fixed_batch:
             raise ArtifactError(f"{self.path.name}: {self.runtime} runs a batch of "
                                 f"{self.fixed_batch}, not {batch}")
-        done = self.host.call("time", self.handle, self._packed(arrays), runs, warmup)
+        done = self._call("time", self.handle, self._packed(arrays), runs, warmup)
         how = {"calls_per_sample": done["calls_per_sample"], "clock_tick_us": done["clock_tick_us"]}
         return float(done["first_us"]), np.asarray(done["samples_us"], dtype=np.float64), how

@@ -27,6 +27,15 @@ class LiteRTJsRunner(JsRunner):
             raise ArtifactError(f"{self.path.name}: LiteRT.js cannot reset its variable tensors "
                                 "between sequences (a stateful file)")
         super().activate()
+        dynamic = [(name, shape) for name, shape in zip(self.input_names, self.file_inputs, strict=True)
+                   if None in shape]
+        if dynamic:
+            name, shape = dynamic[0]
+            shown = ", ".join("-1" if d is None else str(d) for d in shape)
+            self.deactivate()
+            raise ArtifactError(f"{self.path.name}: LiteRT.js cannot resize an input, and input "
+                                f"{name} is [{shown}]; run the file's .web.tflite (its batch "
+                                "fixed at 1), which edge-echo export writes beside it")
 
 
 class LiteRTJsStepRunner(SteppedRunner):
