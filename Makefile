@@ -64,6 +64,11 @@ QUANTIZE := float16,int8,onnx:dynamic
 readme-table: python $(STAMP)
 	$(BIN)/edge-echo table exported --readme README.md
 
+# examples/web/ on http://127.0.0.1:8000/examples/web/ (after make run): an echo model in
+# ONNX Runtime Web and the C source's .wasm, beside the Keras output stored in the export.
+web: python $(STAMP) $(NODE_STAMP)
+	$(BIN)/python tools/serve-web
+
 lint: python $(STAMP)
 	$(BIN)/ruff check edge_echo tests benchmarks examples
 

@@ -6,6 +6,7 @@ browser download: where either is missing, why() says so in one line.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 
 CHROMIUM = ("chromium", "chromium-browser")
@@ -34,3 +35,18 @@ def why() -> str | None:
 def launch(playwright, extra: tuple[str, ...] = ()):
     return playwright.chromium.launch(executable_path=executable(), args=[*ARGS, *extra],
                                       headless=True)
+
+
+_STARTED: list = []
+
+
+def playwright():
+    """This process's Playwright (sync API), started on first use and stopped at exit: the sync
+    API allows one per thread, and the JavaScript runtimes' host (jshost) holds one for the
+    whole run, so every other user of a browser in the process shares it."""
+    if not _STARTED:
+        from playwright.sync_api import sync_playwright
+
+        _STARTED.append(sync_playwright().start())
+        atexit.register(_STARTED[0].stop)
+    return _STARTED[0]

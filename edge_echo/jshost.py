@@ -182,12 +182,14 @@ class _Files(SimpleHTTPRequestHandler):
         pass
 
 
-def serve(roots: dict[str, Path]) -> ThreadingHTTPServer:
-    """A static server on 127.0.0.1 (a free port) for these URL prefixes, in a daemon thread."""
-    handler = type("Files", (_Files,), {"roots": {k: Path(v).resolve() for k, v in roots.items()}})
+def serve(roots: dict[str, Path], port: int = 0) -> ThreadingHTTPServer:
+    """A static server on 127.0.0.1 (port 0: a free one) for these URL prefixes, in a daemon
+    thread. The longest prefix that matches a path serves it."""
+    ordered = sorted(roots.items(), key=lambda kv: -len(kv[0]))
+    handler = type("Files", (_Files,), {"roots": {k: Path(v).resolve() for k, v in ordered}})
     handler.extensions_map = {**_Files.extensions_map, ".mjs": "text/javascript",
                               ".js": "text/javascript", ".wasm": "application/wasm"}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -198,13 +200,11 @@ class BrowserHost(Host):
     kind = "browser"
 
     def __init__(self):
-        from playwright.sync_api import sync_playwright
-
         self.server = serve({"/ee/": JS, "/node_modules/": modules()})
         self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.escaped: list[str] = []
         self.console: list[str] = []
-        self.pw = sync_playwright().start()
+        self.pw = browser.playwright()
         # A switch Chromium ignores, on every process of this browser: what the watchdog kills.
         self.tag = f"--edge-echo-host={os.getpid()}-{id(self)}"
         self.stopped = False
@@ -264,8 +264,7 @@ class BrowserHost(Host):
             watchdog.cancel()
 
     def close(self) -> None:
-        for step in (lambda: self.chromium.close(), lambda: self.pw.stop(),
-                     lambda: self.server.shutdown()):
+        for step in (lambda: self.chromium.close(), lambda: self.server.shutdown()):
             with contextlib.suppress(Exception):  # closing what may never have opened
                 step()
 

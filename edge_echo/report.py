@@ -33,6 +33,9 @@ PHONE_RUNTIMES = ("litert", "litert-compiled", "onnxruntime", "onnxruntime-ort")
 MICRO_RUNTIMES = ("tflm", "litert-micro", "c")
 STREAM_RUNTIMES = ("litert-step", "litert-compiled-step", "onnxruntime-step", "onnxruntime-ort-step",
                    "tflm-step", "litert-micro-step", "c-step")
+# In JavaScript: a web page (headless Chromium) and Node.
+WEB_RUNTIMES = ("onnxruntime-web", "onnxruntime-web-ort", "litertjs")
+NODE_RUNTIMES = ("onnxruntime-node", "onnxruntime-node-ort")
 COLORS = ("#2a6f97", "#bc4749", "#6a994e", "#f2a541", "#7b2cbf", "#3d405b", "#e07a5f",
           "#118ab2", "#8d99ae", "#ef476f")
 
@@ -807,6 +810,34 @@ def _where(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
                       + "</ul></div>")
     else:
         blocks.append("<div><h4>Microcontroller</h4><p>No passing micro or C file.</p></div>")
+    # In JavaScript: the files that passed in the browser and in Node, and the C source's .wasm.
+    web = [r for r in good if base(r["runtime"]) in WEB_RUNTIMES]
+    node = [r for r in good if base(r["runtime"]) in NODE_RUNTIMES]
+    wasm = [r for r in good if r["runtime"] == "c@wasm32"]
+    if web or node or wasm:
+        items = []
+        if web:
+            fast = min(web, key=lambda r: (latency(r) or math.inf, size(r)))
+            small = min(web, key=lambda r: (size(r), latency(r) or math.inf))
+            items += [line("web, fastest", fast, f"p50 {esc(fmt(latency(fast), 'us'))} µs in "
+                           f"headless Chromium, the lowest of {len(web)} passing files"),
+                      line("web, smallest", small, f"{size(small):,} bytes to download, max |diff| "
+                           f"{esc(fmt(small['max_abs']))}")]
+        if wasm:
+            r = wasm[0]
+            art = _artifact(inputs.manifest, name, r["file"]) or {}
+            loader = (_artifact(inputs.manifest, name, art.get("wasm", {}).get("loader", "")) or {})
+            items.append(line("web, no runtime", r, f"the C source as WebAssembly, {size(r):,} + "
+                              f"{loader.get('size', 0):,} bytes (module + loader), no library"))
+        if node:
+            fast = min(node, key=lambda r: (latency(r) or math.inf, size(r)))
+            items.append(line("Node, fastest", fast, f"p50 {esc(fmt(latency(fast), 'us'))} µs, the "
+                              f"lowest of {len(node)} passing files"))
+        blocks.append("<div><h4>Web page or Node app (ONNX Runtime Web and Node, LiteRT.js)</h4>"
+                      "<ul>" + "".join(items) + "</ul></div>")
+    else:
+        blocks.append("<div><h4>Web page or Node app</h4><p>No file passed on a JavaScript "
+                      "runtime (make js installs them).</p></div>")
     # The C source (and its .wasm) verified on each device target: the target's own figures,
     # one compact row each.
     device = [r for r in good if "@" in r["runtime"] and not r["runtime"].startswith("c-step@")]

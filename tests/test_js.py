@@ -254,3 +254,52 @@ def test_node_host_is_node_and_the_lock_pins_every_package():
         out = subprocess.run([jshost.node(), "--version"], capture_output=True, text=True)
         assert out.stdout.startswith("v")
     assert {cls.runtime for cls in JS_RUNNERS} == set(TWIN)
+
+
+def test_the_web_example_shows_the_echo_beside_keras(full_export):
+    """examples/web/ served as `make web` serves it (the export under /exported/, the packages
+    under /node_modules/), in headless Chromium: the seed input's echo from ONNX Runtime Web and
+    from the C source's .wasm, next to Keras's stored output; another sequence runs too, and a
+    wrong length is one line on the page. Nothing is requested from anywhere else."""
+    _need("onnxruntime-web")
+    directory, _ = full_export
+    host = jshost.host("browser")
+    server = jshost.serve({"/examples/web/": jshost.ROOT / "examples" / "web",
+                           "/node_modules/": jshost.modules(), "/exported/": directory})
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    escaped = []
+    context = host.chromium.new_context()
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(origin)
+                  else (escaped.append(route.request.url), route.abort()))
+    try:
+        page = context.new_page()
+        page.goto(f"{origin}/examples/web/")
+        page.wait_for_selector("body[data-state=done]", timeout=60_000)
+        assert page.input_value("#model") == "many-to-many"
+        rows = {tr.get_attribute("data-runtime"): tr.query_selector("td.out").inner_text()
+                for tr in page.query_selector_all("#results tr")}
+        assert rows == {"Keras (stored in the export)": "0.0 0.2 0.4 0.6 0.8",
+                        "ONNX Runtime Web (WebAssembly)": "0.0 0.2 0.4 0.6 0.8",
+                        "C source as WebAssembly": "0.0 0.2 0.4 0.6 0.8"}
+        diffs = [float(td.inner_text()) for td in page.query_selector_all("#results td.diff")[1:]]
+        assert len(diffs) == 2 and max(diffs) <= 1e-5
+        page.fill("#sequence", "0.8 0.6 0.4 0.2 0")
+        page.click("#run")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.startsWith('many-to-many: 0.8')")
+        out = page.query_selector("tr[data-runtime='ONNX Runtime Web (WebAssembly)'] td.out").inner_text()
+        assert len(out.split()) == 5 and out != "0.0 0.2 0.4 0.6 0.8"
+        assert "not stored" in page.query_selector("tr[data-runtime^=Keras] td.out").inner_text()
+        page.fill("#sequence", "1 2 3")
+        page.click("#run")
+        page.wait_for_selector("body[data-state=error]")
+        assert "takes 5 steps of 1 value(s); got 3 values" in page.inner_text("#error")
+        # The one-to-one model: one value per step, its seed fed one value a sequence.
+        page.select_option("#model", "one-to-one")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.startsWith('one-to-one: ')")
+        assert page.query_selector("tr[data-runtime^=ONNX] td.out").inner_text() == "0.0 0.2 0.4 0.6 0.8"
+    finally:
+        context.close()
+        server.shutdown()
+    assert escaped == []

@@ -23,9 +23,12 @@ from edge_echo import browser, manifest, targets
 from edge_echo import report as report_mod
 from edge_echo.bench import bench
 from edge_echo.cli import app
+from edge_echo.runners import RUNNERS
 from edge_echo.verify import verify
 
 PAGE_TARGETS = ("cortex-m4", "riscv32imafc", "wasm32")
+# The page lists the JavaScript runtimes like the others (issue 36): they run here.
+pytestmark = pytest.mark.js
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +188,14 @@ def test_which_file_where_follows_the_figures(measured, tmp_path, cli):
             {t: f"c@{t}" for t in here}
         for t in here:
             assert model[t]["data-file"].endswith(".wasm" if t == "wasm32" else ".c")
+        # The web column: the fastest and smallest file in the browser, the .wasm, and Node's.
+        web = {"web, fastest": ("onnxruntime-web", "litertjs"), "web, smallest": ("onnxruntime-web",
+               "litertjs"), "Node, fastest": ("onnxruntime-node",)}
+        for choice, runtimes in web.items():
+            if not all(RUNNERS[rt].unavailable() for rt in runtimes):
+                assert model[choice]["data-runtime"].startswith(runtimes), model[choice]
+        if "wasm32" in here:
+            assert model["web, no runtime"]["data-file"].endswith(".wasm")
     fastest = before["many-to-one"]["fastest"]
     # Make another phone file the fastest in bench's figures.
     doc = json.loads((directory / "bench.json").read_text())
@@ -318,35 +329,33 @@ def shown_as(text: str, value) -> bool:
 
 def load_page(page_file: Path, javascript: bool = True):
     """(dom rows, requests made, console and page errors, screenshot PNG bytes, text)."""
-    from playwright.sync_api import sync_playwright
-
     requests, problems = [], []
-    with sync_playwright() as pw:
-        chromium = browser.launch(pw)
-        try:
-            context = chromium.new_context(offline=True, java_script_enabled=javascript,
-                                           viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
+    # One Playwright per process, shared with the JavaScript runtimes' host (jshost).
+    chromium = browser.launch(browser.playwright())
+    try:
+        context = chromium.new_context(offline=True, java_script_enabled=javascript,
+                                       viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
 
-            def route(r):
-                requests.append(r.request.url)
-                if r.request.url == page_file.as_uri():
-                    r.continue_()
-                else:
-                    r.abort()
+        def route(r):
+            requests.append(r.request.url)
+            if r.request.url == page_file.as_uri():
+                r.continue_()
+            else:
+                r.abort()
 
-            page.route("**/*", route)
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-            page.goto(page_file.as_uri(), wait_until="load")
-            # With JavaScript off, the DOM is read from this side: the page has no script anyway.
-            dom = page.evaluate(DOM_ROWS) if javascript else None
-            shot = page.screenshot(full_page=False)
-            text = page.inner_text("body")
-        finally:
-            chromium.close()
+        page.route("**/*", route)
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.goto(page_file.as_uri(), wait_until="load")
+        # With JavaScript off, the DOM is read from this side: the page has no script anyway.
+        dom = page.evaluate(DOM_ROWS) if javascript else None
+        shot = page.screenshot(full_page=False)
+        text = page.inner_text("body")
+    finally:
+        chromium.close()
     return dom, requests, problems, shot, text
 
 
