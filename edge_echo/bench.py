@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import floors, refdata
+from . import floors, jshost, refdata
 from . import manifest as manifest_mod
 from . import memory as _memory
 from .defaults import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
@@ -151,7 +151,7 @@ class BenchReport:
     def to_dict(self) -> dict:
         return {"schema": BENCH_SCHEMA, "directory": self.directory, "settings": self.settings,
                 "machine": self.machine,
-                "versions": versions(), "rows": [r.to_dict() for r in self.rows],
+                "versions": {**versions(), **jshost.installed()}, "rows": [r.to_dict() for r in self.rows],
                 "device": self.device}
 
 

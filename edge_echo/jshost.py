@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import functools
 import json
 import os
 import select
@@ -70,8 +71,27 @@ def why(kind: str, packages: tuple[str, ...]) -> str | None:
     return None
 
 
-def versions(packages: tuple[str, ...]) -> dict[str, str]:
+PACKAGES = ("onnxruntime-node", "onnxruntime-web", "@litertjs/core")
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return {p: v for p in packages if (v := package_version(p))}
+
+
+@functools.cache
+def _node_version(path: str) -> str | None:
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip().removeprefix("v") or None
+
+
+def installed() -> dict[str, str]:
+    """The versions of what the JavaScript runtimes run on here (verify's and bench's JSON):
+    Node, and each npm package installed."""
+    found = {"node": _node_version(node())} if node() else {}
+    return {k: v for k, v in {**found, **versions()}.items() if v}
 
 
 def encode(array: np.ndarray) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import jshost, refdata
 from . import manifest as manifest_mod
-from . import refdata
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check, top1
 from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
@@ -193,7 +193,7 @@ class Report:
             "default_tolerance": asdict(DEFAULT_TOLERANCE),
             "integrity": {"sha256_checked": self.files_checked},
             "notes": self.notes,
-            "versions": versions(),
+            "versions": {**versions(), **jshost.installed()},
             "results": [r.to_dict() for r in self.results],
         }
 

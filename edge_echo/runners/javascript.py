@@ -31,6 +31,10 @@ class JsRunner(Runner):
     where = "Node"
 
     @classmethod
+    def versions(cls) -> dict[str, str]:
+        return jshost.versions(cls.packages)
+
+    @classmethod
     def unavailable(cls) -> str | None:
         return jshost.why(cls.host_kind, cls.packages)
 
