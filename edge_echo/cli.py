@@ -79,9 +79,11 @@ def print_table(table: Table) -> None:
 MODELS_HELP = "Models of the export to use (repeat or comma-separate). Default: all."
 FORMS_HELP = ("Files to write beside the .keras and the reference data (repeat or comma-separate): "
               "tflite, onnx, tflite_step, onnx_step, tflite_micro, tflite_micro_int8, "
-              "tflite_micro_step, ort, wasm. Default: every one the model has but wasm (ort: an ONNX "
-              "Runtime Mobile .ort beside each .onnx; wasm: the C source compiled for WebAssembly, "
-              "NAME.wasm with its loader NAME.mjs, also written with --c-source).")
+              "tflite_micro_step, ort, tflite_web, wasm. Default: every one the model has but wasm "
+              "(ort: an ONNX Runtime Mobile .ort beside each .onnx; tflite_web: a .web.tflite, batch "
+              "fixed at 1 for LiteRT.js, beside each dynamic-batch .tflite; wasm: the C source "
+              "compiled for WebAssembly, NAME.wasm with its loader NAME.mjs, also written with "
+              "--c-source).")
 TARGETS_HELP = ("Device targets for the runtimes c@TARGET and c-step@TARGET (the C source on "
                 "emulated cores, or its .wasm in Node): cortex-m0, cortex-m3, cortex-m4, cortex-m7, "
                 "cortex-m33, cortex-m55 (or m4), riscv32imac, riscv32imafc, aarch64, wasm32, the "

@@ -639,6 +639,32 @@ const y = model.predict(x);          // x, y: Float32Array; reset() and step(x_t
 """
 
 
+def web_section(doc: dict) -> str:
+    """The LiteRT.js files: what they are, and how a web page runs one."""
+    from .convert.tflite_web import LOADING
+
+    rows = [f"| {name} | `{art['file']}` | `{art['of']}` | {art['size']:,} |"
+            for name, m in doc["models"].items() for kind, art in m["artifacts"].items()
+            if kind.startswith("tflite_web")]
+    if not rows:
+        return ""
+    return f"""## LiteRT.js: the .web.tflite files
+
+LiteRT.js (npm `@litertjs/core`) cannot resize an input, so it refuses a `.tflite`
+whose batch is dynamic. Each such file has a web twin here: the same flatbuffer,
+operators and weights with the batch fixed at 1 (one sequence a call), and the
+contract and tolerance of the file it is made from. `verify` runs them in headless
+Chromium as `litertjs`, `litertjs-step` and `litertjs:VARIANT`; the `.onnx` and
+`.ort` files run there in ONNX Runtime Web (`onnxruntime-web`) and in Node
+(`onnxruntime-node`). {LOADING}.
+
+| model | file | from | bytes |
+|---|---|---|---:|
+{chr(10).join(rows)}
+
+"""
+
+
 def ort_section(doc: dict) -> str:
     """How an app loads the .ort files, and what the mobile usability check said of each."""
     from .convert.ort import CONFIG
@@ -753,7 +779,7 @@ reference's outputs on them.
 
 {source_lines(doc)}
 
-{ort_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}"""
+{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -832,7 +858,7 @@ model.run_by_index(0, inputs, outputs)
 print(outputs[0].read({n}, np.float32))
 ```
 
-{ort_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}
+{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

@@ -12,8 +12,9 @@ from edge_echo.export import export
 from edge_echo.runners import RUNNERS
 from edge_echo.specs import MODEL_NAMES, get_spec
 
+JS_MODULES = ("onnxruntime_node", "onnxruntime_web", "litertjs")
 FORMATS = ("keras", "tflite", "onnx", "tflite_step", "onnx_step", "reference", "tflite_micro",
-           "tflite_micro_int8", "tflite_micro_step", "ort", "ort_step")
+           "tflite_micro_int8", "tflite_micro_step", "ort", "ort_step", "tflite_web", "tflite_web_step")
 
 
 def test_every_model_in_every_format(exported):
@@ -128,9 +129,13 @@ def test_onnx_checks_and_has_a_native_lstm(exported, name):
 # The echo export has no SavedModel: tests/test_readers.py runs tensorflow on a converted graph.
 # The device targets' runtimes (c@TARGET) run every echo model in tests/test_cortexm.py and
 # tests/test_targets.py.
-@pytest.mark.parametrize("runtime", [rt for rt, cls in RUNNERS.items()
-                                     if cls.artifact != "savedmodel" and "@" not in rt])
+# The JavaScript runtimes (jshost) run here too, marked js.
+@pytest.mark.parametrize("runtime", [
+    pytest.param(rt, marks=[pytest.mark.js] if cls.__module__.endswith(JS_MODULES) else [])
+    for rt, cls in RUNNERS.items() if cls.artifact != "savedmodel" and "@" not in rt])
 def test_each_artifact_runs_in_its_runtime(full_export, runtime):
+    if RUNNERS[runtime].unavailable():
+        pytest.skip(RUNNERS[runtime].unavailable())
     exported = full_export[0]  # with the C source too
     doc = read_manifest(exported)
     assert any(RUNNERS[runtime].artifact in m["artifacts"] for m in doc["models"].values())

@@ -29,7 +29,7 @@ def test_every_tflite_has_a_serving_default_signature_named_as_the_manifest(full
             it = Interpreter(model_path=str(out / art["file"]))
             signatures = it.get_signature_list()
             assert list(signatures) == [SIGNATURE], (art["file"], signatures)
-            io = art.get("step") if kind == "tflite_step" else model
+            io = art.get("step") if kind in ("tflite_step", "tflite_web_step") else model
             assert sorted(signatures[SIGNATURE]["inputs"]) == _names(io["inputs"]), art["file"]
             assert sorted(signatures[SIGNATURE]["outputs"]) == _names(io["outputs"]), art["file"]
             runner = it.get_signature_runner(SIGNATURE)

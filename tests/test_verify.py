@@ -8,7 +8,7 @@ from conftest import BLOCK_TF, rehash, run_module
 
 from edge_echo.cli import _used
 from edge_echo.compare import DEFAULT_TOLERANCE, compare, echo_check
-from edge_echo.runners import RUNTIMES
+from edge_echo.runners import JS_RUNNERS, JS_STEP_RUNNERS, RUNTIMES
 from edge_echo.specs import MODEL_NAMES
 
 
@@ -22,8 +22,10 @@ def test_committed_export_verifies_without_tensorflow(cli):
 # The micro int8 file runs on both runtimes of the micro form.
 # The session export has no C source (--c-source): test_csource.py verifies c and c-step; nor a
 # SavedModel (test_readers.py verifies tensorflow on a converted serving graph).
-LABELS = (*(rt for rt in RUNTIMES if not rt.startswith("c") and rt != "tensorflow"), "tflm:int8",
-          "litert-micro:int8")
+# The JavaScript runtimes are left out here (tests/conftest.py); tests/test_js.py runs them.
+JS = {cls.runtime for cls in (*JS_RUNNERS, *JS_STEP_RUNNERS)}
+LABELS = (*(rt for rt in RUNTIMES if not rt.startswith("c") and rt != "tensorflow" and rt not in JS),
+          "tflm:int8", "litert-micro:int8")
 
 
 def test_passes_on_a_fresh_export(exported, cli, tmp_path):

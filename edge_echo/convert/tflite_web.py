@@ -50,7 +50,9 @@ def static(data: bytes) -> tuple[bytes, int]:
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
     changed = 0
-    for subgraph in model.subgraphs or []:
+    # The main graph only: a WHILE loop's body (a serving graph's recurrence) sizes its tensors
+    # as it runs, from what the main graph gives it.
+    for subgraph in (model.subgraphs or [])[:1]:
         for tensor in subgraph.tensors or []:
             signature = tensor.shapeSignature
             if signature is not None and any(int(d) < 0 for d in signature):
@@ -97,8 +99,10 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
     crashed = probe_many([path for *_, path, _, _ in made]) if made else {}
     for src_kind, src, kind, path, old, key in made:
         if crashed.get(path):
+            # Its source ships and runs: the model has no web twin, said, not failed.
             path.unlink()
-            missing.append(f"{name}: {path.name} not written: {crashed[path]}")
+            entry.setdefault("not_written", {})[kind] = (
+                f"with its batch fixed at 1 it does not run ({crashed[path]})")
             continue
         if old is not None:
             arts[kind] = {**old, **manifest.file_entry(path)}
