@@ -385,6 +385,10 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, mode
         from .convert import tflite_web
 
         missing += tflite_web.write(entry, out, subject, tools, report, reuse, keys, written.reused)
+        if not tflite_web.sources(arts):
+            entry.setdefault("not_written", {})["tflite_web"] = (
+                "a .web.tflite is made from a .tflite form (not a micro one), and this export has "
+                "none")
     if c_array:
         _add_c_arrays(arts, out)
     if subject.basis is not None:

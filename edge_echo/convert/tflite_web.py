@@ -1,5 +1,6 @@
-"""LiteRT.js's form: NAME.web.tflite beside every .tflite form with a dynamic batch (the
-unrolled file, the step file and their quantized variants), its batch fixed at 1.
+"""LiteRT.js's form: NAME.web.tflite beside every .tflite form but the micro ones (the
+unrolled file, the step file and their quantized variants), its batch fixed at 1 (a file
+whose batch is fixed already is copied as it is).
 
 LiteRT.js (npm @litertjs/core 2.5) compiles a model for the shapes it declares and has no call
 to resize an input: a file whose batch is dynamic (shape signature -1, as every edge-echo
@@ -84,20 +85,22 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
         old = reuse.artifact(kind, key, target) if reuse else None
         if old is not None:
             report(name, f"reusing {target}")
-            made.append((src_kind, src, kind, reuse.copy(old, out), old, key))
+            made.append((src_kind, src, kind, reuse.copy(old, out), old, key, None))
             continue
         try:
-            data, changed = static((out / src["file"]).read_bytes())
+            source = (out / src["file"]).read_bytes()
+            data, changed = static(source)
+            data = data if changed else source
         except Exception as exc:
             missing.append(f"{name}: {target} not written: {first_line(exc)}")
             continue
-        if not changed:
-            continue  # static already: LiteRT.js runs the file itself
+        # A file static already is copied as it is: every .tflite form has its web twin, the
+        # file litertjs runs.
         report(name, f"writing {target}")
         (out / target).write_bytes(data)
-        made.append((src_kind, src, kind, out / target, None, key))
-    crashed = probe_many([path for *_, path, _, _ in made]) if made else {}
-    for src_kind, src, kind, path, old, key in made:
+        made.append((src_kind, src, kind, out / target, None, key, changed))
+    crashed = probe_many([path for *_, path, _, _, _ in made]) if made else {}
+    for src_kind, src, kind, path, old, key, changed in made:
         if crashed.get(path):
             # Its source ships and runs: the model has no web twin, said, not failed.
             path.unlink()
@@ -114,8 +117,9 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
             described = describe_tflite(path)
             arts[kind] = manifest.file_entry(
                 path, format="tflite", of=src["file"], **variant, **described, **contract,
-                web={"batch": 1, "why": "LiteRT.js cannot resize an input: the source's dynamic "
-                     "batch fixed at 1 (shape signatures dropped; operators and weights unchanged)",
+                web={"batch": 1, "why": ("LiteRT.js cannot resize an input: the source's dynamic "
+                     "batch fixed at 1 (shape signatures dropped; operators and weights unchanged)"
+                     if changed else "the source's batch is fixed already: the same bytes"),
                      "load": LOADING},
                 producer={k: tools[k] for k in ("edge-echo", "ai-edge-litert") if k in tools})
         if key:
