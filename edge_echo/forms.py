@@ -203,6 +203,26 @@ def reuse_key(subject: Subject, kind: str, tools: dict) -> str | None:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
+def twin_key(subject: Subject, kind: str, tools: dict, source: dict) -> str | None:
+    """The reuse key of a file made from another form's file (an .ort, a .web.tflite): its
+    own, and the bytes of the file it is made from."""
+    key = reuse_key(subject, kind, tools)
+    return key and f"{key}:{source['sha256']}"
+
+
+def twin_tolerance(entry: dict, source_kind: str, source: dict, kind_of: Callable[[str], str]) -> None:
+    """A file made from another form's file takes that file's tolerance on each of its own
+    runtimes (kind_of: the source's kind -> the twin's, e.g. onnx_int8 -> ort_int8)."""
+    from .runners import labels_for
+
+    base = source.get("base") or source_kind
+    tolerance = next((entry["tolerances"][label] for label in labels_for(base, source.get("variant"))
+                      if label in entry["tolerances"]), None)
+    if tolerance is not None:
+        for label in labels_for(kind_of(base), source.get("variant")):
+            entry["tolerances"][label] = dict(tolerance)
+
+
 @dataclass(frozen=True)
 class Form:
     kind: str                       # the manifest's artifact key

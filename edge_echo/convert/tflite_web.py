@@ -71,17 +71,15 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
     made. A file the previous export made from the same bytes (reuse) is copied instead."""
     from ..artifacts import describe_tflite
     from ..errors import first_line
-    from ..forms import reuse_key
+    from ..forms import twin_key, twin_tolerance
     from ..probe import probe_many
-    from ..runners import labels_for
 
     arts, name = entry["artifacts"], subject.name
     keys = {} if keys is None else keys
     missing, made = [], []
     for src_kind, src in sources(arts):
         kind, target = kind_of(src_kind), file_name(src["file"])
-        key = reuse_key(subject, kind, tools)
-        key = key and f"{key}:{src['sha256']}"
+        key = twin_key(subject, kind, tools, src)
         old = reuse.artifact(kind, key, target) if reuse else None
         if old is not None:
             report(name, f"reusing {target}")
@@ -124,10 +122,5 @@ def write(entry: dict, out: Path, subject, tools: dict, report, reuse=None, keys
                 producer={k: tools[k] for k in ("edge-echo", "ai-edge-litert") if k in tools})
         if key:
             keys[kind] = key
-        base = src.get("base") or src_kind
-        tolerance = next((entry["tolerances"][label] for label in labels_for(base, src.get("variant"))
-                          if label in entry["tolerances"]), None)
-        if tolerance is not None:
-            for label in labels_for(kind_of(base), src.get("variant")):
-                entry["tolerances"][label] = dict(tolerance)
+        twin_tolerance(entry, src_kind, src, kind_of)
     return missing
