@@ -24,7 +24,7 @@ from . import floors, jshost, refdata
 from . import manifest as manifest_mod
 from . import memory as _memory
 from .defaults import DEFAULT_BATCH, DEFAULT_PREDICT_RUNS, DEFAULT_RUNS, DEFAULT_WARMUP
-from .errors import UsageError
+from .errors import HostUnavailable, UsageError
 from .probe import check_loadable
 from .results import BENCH_SCHEMA
 from .runners import BENCH_RUNNERS, Runner, targets
@@ -315,9 +315,13 @@ def bench(
             fmt = art["format"]
             if (model, fmt) not in floor_files:
                 floor_files[model, fmt] = _floor_file(fmt, Path(scratch) / model, entry)
-            with cls(path, in_names, out_names, threads=threads, artifact=art) as runner:
-                timing = time_runner(runner, one, many, n, warmup)
-                arena = getattr(runner, "arena_bytes", None)
+            try:
+                with cls(path, in_names, out_names, threads=threads, artifact=art) as runner:
+                    timing = time_runner(runner, one, many, n, warmup)
+                    arena = getattr(runner, "arena_bytes", None)
+            except HostUnavailable as exc:  # Node or Chromium did not start here: said
+                settings["skipped"][label] = str(exc)
+                continue
             floor_path, floor_entry = floor_files[model, fmt]
             with cls(floor_path, [in_name], [out_name], threads=threads,
                      artifact=floor_entry) as fl:

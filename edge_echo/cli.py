@@ -758,8 +758,11 @@ def _render_bench(report) -> None:
                       "+wrapper: what edge-echo's Runner.infer adds to p50 (not in the figures); "
                       "RSS +KiB: peak-RSS growth to create and run it, in a child of its own",
                       markup=False, highlight=False)
+    by_reason: dict[str, list[str]] = {}  # one line per reason: a host's runtimes share one
     for rt, why in report.settings.get("skipped", {}).items():
-        out_console.print(f"{rt} skipped: {why}", markup=False, highlight=False)
+        by_reason.setdefault(why, []).append(rt)
+    for why, rts in by_reason.items():
+        out_console.print(f"{', '.join(rts)} skipped: {why}", markup=False, highlight=False)
     notes = {r.memory_note for r in report.rows if r.memory_note}
     for note in sorted(notes):
         out_console.print(f"memory: {note}", markup=False, highlight=False)

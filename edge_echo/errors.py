@@ -27,6 +27,11 @@ class ArtifactError(EdgeEchoError):
     """A file of an export is missing, altered, unreadable or inconsistent."""
 
 
+class HostUnavailable(ArtifactError):
+    """A runtime's host (Node, headless Chromium) did not start here: a fact about this
+    machine, not about the file; verify and bench say it and run the other runtimes."""
+
+
 _interrupted = False
 
 

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from . import browser
-from .errors import ArtifactError, first_line
+from .errors import ArtifactError, HostUnavailable, first_line
 
 JS = Path(__file__).resolve().parent / "js"
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +297,7 @@ def host(kind: str) -> Host:
     """This process's host of a kind, started on first use; a host that failed to start says
     why again without another try."""
     if kind in _FAILED:
-        raise ArtifactError(_FAILED[kind])
+        raise HostUnavailable(_FAILED[kind])
     if kind in _HOSTS and not _HOSTS[kind].alive():  # stopped after a request that hung
         _HOSTS.pop(kind).close()
     if kind not in _HOSTS:
@@ -305,7 +305,7 @@ def host(kind: str) -> Host:
             _HOSTS[kind] = NodeHost() if kind == "node" else BrowserHost()
         except ArtifactError as exc:
             _FAILED[kind] = str(exc)
-            raise
+            raise HostUnavailable(str(exc)) from None
     return _HOSTS[kind]
 
 

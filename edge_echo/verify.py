@@ -19,7 +19,7 @@ from . import manifest as manifest_mod
 from .bench import time_runner
 from .compare import DEFAULT_TOLERANCE, Comparison, EchoCheck, Tolerance, compare, echo_check, top1
 from .defaults import DEFAULT_SAMPLES, DEFAULT_VERIFY_SEED
-from .errors import ArtifactError, UsageError
+from .errors import ArtifactError, HostUnavailable, UsageError
 from .probe import check_loadable
 from .results import VERIFY_SCHEMA
 from .runners import RUNNERS, Runner, labels_for, targets
@@ -304,8 +304,16 @@ def verify(
             with ThreadPoolExecutor(max_workers=2) as pool:
                 building = {label: pool.submit(_enter, runner, entered) for label, cls, runner in planned
                             if getattr(cls, "emulated", False)}
-                opened = {label: _enter(runner, entered) for label, _, runner in planned
-                          if label not in building}
+                opened, hostless = {}, {}
+                for label, _, runner in planned:
+                    if label in building:
+                        continue
+                    try:
+                        opened[label] = _enter(runner, entered)
+                    except HostUnavailable as exc:  # this machine's, not the file's: said once
+                        hostless.setdefault(str(exc), []).append(label)
+                notes += [f"{name}: {', '.join(labels)} not run: {why}"
+                          for why, labels in hostless.items()]
                 for label, future in building.items():
                     try:
                         opened[label] = future.result()

@@ -303,3 +303,24 @@ def test_the_web_example_shows_the_echo_beside_keras(full_export):
         context.close()
         server.shutdown()
     assert escaped == []
+
+
+def test_a_browser_that_does_not_start_is_one_line_and_the_rest_run(exported, monkeypatch):
+    """Chromium that fails to start (here: an executable that exits at once) costs the browser
+    runtimes, each said in one line; verify runs and passes the others, Node's included."""
+    _need(*NODE)
+    from edge_echo import browser
+
+    jshost.close_all()
+    monkeypatch.setattr(browser, "executable", lambda: "/bin/false")
+    try:
+        report = verify(exported, keras=False, latency_runs=0, cores=(), models=["many-to-one"])
+    finally:
+        jshost.close_all()
+    assert report.passed
+    ran = {r.runtime for r in report.results}
+    assert {"onnxruntime-node", "onnxruntime-node-step", "onnxruntime"} <= ran
+    assert not ran & {"onnxruntime-web", "onnxruntime-web-ort", "litertjs", "litertjs-step"}
+    (line,) = [n for n in report.notes if "not run: headless Chromium did not start" in n]
+    assert "\n" not in line and line.startswith("many-to-one: onnxruntime-web, onnxruntime-web-ort, "
+                                                "litertjs, "), line
