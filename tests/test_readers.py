@@ -213,6 +213,7 @@ def test_a_keras3_file_saved_under_jax_reads_as_it_is(name, tmp_path):
     np.testing.assert_allclose(got, stored["y"], atol=1e-5)
 
 
+@pytest.mark.js  # its .onnx, .ort and .web.tflite (a WHILE loop) in the JavaScript runtimes too
 def test_a_serving_graph_gets_the_graph_forms(sources, tmp_path):
     """Keras 3's model.export (no Keras config): ONNX, TFLite at batch 1 (its LSTM loop as a
     builtin WHILE), their variants and .ort, TensorFlow on the signature as the reference in
@@ -229,13 +230,20 @@ def test_a_serving_graph_gets_the_graph_forms(sources, tmp_path):
     for kind in ("tflite_step", "tflite_micro", "onnx_step"):
         assert "Keras config" in entry["not_written"][kind]
     assert entry["source"]["writer"].startswith("tensorflow") and "translation" not in entry["source"]
+    from edge_echo.runners import RUNNERS
+
     report = verify(out, latency_runs=0, cores=())
     runtimes = {r.runtime: r for r in report.results}
     assert report.passed and {"tensorflow", "onnxruntime", "onnxruntime:float16", "litert",
                               "litert:float16"} <= set(runtimes)
+    # The web twin of a batch-1 file is the same bytes, and LiteRT.js runs its WHILE loop.
+    web = {rt for rt in ("onnxruntime-node", "onnxruntime-web", "litertjs", "litertjs:float16")
+           if not RUNNERS[rt.split(":")[0]].unavailable()}
+    assert web <= set(runtimes), set(runtimes)
+    if "litertjs" in web:
+        assert entry["artifacts"]["tflite_web"]["sha256"] == entry["artifacts"]["tflite"]["sha256"]
     assert runtimes["litert"].looped and runtimes["litert"].max_abs <= 1e-6
     from edge_echo.bench import bench
-    from edge_echo.runners import RUNNERS
 
     # bench times TensorFlow's bare signature call too, against a one-reshape SavedModel floor.
     rows = {r.runtime: r for r in bench(out, runs=5, warmup=1, batch=2, memory=False).rows}
