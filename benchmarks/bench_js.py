@@ -18,20 +18,11 @@ import sys
 from pathlib import Path
 
 from edge_echo.bench import bench
-from edge_echo.runners import JS_RUNNERS, RUNNERS
+from edge_echo.runners import JS_RUNNERS, python_twin
 from edge_echo.verify import verify
 
 ROOT = Path(__file__).resolve().parents[1]
-TWIN = {"onnxruntime-node": "onnxruntime", "onnxruntime-node-ort": "onnxruntime-ort",
-        "onnxruntime-web": "onnxruntime", "onnxruntime-web-ort": "onnxruntime-ort",
-        "litertjs": "litert"}
-
-
-def twin(label: str) -> str:
-    base, _, variant = label.partition(":")
-    step = base.endswith("-step")
-    name = TWIN[base.removesuffix("-step")] + ("-step" if step else "")
-    return f"{name}:{variant}" if variant else name
+TWIN = {cls.runtime: cls.twin for cls in JS_RUNNERS}
 
 
 def main() -> int:
@@ -50,13 +41,13 @@ def main() -> int:
         base = label.split(":")[0].removesuffix("-step")
         if base not in TWIN:
             continue
-        other = results.get((model, twin(label)))
+        other = results.get((model, python_twin(label)))
         rows.append({
             "model": model, "runtime": label, "file": r.file, "worst_error": r.max_abs,
             "passed": r.passed, "p50_us": p50.get((model, label)),
-            "python_runtime": twin(label), "python_file": other.file if other else None,
+            "python_runtime": python_twin(label), "python_file": other.file if other else None,
             "python_worst_error": other.max_abs if other else None,
-            "python_p50_us": p50.get((model, twin(label))),
+            "python_p50_us": p50.get((model, python_twin(label))),
             "differs_from_python_by_more_than_1e-6": bool(other and abs(r.max_abs - other.max_abs) > 1e-6),
         })
     print(f"{'model':13} {'runtime':27} {'file':29} {'error':>8} {'python':>8} {'p50 µs':>8} "
@@ -70,9 +61,7 @@ def main() -> int:
               f"{ratio or float('nan'):6.2f} {'pass' if row['passed'] else 'FAIL'}")
     out = ROOT / "benchmarks" / "results" / "js.json"
     out.write_text(json.dumps({"directory": str(directory), "machine": timed.machine,
-                               "versions": {**timed.to_dict()["versions"]},
-                               "js_versions": {cls.runtime: RUNNERS[cls.runtime].versions()
-                                               for cls in JS_RUNNERS},
+                               "versions": timed.to_dict()["versions"],
                                "rows": rows}, indent=1) + "\n")
     print(f"bench_js: wrote {out.relative_to(ROOT)}")
     return 0 if all(row["passed"] for row in rows) else 1

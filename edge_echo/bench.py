@@ -91,13 +91,13 @@ def _clocked(runner, one, batch, runs, warmup, wrapped) -> Timing:
     """time_runner for a runtime that times itself: the same figures, taken inside its host.
     A file with a fixed batch of 1 runs a batch one sequence at a time, so its throughput is
     one sequence per single-sequence call."""
-    first, us, _ = runner.clock(runner.arrays(one), runs, warmup)
+    first, us = runner.clock(runner.arrays(one), runs, warmup)
     wrapped_us = _samples(lambda: runner.infer(one), runs) if wrapped else None
     size = len(next(iter(batch.values())))
     if runner.fixed_batch is not None and size != runner.fixed_batch:
         per_sequence = float(np.median(us)) / runner.fixed_batch
     else:
-        _, batch_us, _ = runner.clock(runner.arrays(batch), max(3, runs // 10), 1)
+        _, batch_us = runner.clock(runner.arrays(batch), max(3, runs // 10), 1)
         per_sequence = float(np.median(batch_us)) / size
     p50, p90, p99 = np.percentile(us, [50, 90, 99])
     return Timing(runs, warmup, first, float(p50), float(p90), float(p99), float(us.mean()),

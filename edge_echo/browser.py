@@ -1,4 +1,5 @@
-"""Headless Chromium for the report's browser tests and its screenshot (not the runtime).
+"""Headless Chromium: the report's browser tests, the README's screenshots, and the page the
+JavaScript runtimes run in (jshost).
 
 Debian's chromium package, driven by Playwright (a dev dependency) with no
 browser download: where either is missing, why() says so in one line.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+from pathlib import Path
 
 CHROMIUM = ("chromium", "chromium-browser")
 # As root in a sandbox, and with nothing that calls home: this machine's network is closed.
@@ -50,3 +52,20 @@ def playwright():
         _STARTED.append(sync_playwright().start())
         atexit.register(_STARTED[0].stop)
     return _STARTED[0]
+
+
+def screenshot(url: str, png: Path, width: int, height: int, offline: bool = False,
+               ready: str | None = None) -> None:
+    """A PNG of the page at url (the top width x height CSS pixels), once the selector ready
+    matches where one is given: the README's pictures (tools/screenshot, tools/serve-web)."""
+    chromium = launch(playwright())
+    try:
+        page = chromium.new_context(offline=offline,
+                                    viewport={"width": width, "height": height}).new_page()
+        page.goto(url)
+        if ready:
+            page.wait_for_selector(ready, timeout=60_000)
+        Path(png).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(png))
+    finally:
+        chromium.close()

@@ -96,8 +96,7 @@ def installed() -> dict[str, str]:
 
 def encode(array: np.ndarray) -> dict:
     a = np.ascontiguousarray(array)
-    dtype = "float32" if a.dtype == np.float32 else a.dtype.name
-    return {"dtype": dtype, "shape": list(a.shape),
+    return {"dtype": a.dtype.name, "shape": list(a.shape),
             "data": base64.b64encode(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()).decode()}
 
 
@@ -135,7 +134,6 @@ class NodeHost(Host):
         if not ready.get("ready"):
             self.close()
             raise ArtifactError(f"onnxruntime-node did not load in Node: {ready.get('error')}")
-        self.versions = {k: v for k, v in ready.get("versions", {}).items() if v}
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -223,7 +221,6 @@ class BrowserHost(Host):
         self.server = serve({"/ee/": JS, "/node_modules/": modules()})
         self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.escaped: list[str] = []
-        self.console: list[str] = []
         self.pw = browser.playwright()
         # A switch Chromium ignores, on every process of this browser: what the watchdog kills.
         self.tag = f"--edge-echo-host={os.getpid()}-{id(self)}"
@@ -233,13 +230,11 @@ class BrowserHost(Host):
             self.context = self.chromium.new_context()
             self.context.route("**/*", self._route)
             self.page = self.context.new_page()
-            self.page.on("console", lambda m: self.console.append(m.text))
             self.page.goto(f"{self.origin}/ee/page.html")
             self.page.wait_for_function("window.edgeEchoReady === true", timeout=30_000)
         except Exception as exc:
             self.close()
             raise ArtifactError(f"headless Chromium did not start the page ({first_line(exc)})") from None
-        self.versions = {"chromium": self.chromium.version}
 
     def alive(self) -> bool:
         return not self.stopped and not self.page.is_closed()

@@ -96,10 +96,7 @@ function litertEngine(litert) {
           result.forEach((t) => t.delete());
           return out;
         },
-        release(feed) {
-          if (feed) feed.forEach((t) => t.delete());
-          model.delete();
-        },
+        release() { model.delete(); },
       };
     },
   };
@@ -122,12 +119,18 @@ function clock() {
   return {now, tick};
 }
 
+// LiteRT.js's tensors live in WebAssembly memory and are freed by hand; ORT's feeds are an
+// object of tensors the garbage collector frees.
+function free(tensors) {
+  if (Array.isArray(tensors)) tensors.forEach((t) => t.delete && t.delete());
+}
+
 async function runOnce(s, inputs) {
   const feed = s.feed(inputs);
   try {
     return await s.read(await s.call(feed));
   } finally {
-    if (Array.isArray(feed)) feed.forEach((t) => t.delete && t.delete());
+    free(feed);
   }
 }
 
@@ -141,7 +144,6 @@ export function makeHost(engines) {
     return s;
   };
   return {
-    engines: Object.keys(engines),
     async open(engine, data, options = {}) {
       if (!engines[engine]) throw new Error(`engine ${engine} is not loaded here (${Object.keys(engines).join(", ")})`);
       const session = await engines[engine].open(fromBase64(data), options);
@@ -182,17 +184,14 @@ export function makeHost(engines) {
     async time(id, arrays, runs, warmup) {
       const s = get(id);
       const feed = s.feed(arrays.map((a) => ({dtype: a.dtype, shape: a.shape, data: typed(a)})));
-      const drop = async (result) => {
-        if (Array.isArray(result)) result.forEach((t) => t.delete && t.delete());
-      };
       try {
         let start = time.now();
-        await drop(await s.call(feed));
+        free(await s.call(feed));
         const first = time.now() - start;
         let spent = 0;
         for (let i = 0; i < Math.max(warmup, 1); i++) {
           start = time.now();
-          await drop(await s.call(feed));
+          free(await s.call(feed));
           spent += time.now() - start;
         }
         const per = spent / Math.max(warmup, 1);
@@ -200,12 +199,12 @@ export function makeHost(engines) {
         const samples = [];
         for (let i = 0; i < runs; i++) {
           start = time.now();
-          for (let k = 0; k < group; k++) await drop(await s.call(feed));
+          for (let k = 0; k < group; k++) free(await s.call(feed));
           samples.push((time.now() - start) / group);
         }
-        return {first_us: first, samples_us: samples, calls_per_sample: group, clock_tick_us: time.tick};
+        return {first_us: first, samples_us: samples};
       } finally {
-        if (Array.isArray(feed)) feed.forEach((t) => t.delete && t.delete());
+        free(feed);
       }
     },
     async close(id) {

@@ -15,7 +15,7 @@ let host;
 try {
   const ort = await import(pathToFileURL(require.resolve("onnxruntime-node")).href);
   host = makeHost({onnxruntime: onnxEngine(ort.default || ort, "cpu")});
-  write({ready: true, versions: {node: process.versions.node, "onnxruntime-node": ort.env?.versions?.node ?? ort.default?.env?.versions?.node}});
+  write({ready: true});
 } catch (error) {
   write({ready: false, error: String(error && error.message || error).split("\n")[0]});
   process.exit(0);

@@ -40,6 +40,16 @@ def targets(artifacts: dict, runners: dict[str, type[Runner]]) -> list[tuple[str
     return found
 
 
+def python_twin(label: str) -> str:
+    """The Python runtime's label for what a JavaScript runtime's label runs (the same file, or
+    for a .web.tflite the .tflite it is made from): onnxruntime-web-ort-step ->
+    onnxruntime-ort-step, litertjs:int8 -> litert:int8."""
+    base, _, variant = label.partition(":")
+    step = base.endswith("-step")
+    twin = RUNNERS[base.removesuffix("-step")].twin + ("-step" if step else "")
+    return f"{twin}:{variant}" if variant else twin
+
+
 def labels_for(kind: str, variant: str | None = None) -> list[str]:
     """The runtime labels verify gives the artifact kind (and variant): the keys of its tolerances."""
     return [f"{rt}:{variant}" if variant else rt for rt, cls in RUNNERS.items()
@@ -67,4 +77,5 @@ BENCH_RUNNERS: dict[str, type[Runner]] = {
 }
 
 __all__ = ["BENCH_RUNNERS", "LiteRTRunner", "OnnxRunner", "OrtRunner", "RUNNERS",
-           "RUNTIMES", "Runner", "SteppedRunner", "TargetRunner", "labels_for", "targets"]
+           "RUNTIMES", "Runner", "SteppedRunner", "TargetRunner", "labels_for", "python_twin",
+           "targets"]

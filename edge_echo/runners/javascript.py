@@ -24,15 +24,13 @@ class JsRunner(Runner):
     engine = "onnxruntime"
     # The npm packages this runtime loads (their versions go into verify's and bench's JSON).
     packages: tuple[str, ...] = ()
+    # The Python runtime that runs the same file (the .web.tflite's: LiteRT on its source).
+    twin = "?"
     # Session options the engine takes (ONNX Runtime's config entries).
     options: dict = {}
     # The runtime runs in another process: this one's peak RSS says nothing about it.
     memory_note = "not measured: the runtime runs in {where}, outside this process"
     where = "Node"
-
-    @classmethod
-    def versions(cls) -> dict[str, str]:
-        return jshost.versions(cls.packages)
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -100,10 +98,7 @@ class JsRunner(Runner):
         """_run on each list of arrays (in input_names order), in one request to the host."""
         if self.fixed_batch == 1 and any(b[0].shape[0] != 1 for b in batches):
             self.looped = True
-        dtypes = self.input_dtypes
-        packed = [self._packed([np.ascontiguousarray(a, dtype=d) for a, d in zip(b, dtypes, strict=True)])
-                  for b in batches]
-        outs = self._call("runs", self.handle, packed)
+        outs = self._call("runs", self.handle, [self._packed(b) for b in batches])
         return [[jshost.decode(out[k]) for k in self._out_at] for out in outs]
 
     def infer_batches(self, feeds):
@@ -116,13 +111,12 @@ class JsRunner(Runner):
                                 f"({exc})") from None
         return [dict(zip(self.output_names, out, strict=True)) for out in outs]
 
-    def clock(self, arrays: list[np.ndarray], runs: int, warmup: int) -> tuple[float, np.ndarray, dict]:
+    def clock(self, arrays: list[np.ndarray], runs: int, warmup: int) -> tuple[float, np.ndarray]:
         """The bare call timed inside the host on a feed prepared there once: the first call's
-        µs, then `runs` samples of µs per call after `warmup` calls, and how they were taken."""
+        µs, then `runs` samples of µs per call after `warmup` calls."""
         batch = arrays[0].shape[0]
         if self.fixed_batch is not None and batch != self.fixed_batch:
             raise ArtifactError(f"{self.path.name}: {self.runtime} runs a batch of "
                                 f"{self.fixed_batch}, not {batch}")
         done = self._call("time", self.handle, self._packed(arrays), runs, warmup)
-        how = {"calls_per_sample": done["calls_per_sample"], "clock_tick_us": done["clock_tick_us"]}
-        return float(done["first_us"]), np.asarray(done["samples_us"], dtype=np.float64), how
+        return float(done["first_us"]), np.asarray(done["samples_us"], dtype=np.float64)

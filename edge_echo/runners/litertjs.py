@@ -17,6 +17,7 @@ from .javascript import JsRunner
 class LiteRTJsRunner(JsRunner):
     runtime = "litertjs"
     artifact = "tflite_web"
+    twin = "litert"
     host_kind, engine, packages = "browser", "litertjs", ("@litertjs/core",)
     where = "Chromium"
 

@@ -10,6 +10,7 @@ from .javascript import JsRunner
 class OnnxNodeRunner(JsRunner):
     runtime = "onnxruntime-node"
     artifact = "onnx"
+    twin = "onnxruntime"
     host_kind, engine, packages = "node", "onnxruntime", ("onnxruntime-node",)
 
 
@@ -18,6 +19,7 @@ class OrtNodeRunner(OnnxNodeRunner):
 
     runtime = "onnxruntime-node-ort"
     artifact = "ort"
+    twin = "onnxruntime-ort"
     options = {"extra": {"session": {"load_model_format": "ORT"}}}
 
 

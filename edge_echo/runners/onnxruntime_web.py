@@ -10,6 +10,7 @@ from .javascript import JsRunner
 class OnnxWebRunner(JsRunner):
     runtime = "onnxruntime-web"
     artifact = "onnx"
+    twin = "onnxruntime"
     host_kind, engine, packages = "browser", "onnxruntime", ("onnxruntime-web",)
     where = "Chromium"
 
@@ -19,6 +20,7 @@ class OrtWebRunner(OnnxWebRunner):
 
     runtime = "onnxruntime-web-ort"
     artifact = "ort"
+    twin = "onnxruntime-ort"
     options = {"extra": {"session": {"load_model_format": "ORT"}}}
 
 
