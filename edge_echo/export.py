@@ -346,10 +346,13 @@ def write_model(subject: Subject, out: Path, tools: dict, report: Progress, mode
     kinds = forms or tuple(f.kind for f in registered() if not f.optional)
     if c_source:
         kinds = (*kinds, "c_header", "c_source", "wasm", "wasm_loader")
+        if ("c", "int8") in (quantize or []):
+            kinds = (*kinds, "c_int8_header", "c_int8_source")
     written = write_forms(subject, out, tools, report, kinds, reuse)
     # A header without its source, or a module without its loader (or the other way round), is
     # no use to anyone: the other's line says why.
-    for part, whole in (("c_header", "c_source"), ("wasm_loader", "wasm"), ("wasm", "wasm_loader")):
+    for part, whole in (("c_header", "c_source"), ("wasm_loader", "wasm"), ("wasm", "wasm_loader"),
+                        ("c_int8_header", "c_int8_source")):
         if part in written.artifacts and whole not in written.artifacts:
             (out / written.artifacts.pop(part)["file"]).unlink()
             written.measured.pop(part, None)
@@ -415,6 +418,8 @@ def add_variants(entry: dict, out: Path, subject: Subject, quantize, tools: dict
     keys = {} if keys is None else keys
     missing, made = [], []
     for fmt, variant in quantize:
+        if fmt == "c":  # NAME.int8.c is a form of its own (convert/csource/), with --c-source
+            continue
         kind = f"{fmt}_{variant}"
         if fmt not in arts and fmt in entry.get("not_written", {}):
             # The model has no such form (a reason, not a failure): nor its variants.

@@ -32,7 +32,10 @@ from ..specs import EchoSpec
 from .onnx_simplify import toposort
 
 VARIANTS = ("dynamic", "float16", "int8")
-FORMATS = ("tflite", "onnx")
+FORMATS = ("tflite", "onnx", "c")
+# The integer C source (NAME.int8.c, convert/csource/integer.py) is int8 alone, and written only
+# where the C source is asked for (--c-source).
+ONLY = {"c": ("int8",)}
 STEPS = 8
 # With 200 random sequences the many-to-many output range calibrated to a max of
 # 0.920 while the reference reached 0.953, and int8 outputs saturated there
@@ -67,15 +70,19 @@ class VariantUnavailable(Exception):
 
 
 def parse(values: list[str] | None) -> list[tuple[str, str]]:
-    """'int8' -> both formats; 'onnx:dynamic' -> one. Returns (format, variant) pairs in order."""
+    """'int8' -> every format that has it (tflite, onnx, c); 'onnx:dynamic' -> one. Returns
+    (format, variant) pairs in order."""
     wanted: list[tuple[str, str]] = []
     for item in values or []:
         for token in filter(None, (t.strip() for t in item.split(","))):
             fmt, _, variant = token.rpartition(":")
-            formats = [fmt] if fmt else list(FORMATS)
+            formats = [fmt] if fmt else [f for f in FORMATS if variant in ONLY.get(f, VARIANTS)]
             if variant not in VARIANTS or any(f not in FORMATS for f in formats):
                 raise UsageError(f"--quantize {token!r}: choose from {', '.join(VARIANTS)}, "
-                                 f"optionally as FORMAT:VARIANT with FORMAT {' or '.join(FORMATS)}")
+                                 f"optionally as FORMAT:VARIANT with FORMAT {', '.join(FORMATS)}")
+            if fmt and variant not in ONLY.get(fmt, VARIANTS):
+                raise UsageError(f"--quantize {token!r}: the {fmt} format has "
+                                 f"{', '.join(ONLY[fmt])} alone")
             wanted += [(f, variant) for f in formats if (f, variant) not in wanted]
     return wanted
 

@@ -22,6 +22,9 @@ One module per part:
 - cells.py: the float emitter's pieces both share (arrays, activations, one cell's step);
 - cmath.py: the C math library and the blocked matrix-vector product;
 - generate.py: one model's C, made once per subject;
+- integer.py: a step model read as integers (NAME.int8.c): calibration, scales, packed int8
+  weights; int8emit.py: its emitter (NAME.int8.h, NAME.int8.c), the C helpers in
+  templates/int8.c;
 - figures.py: what the C costs where it was measured (device.json);
 - here: the form, its contract and its manifest entry.
 """
@@ -32,8 +35,10 @@ from pathlib import Path
 
 from ...forms import Form, Subject
 from .cmath import ACTIVATIONS, MATH
-from .figures import STRICT, compiler, measure
+from .figures import STRICT, compiler, device_figures, footprint, measure
 from .generate import _generated
+from .int8emit import int8_header, int8_source
+from .integer import SCHEME, int8_plan
 from .plan import c_name
 from .sequence import SeqPlan, _param_name, _seq_signature, _takes_ids
 
@@ -101,7 +106,70 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
             "not_on": not_on, "c": c}
 
 
+def to_int8_header(subject: Subject) -> bytes:
+    return int8_header(subject.name, int8_plan(subject)).encode()
+
+
+def to_int8_source(subject: Subject) -> bytes:
+    return int8_source(subject.name, int8_plan(subject)).encode()
+
+
+def int8_tolerance(subject: Subject) -> dict:
+    """The int8 rule every int8 variant is judged by (convert/quantize.py)."""
+    from ..quantize import tolerance
+
+    tol = tolerance("int8", subject.reference_y, subject.interface.probabilities)
+    return {"atol": tol["atol"], "rtol": tol["rtol"]}
+
+
+def int8_contract(subject: Subject, path: Path) -> dict:
+    """NAME.int8.c's API (the float file's under NAME_int8_, and the integer entry points), its
+    scales and the ranges they come from."""
+    from ..quantize import calibration_count, tolerance
+
+    ip = int8_plan(subject)
+    p = ip.source
+    n = c_name(subject.name) + "_int8"
+    rule = tolerance("int8", subject.reference_y, subject.interface.probabilities)["rule"]
+    return {**subject.interface.io(), "c": {
+        "header": f"{subject.name}.int8.h",
+        "api": [f"void {n}_reset({n}_state *s)",
+                f"void {n}_step({n}_state *s, const float *x_t, float *y_t)",
+                f"void {n}_predict(const float *x, float *y)",
+                f"void {n}_step_q({n}_state *s, const int16_t *x_t, int16_t *y_t)",
+                f"void {n}_predict_q(const int16_t *x, int16_t *y)"],
+        "prefix": n,
+        "steps": p.steps, "features": p.features, "outputs": p.outputs,
+        "sequence_output": "every_step" if p.every_step else "last_step",
+        "state_bytes": ip.state_bytes,
+        "params": p.params,
+        "layers": p.layers(),
+        "reset": f"{n}_reset(&s) at the start of each sequence, then {n}_step once per time step",
+        "no_float": "define EE_NO_FLOAT to compile the float edges (NAME_int8_step, "
+                    "NAME_int8_predict) out; the _q entry points remain",
+        "x_scale": [float(v) for v in ip.x_scale],
+        "y_scale": [float(v) for v in ip.y_scale],
+    }, "quantization": {
+        "method": SCHEME,
+        "calibration": f"{calibration_count(subject.calibration)} input sequences and the "
+                       "reference inputs, through the float model",
+        "ranges": ip.ranges,
+        "tolerance_rule": rule,
+    }}
+
+
+def measure_int8(subject: Subject, path: Path, art: dict) -> dict:
+    """As measure, for NAME.int8.c beside its own header."""
+    header = int8_header(subject.name, int8_plan(subject))
+    return {"footprint": footprint(path),
+            **device_figures(subject, path, art["c"], header=header)}
+
+
 FORMS = (
     Form("c_header", ".h", "c", to_header, (), optional=True),
     Form("c_source", ".c", "c", to_source, (), contract=contract, optional=True, measure=measure),
+    Form("c_int8_header", ".int8.h", "c", to_int8_header, (), optional=True),
+    Form("c_int8_source", ".int8.c", "c", to_int8_source, (), contract=int8_contract,
+         variant="int8", base="c_source", tolerance=int8_tolerance, optional=True,
+         measure=measure_int8),
 )

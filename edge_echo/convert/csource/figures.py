@@ -70,9 +70,11 @@ def first_input(subject: Subject, c: dict) -> tuple[np.ndarray, str]:
             "uniform [0, 1) values (seed 0)")
 
 
-def device_figures(subject: Subject, path: Path, c: dict, artifact: str = "c_source") -> dict:
+def device_figures(subject: Subject, path: Path, c: dict, artifact: str = "c_source",
+                   header: str | None = None) -> dict:
     """Every device target's figures (targets/) for this file, by family, on first_input. A C
-    source is measured as a copy beside the header it was made with."""
+    source is measured as a copy beside the header it was made with (header: its text, if not
+    the float C's)."""
     from ... import targets
 
     x, which = first_input(subject, c)
@@ -80,7 +82,7 @@ def device_figures(subject: Subject, path: Path, c: dict, artifact: str = "c_sou
         if artifact == "c_source":
             copy = Path(tmp) / path.name
             copy.write_bytes(path.read_bytes())
-            copy.with_suffix(".h").write_text(_generated(subject)[1])
+            copy.with_suffix(".h").write_text(_generated(subject)[1] if header is None else header)
             path = copy
         families = targets.measure(path, c, x, artifact=artifact)
     return {family: {"input": which, **f} if "cores" in f else f for family, f in families.items()}

@@ -1,0 +1,418 @@
+"""Integer C (NAME.int8.c / NAME.int8.h): the step models of plan.py in exact integer arithmetic.
+
+int8 weights, each output row with its own scale; int16 activations and state; int32 sums;
+requantization by an integer multiplier and shift (EE_RQ); sigmoid, tanh and softmax's e^-d
+from 257-sample tables interpolated. Float appears only at the edges (NAME_int8_step and
+NAME_int8_predict quantize x and scale y), which -DEE_NO_FLOAT compiles out, leaving the
+integer entry points NAME_int8_step_q and NAME_int8_predict_q.
+
+How each tensor is scaled (real = integer x scale):
+- the input: per feature, max |x| over the calibration sequences x 1.25, over 32767;
+- a gate's or a candidate's pre-activation (sigmoid, tanh): Q3.12 (1/4096; saturates at 8,
+  where both functions are flat to within a Q15 step or two);
+- sigmoid and tanh outputs, an LSTM or GRU's h: Q15 (1/32768);
+- an LSTM's c: 2^(p - 15), the smallest power of two p >= 0 with 2^p >= 2 max |c|, so that the
+  cell update is shifts;
+- what a linear or relu layer gives (a SimpleRNN's h, a Dense output): 2 max |v| / 32767,
+  per unit for the model's output;
+- a weight row: its largest |w x input scale| over 127, folded into the row's multiplier.
+The ranges come from the float model run over the calibration sequences (plan.py's weights,
+BatchNormalization folded into the next layer's weights). The scales sit in the header; the
+ranges and the scheme in the manifest.
+
+The emitter is int8emit.py; the C helpers it copies are templates/int8.c, a C file of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from ...forms import Subject, Unavailable
+from .plan import Cell, Dense, Norm, Plan, plan
+
+TEMPLATE = Path(__file__).with_name("templates") / "int8.c"
+Q12, Q15 = 1.0 / 4096, 1.0 / 32768
+INPUT_MARGIN, MARGIN = 1.25, 2.0
+BOUNDED = ("sigmoid", "tanh")        # through a table: pre-activation Q3.12, output Q15
+SCALED = ("linear", "relu")          # the same scale in and out
+SCHEME = ("int8 weights (per output row scale), int16 activations and state, int32 sums; "
+          "requantization by integer multiplier and shift; sigmoid, tanh and softmax's exp from "
+          "257-entry Q15 tables, interpolated; no float arithmetic between the float edges")
+
+
+@cache
+def parts() -> dict[str, str]:
+    """templates/int8.c's parts by name."""
+    text = TEMPLATE.read_text()
+    found = re.findall(r"/\* @part (\w+) \*/\n(.*?)/\* @end \*/\n", text, re.S)
+    return {name: body for name, body in found}
+
+
+def _pad4(n: int) -> int:
+    return -(-n // 4) * 4
+
+
+@dataclass
+class Op:
+    """One matrix-vector product in the file: rows over a padded int16 vector."""
+    label: str
+    words: np.ndarray      # uint32, blocked as ee_mv reads them
+    bias: np.ndarray       # int32 per row (with half a step for rounding)
+    mult: np.ndarray       # int16 per row, below 2^15
+    shift: int
+    groups: int
+    rows: int
+
+
+@dataclass
+class ICell:
+    kind: str
+    name: str
+    units: int
+    inputs: int
+    activation: str
+    off: int               # where its input segment starts in the state's v (its h at off + nxp)
+    nxp: int
+    nhp: int
+    ops: dict = field(default_factory=dict)     # name -> Op
+    c_power: int = 0       # LSTM: c's scale is 2^(c_power - 15)
+    h_scale: float = Q15
+
+
+@dataclass
+class IDense:
+    name: str
+    inputs: int
+    units: int
+    activation: str
+    op: Op | None = None
+    out_scale: np.ndarray | None = None   # per unit
+    softmax: tuple[int, int] | None = None  # (multiplier, shift) of d into Q4.11
+
+
+@dataclass
+class IPlan:
+    source: Plan
+    cells: list[ICell]
+    head: list[IDense]
+    x_scale: np.ndarray
+    y_scale: np.ndarray
+    ranges: dict
+    nxp: int
+
+    @property
+    def state_size(self) -> int:
+        """int16 values of the state's v: the input, then each layer's h, each padded to 4."""
+        return self.nxp + sum(c.nhp for c in self.cells)
+
+    @property
+    def state_bytes(self) -> int:
+        return 2 * (self.state_size + sum(c.units for c in self.cells if c.kind == "lstm"))
+
+    @property
+    def flash_params(self) -> int:
+        return self.source.params
+
+
+def _folded(p: Plan) -> tuple[list[tuple[Cell, list[np.ndarray]]], list[Dense]]:
+    """The plan with each BatchNormalization folded into the weights of the layer after it (or,
+    at the end of the head, the linear Dense before it); cells as (cell, [kernel, recurrent,
+    bias]). Anything else that normalizes has no integer form here."""
+    cells = []
+    for c in p.cells:
+        kernel, recurrent, *rest = [np.asarray(w, np.float64) for w in c.weights]
+        gates = kernel.shape[1]
+        if rest and c.use_bias:
+            bias = rest[0].copy()
+        elif c.kind == "gru" and c.reset_after:
+            bias = np.zeros((2, gates))
+        else:
+            bias = np.zeros(gates)
+        for n in reversed(c.pre):
+            a, b = _affine(n)
+            shift = b @ kernel
+            kernel = a[:, None] * kernel
+            if bias.ndim == 2:
+                bias[0] += shift
+            else:
+                bias = bias + shift
+        cells.append((c, [kernel, recurrent, bias]))
+    head: list[Dense] = []
+    pending: list[Norm] = []
+    for d in p.head:
+        if isinstance(d, Norm):
+            pending.append(d)
+            continue
+        kernel = np.asarray(d.kernel, np.float64)
+        bias = np.zeros(d.units) if d.bias is None else np.asarray(d.bias, np.float64)
+        for n in reversed(pending):
+            a, b = _affine(n)
+            bias = bias + b @ kernel
+            kernel = a[:, None] * kernel
+        pending = []
+        head.append(Dense(d.name, d.inputs, d.units, kernel, bias, d.activation))
+    for n in pending:
+        a, b = _affine(n)
+        if not head or head[-1].activation != "linear":
+            raise Unavailable(f"layer '{n.name}': a BatchNormalization after the last layer folds "
+                              "into a linear Dense before it, and there is none")
+        last = head[-1]
+        last.kernel = last.kernel * a[None, :]
+        last.bias = last.bias * a + b
+    return cells, head
+
+
+def _affine(n: Norm) -> tuple[np.ndarray, np.ndarray]:
+    if n.kind != "batch":
+        what = "LayerNormalization" if n.kind == "layer" else "RMS normalization"
+        raise Unavailable(f"layer '{n.name}': {what} "
+                          "has no integer C form here (it divides by each step's spread); "
+                          "BatchNormalization folds into the weights")
+    a = np.ones(n.width) if n.a is None else np.asarray(n.a, np.float64)
+    b = np.zeros(n.width) if n.b is None else np.asarray(n.b, np.float64)
+    return a, b
+
+
+def _check_activations(p: Plan) -> None:
+    for c in p.cells:
+        if c.kind in ("lstm", "gru"):
+            if (c.recurrent_activation, c.activation) != ("sigmoid", "tanh"):
+                raise Unavailable(f"layer '{c.name}': integer C takes {c.kind.upper()} with sigmoid "
+                                  f"gates and tanh, not {c.recurrent_activation} and {c.activation}")
+        elif c.activation not in (*BOUNDED, *SCALED):
+            raise Unavailable(f"layer '{c.name}': activation '{c.activation}' has no integer C form "
+                              f"here (SimpleRNN: {', '.join((*BOUNDED, *SCALED))})")
+    for k, d in enumerate(p.head):
+        if isinstance(d, Dense):
+            last = k == len(p.head) - 1 or all(isinstance(n, Norm) for n in p.head[k + 1:])
+            allowed = (*BOUNDED, *SCALED, *(("softmax",) if last else ()))
+            if d.activation not in allowed:
+                raise Unavailable(f"layer '{d.name}': activation '{d.activation}' has no integer C "
+                                  f"form here ({', '.join(allowed)})")
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _act(name: str, v):
+    return {"sigmoid": _sigmoid, "tanh": np.tanh, "linear": lambda a: a,
+            "relu": lambda a: np.maximum(a, 0.0)}[name](v)
+
+
+def _forward(cells, head, x: np.ndarray) -> dict:
+    """The float model over x (n, steps, features): max |value| of what the integer scales
+    follow (each LSTM's c, each linear or relu layer's output, the softmax logits)."""
+    ranges: dict = {}
+    seq = np.asarray(x, np.float64)
+    for c, (kernel, recurrent, bias) in cells:
+        n, steps, _ = seq.shape
+        u = c.units
+        h = np.zeros((n, u))
+        cs = np.zeros((n, u))
+        outs = []
+        cmax = hmax = 0.0
+        for t in range(steps):
+            xt = seq[:, t]
+            if c.kind == "lstm":
+                z = xt @ kernel + h @ recurrent + bias
+                i, f, g, o = (z[:, j * u:(j + 1) * u] for j in range(4))
+                cs = _sigmoid(f) * cs + _sigmoid(i) * np.tanh(g)
+                h = _sigmoid(o) * np.tanh(cs)
+                cmax = max(cmax, float(np.abs(cs).max()))
+            elif c.kind == "gru":
+                if c.reset_after:
+                    mx, mh = xt @ kernel + bias[0], h @ recurrent + bias[1]
+                    zg = _sigmoid(mx[:, :u] + mh[:, :u])
+                    rg = _sigmoid(mx[:, u:2 * u] + mh[:, u:2 * u])
+                    cand = np.tanh(mx[:, 2 * u:] + rg * mh[:, 2 * u:])
+                else:
+                    mx = xt @ kernel + bias
+                    zg = _sigmoid(mx[:, :u] + h @ recurrent[:, :u])
+                    rg = _sigmoid(mx[:, u:2 * u] + h @ recurrent[:, u:2 * u])
+                    cand = np.tanh(mx[:, 2 * u:] + (rg * h) @ recurrent[:, 2 * u:])
+                h = zg * h + (1 - zg) * cand
+            else:
+                h = _act(c.activation, xt @ kernel + h @ recurrent + bias)
+                hmax = max(hmax, float(np.abs(h).max()))
+            outs.append(h)
+        ranges[c.name] = {"c": cmax} if c.kind == "lstm" else {"h": hmax} if c.kind == "rnn" else {}
+        seq = np.stack(outs, axis=1)
+    v = seq.reshape(-1, seq.shape[-1])
+    for d in head:
+        z = v @ d.kernel + d.bias
+        ranges[d.name] = {"pre": np.abs(z).max(axis=0)}
+        v = z if d.activation == "softmax" else _act(d.activation, z)
+    return ranges
+
+
+def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np.ndarray,
+        out_scale: np.ndarray) -> Op:
+    """Rows over the concatenated segments, each (weights (n, rows), the input's scale per
+    value, its padded length), quantized: int8 weights per row, the multiplier and shift that
+    turn a row's sum into out_scale, the bias (plus half a step) in the sum's units."""
+    rows = segments[0][0].shape[1]
+    total = sum(p for _, _, p in segments)
+    w = np.zeros((total, rows))
+    at = 0
+    for weights, scales, padded in segments:
+        n = weights.shape[0]
+        w[at:at + n] = weights * np.asarray(scales, np.float64).reshape(-1, 1)
+        at += padded
+    amax = np.abs(w).max(axis=0)
+    sw = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(np.round(w / sw), -127, 127).astype(np.int64)
+    m = sw / np.broadcast_to(np.asarray(out_scale, np.float64), (rows,))
+    top = float(m.max())
+    shift = int(min(62, np.floor(np.log2(32767.0 / top)))) if top > 0 else 32
+    if shift < 1:
+        raise Unavailable(f"{label}: its outputs' scale is too fine for its inputs' (a "
+                          "multiplier above 2^15)")
+    mult = np.round(m * 2.0 ** shift).astype(np.int64)
+    half = np.where(mult > 0, np.round(2.0 ** (shift - 1) / np.maximum(mult, 1)), 0)
+    b = np.round(np.asarray(bias, np.float64) / sw) + half
+    bound = np.abs(q).sum(axis=0) * 32768 + np.abs(b)
+    if bound.max() >= 2 ** 31:
+        raise Unavailable(f"{label}: a row's integer sum could pass 2^31 "
+                          f"({total} inputs); no integer form here")
+    return Op(label, _blocked(q), b.astype(np.int64), mult, shift, total // 4, rows)
+
+
+def _blocked(q: np.ndarray) -> np.ndarray:
+    """int8 weights (inputs, rows) as ee_mv reads them: rows in pairs (a zero row after an odd
+    last one), two pairs at a time while four rows remain, then pair by pair; group by group,
+    each pair's word for inputs 0, 1 of the group, then 2, 3; each word two 16-bit lanes, one
+    per input, holding 256 a + b (a the pair's first row's weight, b its second's), the first
+    input's low."""
+    n, rows = q.shape
+    if rows % 2:
+        q = np.concatenate([q, np.zeros((n, 1), q.dtype)], axis=1)
+    lanes = (256 * q[:, 0::2] + q[:, 1::2]) & 0xFFFF   # (inputs, pairs)
+    pairs = lanes.shape[1]
+    # As ee_mv goes: two pairs while four rows remain, then one pair at a time.
+    blocks = [(2 * k, 2 * k + 1) for k in range(rows // 4)]
+    blocks += [(pr,) for pr in range(2 * (rows // 4), pairs)]
+    words = []
+    for block in blocks:
+        for g in range(n // 4):
+            for pr in block:
+                for k in (4 * g, 4 * g + 2):
+                    words.append(int(lanes[k, pr]) | (int(lanes[k + 1, pr]) << 16))
+    return np.asarray(words, np.uint64)
+
+
+def int8_plan(subject: Subject) -> IPlan:
+    """The model as integer cells and a head with their scales, or why not, in one line."""
+    if "c_int8" in subject.cache:
+        return subject.cache["c_int8"]
+    try:
+        p = plan(subject)
+    except Unavailable as exc:
+        from .generate import _generated
+
+        try:
+            _generated(subject)
+        except Unavailable as none:
+            raise Unavailable(str(none)) from None
+        raise Unavailable(f"integer C takes step models (a stack of LSTM, GRU or SimpleRNN with "
+                          f"Dense layers); this one is computed whole in C ({exc})") from None
+    _check_activations(p)
+    cells, head = _folded(p)
+    x = _calibration(subject)
+    ranges = _forward(cells, head, x)
+    xmax = np.abs(x).max(axis=(0, 1))
+    x_scale = np.where(xmax > 0, xmax * INPUT_MARGIN, 1.0) / 32767.0
+    nxp = _pad4(p.features)
+    icells: list[ICell] = []
+    off, in_scale, width = 0, x_scale, p.features
+    for c, (kernel, recurrent, bias) in cells:
+        u = c.units
+        nx, nh = _pad4(width), _pad4(u)
+        ic = ICell(c.kind, c.name, u, width, c.activation, off, nx, nh)
+        r = ranges[c.name]
+        if c.kind == "rnn" and c.activation in SCALED:
+            ic.h_scale = max(r["h"], 1e-6) * MARGIN / 32767.0
+        h_scales = np.full(u, ic.h_scale)
+        xs = (kernel, in_scale, nx)
+        if c.kind == "lstm":
+            cmax = max(r["c"], 1e-6) * MARGIN
+            ic.c_power = int(min(15, max(0, np.ceil(np.log2(cmax)))))
+            # Unit by unit: the i, f, c, o rows of unit j side by side (ee_lstm).
+            order = np.arange(4 * u).reshape(4, u).T.ravel()
+            ic.ops["k"] = _op(f"layer '{c.name}'", [(kernel[:, order], in_scale, nx),
+                                                   (recurrent[:, order], h_scales, nh)],
+                              bias[order], Q12)
+        elif c.kind == "rnn":
+            out = Q12 if c.activation in BOUNDED else ic.h_scale
+            ic.ops["k"] = _op(f"layer '{c.name}'", [xs, (recurrent, h_scales, nh)], bias, out)
+        elif c.reset_after:
+            zr = slice(0, 2 * u)
+            ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
+                                                    (recurrent[:, zr], h_scales, nh)],
+                               bias[0, zr] + bias[1, zr], Q12)
+            ic.ops["hx"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx)],
+                               bias[0, 2 * u:], Q12)
+            ic.ops["hh"] = _op(f"layer '{c.name}'", [(recurrent[:, 2 * u:], h_scales, nh)],
+                               bias[1, 2 * u:], Q12)
+        else:
+            zr = slice(0, 2 * u)
+            ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
+                                                    (recurrent[:, zr], h_scales, nh)], bias[zr], Q12)
+            ic.ops["kh"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx),
+                                                    (recurrent[:, 2 * u:], h_scales, nh)],
+                               bias[2 * u:], Q12)
+        icells.append(ic)
+        off += nx
+        in_scale, width = h_scales, u
+    ihead: list[IDense] = []
+    for k, d in enumerate(head):
+        last = k == len(head) - 1
+        pre = np.asarray(ranges[d.name]["pre"], np.float64)
+        idn = IDense(d.name, d.inputs, d.units, d.activation)
+        if d.activation in BOUNDED:
+            out, idn.out_scale = Q12, np.full(d.units, Q15)
+        elif d.activation == "softmax":
+            logit = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
+            out, idn.out_scale = np.full(d.units, logit), np.full(d.units, Q15)
+            # d = max - z (up to twice the logits' range) into Q4.11.
+            m = logit * 2048.0
+            shift = int(min(62, np.floor(np.log2(32767.0 / m))))
+            idn.softmax = (int(round(m * 2.0 ** shift)), shift)
+        else:
+            spread = np.maximum(pre, 1e-6) if last else np.full(d.units, max(float(pre.max()), 1e-6))
+            out = spread * MARGIN / 32767.0
+            idn.out_scale = out
+        idn.op = _op(f"layer '{d.name}'", [(d.kernel, in_scale, _pad4(width))], d.bias, out)
+        ihead.append(idn)
+        in_scale, width = idn.out_scale, d.units
+    y_scale = ihead[-1].out_scale if ihead else np.full(icells[-1].units, icells[-1].h_scale)
+    recorded = {"input_max_abs": [float(v) for v in xmax]}
+    for c in icells:
+        r = ranges[c.name]
+        if c.kind == "lstm":
+            recorded[c.name] = {"c_max_abs": r["c"], "c_scale": f"2^{c.c_power - 15}"}
+        elif c.kind == "rnn" and c.activation in SCALED:
+            recorded[c.name] = {"h_max_abs": r["h"], "h_scale": c.h_scale}
+    for d in ihead:
+        recorded[d.name] = {"pre_activation_max_abs": [float(v) for v in ranges[d.name]["pre"]]}
+    ip = IPlan(p, icells, ihead, x_scale, np.asarray(y_scale, np.float64), recorded, nxp)
+    subject.cache["c_int8"] = ip
+    return ip
+
+
+def _calibration(subject: Subject) -> np.ndarray:
+    """The sequences the ranges are taken over: the int8 calibration set and the reference
+    inputs, as (n, steps, features)."""
+    steps, features = subject.interface.input_shape
+    arrays = [np.asarray(subject.calibration, np.float64).reshape(-1, steps, features)]
+    if isinstance(subject.reference_x, np.ndarray) and subject.reference_x.size % (steps * features) == 0:
+        arrays.append(np.asarray(subject.reference_x, np.float64).reshape(-1, steps, features))
+    x = np.concatenate(arrays)
+    if not np.all(np.isfinite(x)):
+        raise Unavailable("the calibration sequences hold inf or NaN")
+    return x
