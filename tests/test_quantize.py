@@ -98,9 +98,13 @@ def test_tolerance_follows_precision():
 
 
 def test_parse_quantize():
-    assert parse(["int8"]) == [("tflite", "int8"), ("onnx", "int8")]
+    # int8 includes the integer C (written where the C source is asked for); only int8 does.
+    assert parse(["int8"]) == [("tflite", "int8"), ("onnx", "int8"), ("c", "int8")]
     assert parse(["onnx:dynamic,float16"]) == [("onnx", "dynamic"), ("tflite", "float16"),
                                                ("onnx", "float16")]
+    assert parse(["c:int8"]) == [("c", "int8")]
+    with pytest.raises(UsageError, match="the c format has int8 alone"):
+        parse(["c:dynamic"])
     with pytest.raises(UsageError, match="--quantize 'int4'"):
         parse(["int4"])
     with pytest.raises(UsageError):

@@ -1,0 +1,266 @@
+"""Issue 34: the integer C (NAME.int8.c, NAME.int8.h), written with --c-source --quantize int8."""
+
+import ctypes
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import read_manifest, read_measured, shared
+
+from edge_echo import targets
+from edge_echo.convert.csource import STRICT, compiler, integer
+from edge_echo.export import export
+from edge_echo.specs import DEFAULT_SEED, MODEL_NAMES
+from edge_echo.usermodel import convert
+from edge_echo.verify import verify
+
+CC = compiler()
+pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) found")
+HERE = tuple(t for t in ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m55", "riscv32imac",
+                         "aarch64") if targets.unavailable(t) is None)
+FLOATS = ctypes.POINTER(ctypes.c_float)
+
+
+@pytest.fixture(scope="module")
+def int8_export(c_export, tmp_path_factory) -> Path:
+    """The session's C export (the float C reused) with NAME.int8.c beside it."""
+    def make(out: Path):
+        shutil.copytree(c_export, out)
+        export(out, list(MODEL_NAMES), seed=DEFAULT_SEED, forms=("tflite",), c_source=True,
+               quantize=[("c", "int8")])
+
+    return shared(tmp_path_factory, "int8c", make)[0]
+
+
+def _library(source: Path, tmp: Path, *flags: str) -> ctypes.CDLL:
+    # A name of its own per file and flags: dlopen returns a loaded library for a known path.
+    lib = tmp / f"{source.parent.name}-{source.stem}{''.join(flags)}.so"
+    subprocess.run([CC, *STRICT, "-O2", "-shared", "-fPIC", *flags, str(source), "-o", str(lib)],
+                   check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(lib))
+
+
+def _host(lib: ctypes.CDLL, prefix: str, x: np.ndarray, y_size: int) -> np.ndarray:
+    predict = getattr(lib, f"{prefix}_predict")
+    ys = np.zeros((len(x), y_size), np.float32)
+    for i, row in enumerate(np.ascontiguousarray(x, np.float32)):
+        predict(row.ctypes.data_as(FLOATS), ys[i].ctypes.data_as(FLOATS))
+    return ys
+
+
+def _inputs(c: dict, count: int = 6) -> np.ndarray:
+    """Sequences inside and beyond the calibrated range (saturating), and a NaN."""
+    x = np.random.default_rng(7).uniform(-0.5, 1.5, (count, c["steps"] * c["features"]))
+    x[0, 0] = np.nan
+    x[1] = 1e6
+    return x.astype(np.float32)
+
+
+def test_int8_files_and_manifest(int8_export):
+    doc = read_manifest(int8_export)
+    for name, entry in doc["models"].items():
+        art = entry["artifacts"]["c_int8_source"]
+        assert art["file"] == f"{name}.int8.c" and (int8_export / f"{name}.int8.h").is_file()
+        assert art["variant"] == "int8" and art["base"] == "c_source"
+        c = art["c"]
+        assert c["prefix"].endswith("_int8") and c["header"] == f"{name}.int8.h"
+        assert any("_predict_q(const int16_t *x, int16_t *y)" in a for a in c["api"])
+        assert len(c["x_scale"]) == c["features"] and len(c["y_scale"]) == c["outputs"]
+        q = art["quantization"]
+        assert q["method"] == integer.SCHEME and "c_max_abs" in json.dumps(q["ranges"])
+        for label in ("c:int8", "c-step:int8", "c@cortex-m0:int8", "c-step@aarch64:int8"):
+            assert entry["tolerances"][label]["atol"] > 0
+        # The float edges are quantize and scale: the header's scales are the manifest's.
+        header = (int8_export / f"{name}.int8.h").read_text()
+        assert f"#define {c['prefix'].upper()}_STEPS {c['steps']}" in header
+        assert "EE_NO_FLOAT" in header
+
+
+def test_int8_c_passes_the_int8_rule_on_the_host_and_every_core(int8_export):
+    report = verify(int8_export, latency_runs=0, cores=HERE)
+    ran = {(r.model, r.runtime): r for r in report.results if r.runtime.endswith(":int8")}
+    for name in MODEL_NAMES:
+        for rt in ("c:int8", "c-step:int8", *(f"c@{t}:int8" for t in HERE),
+                   *(f"c-step@{t}:int8" for t in HERE)):
+            result = ran[(name, rt)]
+            assert result.passed, (name, rt, result.max_abs)
+            # The echo models still print the echo.
+            assert result.echo is None or result.echo.passed, (name, rt, result.echo)
+    # Quantized, not the float C again: its error is an int8 file's, far above float32's.
+    assert max(r.max_abs for r in ran.values()) > 1e-4
+
+
+def test_the_same_bits_on_the_host_and_every_core(int8_export, tmp_path):
+    """Exact integer arithmetic: the host (scalar code), the DSP cores (SMLALD, SMLAD, SMLAWB
+    through ACLE) and the cores without an FPU give the same bits, NaN and saturated inputs too.
+    A file with one weight changed gives other bits: the comparison can fail."""
+    doc = read_manifest(int8_export)
+    for name, entry in doc["models"].items():
+        art = entry["artifacts"]["c_int8_source"]
+        c, source = art["c"], int8_export / art["file"]
+        x, size = _inputs(c), targets.y_size(c)
+        host = _host(_library(source, tmp_path), c["prefix"], x, size)
+        scalar = _host(_library(source, tmp_path, "-DEE_SCALAR", "-O0"), c["prefix"], x, size)
+        assert np.array_equal(host.view(np.uint32), scalar.view(np.uint32))
+        for target in HERE:
+            ys, _ = targets.program(target, source, c).run(x, step=False, y_size=size)
+            assert np.array_equal(ys.view(np.uint32), host.view(np.uint32)), (name, target)
+            stepped, _ = targets.program(target, source, c).run(x, step=True, y_size=size)
+            assert np.array_equal(stepped.view(np.uint32), host.view(np.uint32)), (name, target)
+    changed = tmp_path / "changed" / source.name
+    changed.parent.mkdir()
+    shutil.copy(source.with_suffix(".h"), changed.with_suffix(".h"))
+    text = source.read_text()
+    first = re.search(r"_W\[\d+\] = \{\s*(0x[0-9a-f]{8})u", text).group(1)
+    changed.write_text(text.replace(first, f"0x{int(first, 16) ^ 0x7f7f:08x}", 1))
+    other = _host(_library(changed, tmp_path), c["prefix"], x, size)
+    assert not np.array_equal(other.view(np.uint32), host.view(np.uint32))
+
+
+def test_integer_entry_point_is_the_float_one_inside(int8_export, tmp_path):
+    """NAME_int8_predict is NAME_int8_predict_q between quantizing x and scaling y."""
+    doc = read_manifest(int8_export)
+    art = doc["models"]["many-to-many"]["artifacts"]["c_int8_source"]
+    c = art["c"]
+    lib = _library(int8_export / art["file"], tmp_path)
+    x = _inputs(c)[2:]
+    y = _host(lib, c["prefix"], x, targets.y_size(c))
+    scale = np.float32(c["x_scale"])
+    predict_q = getattr(lib, f"{c['prefix']}_predict_q")
+    for row, want in zip(x, y, strict=True):
+        xq = np.clip(np.round(row.reshape(-1, c["features"]) / scale), -32768, 32767)
+        xq = np.ascontiguousarray(xq.ravel(), np.int16)
+        yq = np.zeros(targets.y_size(c), np.int16)
+        predict_q(xq.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
+                  yq.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)))
+        got = yq.astype(np.float32).reshape(-1, c["outputs"]) * np.float32(c["y_scale"])
+        np.testing.assert_array_equal(got.ravel(), want)
+
+
+@pytest.mark.skipif(targets.unavailable("cortex-m0") is not None,
+                    reason=targets.unavailable("cortex-m0") or "")
+def test_no_float_library_on_cortex_m0_with_the_float_edges_out(int8_export, tmp_path):
+    source = int8_export / "many-to-many.int8.c"
+
+    def undefined(*flags: str) -> set[str]:
+        obj = tmp_path / "m.o"
+        subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft",
+                        *STRICT, "-Os", *flags, "-c", str(source), "-o", str(obj)], check=True)
+        out = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True)
+        return set(out.stdout.split()) - {"U"}
+
+    without = undefined("-DEE_NO_FLOAT")
+    assert without <= {"memcpy", "memset"}, without
+    assert not any(re.match(r"__aeabi_[fd]|exp|log|tanh|sqrt", s) for s in without)
+    # The check can fail: with the float edges in, the soft-float routines are called.
+    assert any(s.startswith("__aeabi_f") for s in undefined())
+
+
+@pytest.mark.skipif(targets.unavailable("cortex-m0") is not None,
+                    reason=targets.unavailable("cortex-m0") or "")
+def test_fits_where_the_float_c_fits(int8_export):
+    doc = read_measured(int8_export)
+    for name, entry in doc["models"].items():
+        arts = entry["artifacts"]
+        i8, fl = arts["c_int8_source"]["c"], arts["c_source"]["c"]
+        for core, f in i8["cortex_m"]["cores"].items():
+            ff = fl["cortex_m"]["cores"][core]
+            assert f["flash_bytes"] <= i8["params"] + 3 * 1024, (name, core, f["flash_bytes"])
+            assert f["stack_bytes"] + i8["state_bytes"] <= ff["stack_bytes"] + fl["state_bytes"]
+            assert f["ram_bytes"] == 0
+    m0 = doc["models"]["many-to-many"]["artifacts"]["c_int8_source"]["c"]["cortex_m"]["cores"]
+    assert m0["cortex-m0"]["instructions_per_sequence"] <= 40_000
+
+
+def test_the_template_compiles_on_its_own(tmp_path):
+    """templates/int8.c with every part, warning-free under the strict flags, scalar and (where
+    the cross compiler is) for Cortex-M0 and the DSP code of M4; its tables are the functions'."""
+    source = tmp_path / "all.c"
+    source.write_text(integer.TEMPLATE.read_text() + """
+int ee_use(const int16_t *v, int16_t *z, int16_t *c);
+int ee_use(const int16_t *v, int16_t *z, int16_t *c)
+{
+    static const uint32_t w[8] = {0x01020304u, 0xfffefdfcu, 3u, 4u, 5u, 6u, 7u, 8u};
+    static const int32_t b[4] = {1, 2, 3, 4};
+    static const int16_t m[4] = {1000, 2000, 3000, 4000};
+    ee_mv(z, w, b, m, 20, v, 2, 3);
+    ee_lstm(z + 4, c, w, b, m, 20, v, 2, 1, 15, 1, 3);
+    ee_softmax(z, z + 8, 3, 1000, 16);
+    return ee_sigmoid(z[0]) + ee_quantize(0.5f, 2.0f);
+}
+""")
+    flags = [*STRICT, "-Wdouble-promotion", "-Os", "-c", str(source), "-o", str(tmp_path / "a.o")]
+    for extra in ([], ["-DEE_SCALAR"]):
+        subprocess.run([CC, *flags, *extra], check=True)
+    if targets.unavailable("cortex-m4") is None:
+        for cpu in (["-mcpu=cortex-m0", "-mfloat-abi=soft"],
+                    ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]):
+            subprocess.run(["arm-none-eabi-gcc", "-mthumb", *cpu, *flags], check=True)
+    text = integer.TEMPLATE.read_text()
+
+    def table(name: str) -> np.ndarray:
+        body = re.search(rf"{name}\[257\] = \{{(.*?)\}};", text, re.S).group(1)
+        return np.array([int(v) for v in body.replace("\n", " ").split(",")])
+
+    x = -8 + np.arange(257) / 16
+    assert np.array_equal(table("EE_TANH"), np.clip(np.round(np.tanh(x) * 32768), -32767, 32767))
+    assert np.array_equal(table("EE_EXP"), np.clip(np.round(np.exp(-np.arange(257) / 16) * 32768),
+                                                   0, 32767))
+
+
+def _models():
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(3)
+    made = {}
+    i = keras.Input((6, 3))
+    h = L.GRU(8, return_sequences=True)(L.BatchNormalization()(i))
+    h = L.SimpleRNN(6, activation="relu", return_sequences=True)(h)
+    h = L.Dense(7, activation="relu")(h)  # seven rows: two pairs, then two single pairs
+    made["gru_rnn_softmax"] = keras.Model(i, L.Dense(5, activation="softmax")(h))
+    i = keras.Input((5, 2))
+    h = L.GRU(6, reset_after=False)(i)
+    made["gru_before_sigmoid"] = keras.Model(i, L.Dense(3, activation="sigmoid")(h))
+    i = keras.Input((5, 2))
+    h = L.LSTM(9, return_sequences=True)(L.LSTM(7, return_sequences=True)(i))
+    made["stacked_lstm"] = keras.Model(i, L.TimeDistributed(L.Dense(2, activation="tanh"))(h))
+    i = keras.Input((5, 2))
+    made["bidirectional"] = keras.Model(i, L.Dense(1)(L.Bidirectional(L.LSTM(4))(i)))
+    i = keras.Input((5, 2))
+    made["layer_norm"] = keras.Model(i, L.Dense(1)(L.LayerNormalization()(L.LSTM(4)(i))))
+    return made
+
+
+def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
+    for name, model in _models().items():
+        model.save(tmp_path / f"{name}.keras")
+        out = tmp_path / name
+        convert(tmp_path / f"{name}.keras", out, forms=("tflite",), c_source=True,
+                quantize=[("c", "int8")])
+        (entry,) = read_manifest(out)["models"].values()
+        if name == "bidirectional":
+            why = entry["not_written"]["c_int8_source"]
+            assert why.startswith("integer C takes step models") and "\n" not in why
+            assert "c_int8_header" not in entry["artifacts"]
+            continue
+        if name == "layer_norm":
+            assert "LayerNormalization has no integer C form" in entry["not_written"]["c_int8_source"]
+            continue
+        ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
+        for rt in ("c:int8", "c-step:int8"):
+            assert ran[rt].passed, (name, rt, ran[rt].max_abs)
+        assert ran["c:int8"].max_abs > 1e-6  # integers, not the float C
+
+
+def test_quantize_c_takes_int8_alone(cli):
+    result = cli("export", "--quantize", "c:float16", "--out", "unused")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith("the c format has int8 alone")
