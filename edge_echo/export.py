@@ -521,8 +521,10 @@ invoke, with the state kept inside the interpreter: reset at the start of a
 sequence, then invoke once per value. `verify` runs every micro file on TFLM
 (`tflm`, `tflm:int8`, `tflm-step`) and on LiteRT (`litert-micro`, ...), and
 shows how far the output moves when the reset is skipped. The arena is
-measured on the TFLM interpreter (reference kernels, 64-bit host); declare
-the size given, 16-byte aligned.
+measured on the TFLM interpreter (reference kernels, 64-bit host), plus what
+a CMSIS-NN build's kernels take beyond those (the int8 LSTM's kernel sums
+and parameters, the int8 Dense's kernel sums: `micro.arena_margin` in the
+manifest); declare the size given, 16-byte aligned.
 
 | file | flash bytes | smallest arena | arena to declare | invoke | MicroMutableOpResolver calls |
 |---|---:|---:|---:|---|---|
