@@ -176,9 +176,24 @@ def test_fits_where_the_float_c_fits(int8_export):
     assert m0["cortex-m0"]["instructions_per_sequence"] <= 40_000
 
 
-def test_the_template_compiles_on_its_own(tmp_path):
-    """templates/int8.c with every part, warning-free under the strict flags, scalar and (where
-    the cross compiler is) for Cortex-M0 and the DSP code of M4; its tables are the functions'."""
+FLOAT_USE = """
+float ee_use(float *z, const float *w, const float *x);
+float ee_use(float *z, const float *w, const float *x)
+{
+    ee_mv(z, w, 0, x, 3, x, 2, 13);
+    return ee_exp(x[0]) + ee_log(x[1]) + ee_rsqrt(x[2]) + ee_softplus(x[3]) + ee_erf(x[4])
+        + ee_abs(x[5]) + ee_sigmoid(x[6]) + ee_tanh(x[7]);
+}
+"""
+
+
+def test_the_c_templates_compile_on_their_own(tmp_path):
+    """templates/float.c and templates/int8.c, each with every part, warning-free under the
+    strict flags, scalar and (where the cross compiler is) for Cortex-M0 and M4 (the int8 DSP
+    code); int8.c's tables are the functions'."""
+    from edge_echo.convert.csource import cmath
+
+    (tmp_path / "float.c").write_text(cmath.TEMPLATE.read_text() + FLOAT_USE)
     source = tmp_path / "all.c"
     source.write_text(integer.TEMPLATE.read_text() + """
 int ee_use(const int16_t *v, int16_t *z, int16_t *c);
@@ -193,13 +208,14 @@ int ee_use(const int16_t *v, int16_t *z, int16_t *c)
     return ee_sigmoid(z[0]) + ee_quantize(0.5f, 2.0f);
 }
 """)
-    flags = [*STRICT, "-Wdouble-promotion", "-Os", "-c", str(source), "-o", str(tmp_path / "a.o")]
-    for extra in ([], ["-DEE_SCALAR"]):
-        subprocess.run([CC, *flags, *extra], check=True)
-    if targets.unavailable("cortex-m4") is None:
-        for cpu in (["-mcpu=cortex-m0", "-mfloat-abi=soft"],
-                    ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]):
-            subprocess.run(["arm-none-eabi-gcc", "-mthumb", *cpu, *flags], check=True)
+    for src in (source, tmp_path / "float.c"):
+        flags = [*STRICT, "-Wdouble-promotion", "-Os", "-c", str(src), "-o", str(tmp_path / "a.o")]
+        for extra in ([], ["-DEE_SCALAR"]):
+            subprocess.run([CC, *flags, *extra], check=True)
+        if targets.unavailable("cortex-m4") is None:
+            for cpu in (["-mcpu=cortex-m0", "-mfloat-abi=soft"],
+                        ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]):
+                subprocess.run(["arm-none-eabi-gcc", "-mthumb", *cpu, *flags], check=True)
     text = integer.TEMPLATE.read_text()
 
     def table(name: str) -> np.ndarray:

@@ -20,7 +20,8 @@ One module per part:
 - sequence.py: the whole-sequence models (NAME_predict alone), their plan and emitter;
 - step.py: the step models' emitter (NAME.h, NAME.c);
 - cells.py: the float emitter's pieces both share (arrays, activations, one cell's step);
-- cmath.py: the C math library and the blocked matrix-vector product;
+- cmath.py: which of the C math library's helpers (templates/float.c, a C file of its own,
+  with the blocked matrix-vector product) a file takes;
 - generate.py: one model's C, made once per subject;
 - integer.py: a step model read as integers (NAME.int8.c): calibration, scales, packed int8
   weights; int8emit.py: its emitter (NAME.int8.h, NAME.int8.c), the C helpers in

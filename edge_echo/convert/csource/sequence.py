@@ -13,7 +13,7 @@ import numpy as np
 
 from ...forms import Subject, Unavailable
 from .cells import _act, _array, _cell_code, _float, _mv, _norm_code, _vector_activation, cell_arrays
-from .cmath import MATVEC, VECTOR_ACTIVATIONS, blocked, math_for
+from .cmath import MATVEC, PRELUDE, VECTOR_ACTIVATIONS, blocked, math_for
 from .plan import Dense, Norm, _cell, _dense, _norm, c_name
 
 
@@ -516,16 +516,8 @@ def seq_source(name: str, sp: SeqPlan) -> str:
  */
 #include "{name}.h"
 
-#include <stdint.h>
-#include <string.h>
-
+{PRELUDE}
 {chr(10).join(_seq_arrays(sp))}
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
-#define EE_INLINE static inline __attribute__((always_inline))
-#else
-#define EE_INLINE static inline
-#endif
-
 {helpers}
 /* The recurrent layers' state while a sequence is computed. */
 typedef struct {{

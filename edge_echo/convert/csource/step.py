@@ -4,7 +4,7 @@ the only RAM that persists."""
 from __future__ import annotations
 
 from .cells import _act, _array, _cell_code, _mv, _norm_code, _vector_activation, cell_arrays
-from .cmath import MATVEC, VECTOR_ACTIVATIONS, blocked, math_for
+from .cmath import MATVEC, PRELUDE, VECTOR_ACTIVATIONS, blocked, math_for
 from .plan import Dense, Norm, Plan, c_name
 
 
@@ -122,19 +122,8 @@ def source(name: str, plan_: Plan) -> str:
  */
 #include "{name}.h"
 
-#include <stdint.h>
-#include <string.h>
-
+{PRELUDE}
 {chr(10).join(arrays)}
-/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
- * an FPU, and elsewhere unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
-#define EE_INLINE static inline __attribute__((always_inline))
-#else
-#define EE_INLINE static inline
-#endif
-
 {helpers}
 static void {n}_cells({n}_state *s, const float *x_t)
 {{
