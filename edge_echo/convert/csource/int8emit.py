@@ -61,6 +61,8 @@ def _cell_code(k: int, c: ICell) -> list[str]:
             step = f"{h} = (int16_t){fn}z[j]);"
         elif c.activation == "relu":
             step = f"{h} = z[j] > 0 ? z[j] : 0;"
+        elif c.table is not None:
+            step = f"{h} = (int16_t)ee_lut(A_L{k}, z[j]);"
         else:
             step = f"{h} = z[j];"
         lines += [f"        int16_t z[{u}];", "        int j;", "    " + _mv("z", f"L{k}", c.ops["k"], v),
@@ -113,11 +115,14 @@ def _head_code(ip: IPlan) -> list[str]:
             lines.append(f"    for (j = 0; j < {d.units}; j++) {dst}[j] = (int16_t){fn}{dst}[j]);")
         elif d.activation == "relu":
             lines.append(f"    for (j = 0; j < {d.units}; j++) if ({dst}[j] < 0) {dst}[j] = 0;")
+        elif d.table is not None:
+            lines.append(f"    for (j = 0; j < {d.units}; j++) "
+                         f"{dst}[j] = (int16_t)ee_lut(A_D{k}, {dst}[j]);")
         elif d.activation == "softmax":
             m, sh = d.softmax
             lines.append(f"    ee_softmax({dst}, y, {d.units}, {m}, {sh});")
         src = dst
-    if any(d.activation in (*BOUNDED, "relu") for d in ip.head):
+    if any(d.activation in (*BOUNDED, "relu") or d.table is not None for d in ip.head):
         lines.insert(0, "    int j;")
     return lines
 
@@ -194,15 +199,27 @@ def int8_source(name: str, ip: IPlan) -> str:
             arrays.append(_op_arrays(f"L{k}" if key == "k" else f"L{k}_{key.upper()}", op))
     for k, d in enumerate(ip.head):
         arrays.append(_op_arrays(f"D{k}", d.op))
+    # Each other activation's table (integer.TABLED), over its layer's pre-activation scale.
+    for label, table, what in [*((f"A_L{k}", c.table, c) for k, c in enumerate(ip.cells)),
+                               *((f"A_D{k}", d.table, d) for k, d in enumerate(ip.head))]:
+        if table is not None:
+            arrays.append(f"/* {what.activation}, layer '{what.name}' */\n"
+                          + _ints("int16_t", label, table))
     cells = [line for k, c in enumerate(ip.cells) for line in _cell_code(k, c)]
     head = _head_code(ip)
     code = "\n".join(cells + head)
     wanted = ["prelude", "ee_mv"]
-    if re.search(r"ee_lstm\(|ee_lut\(|ee_sigmoid\(", code):
-        wanted += ["EE_TANH", "ee_lut", "ee_lstm"]
+    if re.search(r"EE_TANH|ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("EE_TANH")
+    if re.search(r"ee_lut\(|ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("ee_lut")
+    if re.search(r"ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("ee_sigmoid")
+    if "ee_lstm(" in code:
+        wanted.append("ee_lstm")
     if "ee_softmax(" in code:
         wanted.append("ee_softmax")
-    helpers = "\n".join(parts()[w] for w in ("prelude", "ee_mv", "EE_TANH", "ee_lut",
+    helpers = "\n".join(parts()[w] for w in ("prelude", "ee_mv", "EE_TANH", "ee_lut", "ee_sigmoid",
                                               "ee_lstm", "ee_softmax") if w in wanted)
     weights = sum(op.rows * op.groups * 4 for c in ip.cells for op in c.ops.values())
     small = "\n#define EE_DOT4_INLINE /* below 1,024 weights a step (templates/int8.c) */\n" \

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ...forms import Subject, Unavailable
+from .cmath import ACTIVATIONS
 from .plan import Cell, Dense, Norm, Plan, plan
 
 TEMPLATE = Path(__file__).with_name("templates") / "int8.c"
@@ -40,6 +41,9 @@ Q12, Q15 = 1.0 / 4096, 1.0 / 32768
 INPUT_MARGIN, MARGIN = 1.25, 2.0
 BOUNDED = ("sigmoid", "tanh")        # through a table: pre-activation Q3.12, output Q15
 SCALED = ("linear", "relu")          # the same scale in and out
+# Any other element-wise activation of the float C (elu, gelu, softplus, ...): a 257-entry table
+# of its own over the pre-activation's calibrated int16 range, interpolated as sigmoid's is.
+TABLED = tuple(a for a in ACTIVATIONS if a not in (*BOUNDED, *SCALED))
 SCHEME = ("int8 weights (per output row scale), int16 activations and state, int32 sums; "
           "requantization by integer multiplier and shift; sigmoid, tanh and softmax's exp from "
           "257-entry Q15 tables, interpolated; no float arithmetic between the float edges")
@@ -82,6 +86,8 @@ class ICell:
     ops: dict = field(default_factory=dict)     # name -> Op
     c_power: int = 0       # LSTM: c's scale is 2^(c_power - 15)
     h_scale: float = Q15
+    pre_scale: float = 0.0                  # a TABLED activation's input scale
+    table: np.ndarray | None = None         # and its samples (_table)
 
 
 @dataclass
@@ -93,6 +99,7 @@ class IDense:
     op: Op | None = None
     out_scale: np.ndarray | None = None   # per unit
     softmax: tuple[int, int] | None = None  # (multiplier, shift) of d into Q4.11
+    table: np.ndarray | None = None         # a TABLED activation's samples (_table)
 
 
 @dataclass
@@ -180,20 +187,15 @@ def _affine(n: Norm) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_activations(p: Plan) -> None:
     for c in p.cells:
-        if c.kind in ("lstm", "gru"):
-            if (c.recurrent_activation, c.activation) != ("sigmoid", "tanh"):
-                raise Unavailable(f"layer '{c.name}': integer C takes {c.kind.upper()} with sigmoid "
+        if c.kind in ("lstm", "gru") and (c.recurrent_activation, c.activation) != ("sigmoid", "tanh"):
+            raise Unavailable(f"layer '{c.name}': integer C takes {c.kind.upper()} with sigmoid "
                                   f"gates and tanh, not {c.recurrent_activation} and {c.activation}")
-        elif c.activation not in (*BOUNDED, *SCALED):
-            raise Unavailable(f"layer '{c.name}': activation '{c.activation}' has no integer C form "
-                              f"here (SimpleRNN: {', '.join((*BOUNDED, *SCALED))})")
     for k, d in enumerate(p.head):
-        if isinstance(d, Dense):
-            last = k == len(p.head) - 1 or all(isinstance(n, Norm) for n in p.head[k + 1:])
-            allowed = (*BOUNDED, *SCALED, *(("softmax",) if last else ()))
-            if d.activation not in allowed:
-                raise Unavailable(f"layer '{d.name}': activation '{d.activation}' has no integer C "
-                                  f"form here ({', '.join(allowed)})")
+        last = k == len(p.head) - 1 or all(isinstance(n, Norm) for n in p.head[k + 1:])
+        if isinstance(d, Dense) and (d.activation == "log_softmax"
+                                     or (d.activation == "softmax" and not last)):
+                raise Unavailable(f"layer '{d.name}': {d.activation} has no integer C form here "
+                                  "(softmax as the last layer)")
 
 
 def _sigmoid(v):
@@ -201,8 +203,26 @@ def _sigmoid(v):
 
 
 def _act(name: str, v):
-    return {"sigmoid": _sigmoid, "tanh": np.tanh, "linear": lambda a: a,
-            "relu": lambda a: np.maximum(a, 0.0)}[name](v)
+    basic = {"sigmoid": _sigmoid, "tanh": np.tanh, "linear": lambda a: a,
+             "relu": lambda a: np.maximum(a, 0.0)}
+    if name in basic:
+        return basic[name](v)
+    import keras
+
+    f = keras.activations.get(name)
+    return np.asarray(keras.ops.convert_to_numpy(f(np.asarray(v, np.float32))), np.float64)
+
+
+def _table(name: str, scale: float) -> tuple[np.ndarray, float]:
+    """activation(z) at z = (-32768 + 256 i) x scale, i = 0 ... 256 (ee_lut's samples over an
+    int16 pre-activation of that scale), as int16 at the output scale it returns (its largest
+    |value| there over 32767)."""
+    z = (-32768.0 + 256.0 * np.arange(257)) * scale
+    f = _act(name, z)
+    if not np.all(np.isfinite(f)):
+        raise Unavailable(f"activation '{name}' overflows over its calibrated range")
+    out = max(float(np.abs(f).max()), 1e-6) / 32767.0
+    return np.clip(np.round(f / out), -32767, 32767).astype(np.int64), out
 
 
 def _forward(cells, head, x: np.ndarray) -> dict:
@@ -216,7 +236,7 @@ def _forward(cells, head, x: np.ndarray) -> dict:
         h = np.zeros((n, u))
         cs = np.zeros((n, u))
         outs = []
-        cmax = hmax = 0.0
+        cmax = hmax = zmax = 0.0
         for t in range(steps):
             xt = seq[:, t]
             if c.kind == "lstm":
@@ -238,10 +258,13 @@ def _forward(cells, head, x: np.ndarray) -> dict:
                     cand = np.tanh(mx[:, 2 * u:] + (rg * h) @ recurrent[:, 2 * u:])
                 h = zg * h + (1 - zg) * cand
             else:
-                h = _act(c.activation, xt @ kernel + h @ recurrent + bias)
+                z = xt @ kernel + h @ recurrent + bias
+                zmax = max(zmax, float(np.abs(z).max()))
+                h = _act(c.activation, z)
                 hmax = max(hmax, float(np.abs(h).max()))
             outs.append(h)
-        ranges[c.name] = {"c": cmax} if c.kind == "lstm" else {"h": hmax} if c.kind == "rnn" else {}
+        ranges[c.name] = ({"c": cmax} if c.kind == "lstm" else {"h": hmax, "pre": zmax}
+                          if c.kind == "rnn" else {})
         seq = np.stack(outs, axis=1)
     v = seq.reshape(-1, seq.shape[-1])
     for d in head:
@@ -337,6 +360,9 @@ def int8_plan(subject: Subject) -> IPlan:
         r = ranges[c.name]
         if c.kind == "rnn" and c.activation in SCALED:
             ic.h_scale = max(r["h"], 1e-6) * MARGIN / 32767.0
+        elif c.kind == "rnn" and c.activation in TABLED:
+            ic.pre_scale = max(r["pre"], 1e-6) * MARGIN / 32767.0
+            ic.table, ic.h_scale = _table(c.activation, ic.pre_scale)
         h_scales = np.full(u, ic.h_scale)
         xs = (kernel, in_scale, nx)
         if c.kind == "lstm":
@@ -348,7 +374,7 @@ def int8_plan(subject: Subject) -> IPlan:
                                                    (recurrent[:, order], h_scales, nh)],
                               bias[order], Q12)
         elif c.kind == "rnn":
-            out = Q12 if c.activation in BOUNDED else ic.h_scale
+            out = Q12 if c.activation in BOUNDED else ic.pre_scale or ic.h_scale
             ic.ops["k"] = _op(f"layer '{c.name}'", [xs, (recurrent, h_scales, nh)], bias, out)
         elif c.reset_after:
             zr = slice(0, 2 * u)
@@ -376,6 +402,10 @@ def int8_plan(subject: Subject) -> IPlan:
         idn = IDense(d.name, d.inputs, d.units, d.activation)
         if d.activation in BOUNDED:
             out, idn.out_scale = Q12, np.full(d.units, Q15)
+        elif d.activation in TABLED:  # one scale for the layer, in and out: one table
+            out = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
+            idn.table, scale = _table(d.activation, out)
+            idn.out_scale = np.full(d.units, scale)
         elif d.activation == "softmax":
             logit = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
             out, idn.out_scale = np.full(d.units, logit), np.full(d.units, Q15)
@@ -396,7 +426,7 @@ def int8_plan(subject: Subject) -> IPlan:
         r = ranges[c.name]
         if c.kind == "lstm":
             recorded[c.name] = {"c_max_abs": r["c"], "c_scale": f"2^{c.c_power - 15}"}
-        elif c.kind == "rnn" and c.activation in SCALED:
+        elif c.kind == "rnn" and c.activation not in BOUNDED:
             recorded[c.name] = {"h_max_abs": r["h"], "h_scale": c.h_scale}
     for d in ihead:
         recorded[d.name] = {"pre_activation_max_abs": [float(v) for v in ranges[d.name]["pre"]]}

@@ -208,15 +208,18 @@ static const int16_t EE_TANH[257] = {
 /* @end */
 
 /* @part ee_lut */
-/* f(z) for z in Q3.12 (z / 4096, an int16: [-8, 8)), in Q15 (1 = 32768, at most 32767), from
- * 257 samples of f at -8 + i / 16, the two nearest interpolated. */
+/* f(z) for an int16 z from 257 samples of f, t[i] at z = -32768 + 256 i, the two nearest
+ * interpolated: EE_TANH's for z in Q3.12 (-8 + i / 16), in Q15; another activation's table
+ * (integer.py's _table) at its layer's scales. */
 EE_INLINE int32_t ee_lut(const int16_t *t, int32_t z)
 {
     const uint32_t u = (uint32_t)(z + 32768);
     const int32_t lo = t[u >> 8];
     return lo + (((t[(u >> 8) + 1u] - lo) * (int32_t)(u & 255u)) >> 8);
 }
+/* @end */
 
+/* @part ee_sigmoid */
 /* sigmoid(z) = (1 + tanh(z / 2)) / 2, z in Q3.12, in Q15 (at most 32767): one table for both. */
 EE_INLINE int32_t ee_sigmoid(int32_t z)
 {
