@@ -621,6 +621,62 @@ sequence (where its tools were installed at export); `edge-echo report` shows th
 {loop}"""
 
 
+def int8_c_section(doc: dict) -> str:
+    """The integer C (NAME.int8.c / NAME.int8.h, with --c-source --quantize int8): its API, what
+    it computes in, and its scales, from the manifest."""
+    rows, example = [], None
+    for name, m in doc["models"].items():
+        art = m["artifacts"].get("c_int8_source")
+        if art is None:
+            why = m.get("not_written", {}).get("c_int8_source")
+            if why:
+                rows.append(f"| {name}: no integer C | | | {why} |")
+            continue
+        c = art["c"]
+        rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | "
+                    f"{c['state_bytes']:,} | {art['quantization']['tolerance_rule']} |")
+        example = example or (name, c)
+    if not rows:
+        return ""
+    api = ""
+    if example is not None:
+        name, c = example
+        n, upper = c["prefix"], c["prefix"].upper()
+        api = f"""
+```c
+#include "{name}.int8.h"  /* compile {name}.int8.c with -DEE_NO_FLOAT for integers alone */
+
+static {n}_state state;  /* {c['state_bytes']} bytes: int16 h (and c) per layer */
+
+void on_sample_q(const int16_t x_q[{upper}_FEATURES])  /* x / {upper}_X_SCALE[k], rounded */
+{{
+    int16_t y_q[{upper}_OUTPUTS];  /* y = y_q[j] * {upper}_Y_SCALE[j] */
+    {n}_step_q(&state, x_q, y_q);
+    use_output_q(y_q);  /* yours */
+}}
+```
+
+`{n}_step` and `{n}_predict` take and give float32 as `{name}.h`'s functions do
+(the same API under the prefix `{n}_`, so an app can link both and switch).
+"""
+    return f"""## Integer C: NAME.int8.c and NAME.int8.h, for cores without an FPU
+
+The step models again in integers alone: int8 weights with a scale per output row, int16
+activations and state, int32 sums, requantization by an integer multiplier and shift, and
+sigmoid, tanh and softmax's exponential from 257-entry Q15 tables. Float appears only at the
+edges (quantizing x, scaling y), which `-DEE_NO_FLOAT` compiles out; then a Cortex-M0 object
+calls no soft-float routine. The arithmetic is exact, so every core gives the same bits
+(tested), and the DSP cores (Cortex-M4, M7, M33, M55) run the same sums through ACLE's dual
+multiply-accumulates. The scales and the calibrated ranges they come from are in the header
+and in the manifest (`quantization.ranges`). `verify` runs it as `c:int8`, `c-step:int8` and
+on every device target as `c@TARGET:int8`, judged by the int8 rule below.
+
+| files | params | state bytes | int8 rule |
+|---|---:|---:|---|
+{chr(10).join(rows)}
+{api}"""
+
+
 def wasm_section(doc: dict) -> str:
     """The C source as WebAssembly: NAME.wasm and its loader NAME.mjs, where written."""
     rows = [f"| `{m['artifacts']['wasm']['file']}` + `{m['artifacts']['wasm_loader']['file']}` | "
@@ -790,7 +846,7 @@ reference's outputs on them.
 
 {source_lines(doc)}
 
-{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}"""
+{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{int8_c_section(doc)}{wasm_section(doc)}"""
     n = doc["length"]
     seq = ", ".join(f"{i / n:.6g}" for i in range(n))
     return f"""# edge-echo export
@@ -869,7 +925,7 @@ model.run_by_index(0, inputs, outputs)
 print(outputs[0].read({n}, np.float32))
 ```
 
-{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{wasm_section(doc)}
+{ort_section(doc)}{web_section(doc)}{micro_section(doc)}{c_section(doc)}{int8_c_section(doc)}{wasm_section(doc)}
 Check the files before shipping them: `edge-echo verify DIR --no-keras`
 (no TensorFlow needed).
 """

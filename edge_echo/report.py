@@ -803,6 +803,19 @@ def _where(inputs: Inputs, name: str, entry: dict, verify_rows: list[dict],
                       f"of {len(micro)} passing device files"),
                  line("least RAM", least_ram, f"{flash_ram(least_ram)[1] or 0:,} B RAM "
                       f"({esc(flash_ram(least_ram)[2])})")]
+        # A core with no FPU (Cortex-M0): the passing C file that takes the fewest instructions
+        # there (the integer C, NAME.int8.c, where it was written).
+        def m0_instructions(r):
+            art = _artifact(inputs.manifest, name, r["file"]) or {}
+            core = _target_figures(art.get("c", {})).get("cortex-m0", {})
+            return core.get("instructions_per_sequence")
+
+        m0 = [r for r in good if base(r["runtime"]) == "c@cortex-m0" and m0_instructions(r)]
+        if m0:
+            cheap = min(m0, key=m0_instructions)
+            items.append(line("core without an FPU", cheap, f"{m0_instructions(cheap):,} "
+                              f"instructions a sequence on Cortex-M0, the fewest of {len(m0)} "
+                              "passing C files"))
         if any(base(r["runtime"]) != "c" for r in micro):
             items.append("<li>TFLM files also need the TFLM library in flash (not counted); the C "
                          "source needs no runtime.</li>")
