@@ -168,7 +168,8 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...], runs: int = 
         return [], why or "no --targets"
     rows = []
     for model, entry in doc["models"].items():
-        kinds = [k for k in ("c_source", "wasm") if "c" in entry["artifacts"].get(k, {})]
+        kinds = [k for k in ("c_source", "c_int8_source", "wasm")
+                 if "c" in entry["artifacts"].get(k, {})]
         if not kinds:
             continue
         ref = refdata.load(manifest_mod.artifact_path(directory, entry["artifacts"]["reference"]))
@@ -178,13 +179,15 @@ def device_rows(directory: Path, doc: dict, cores: tuple[str, ...], runs: int = 
             path = manifest_mod.artifact_path(directory, art)
             first = (targets.pack(art["c"], [x[i["name"]][:1] for i in art["c"]["inputs"]])
                      if art["c"].get("mode") == "whole_sequence" else next(iter(x.values()))[0])
-            families = targets.measure(path, art["c"], first, runnable, artifact=kind,
-                                       timed=(runs, warmup))
+            # The integer C runs where the C source runs, as c@TARGET:int8.
+            variant = f":{art['variant']}" if art.get("variant") else ""
+            families = targets.measure(path, art["c"], first, runnable,
+                                       artifact=art.get("base") or kind, timed=(runs, warmup))
             for family in families.values():
                 for core, f in family.get("cores", {}).items():
                     if "measured" in f:
                         continue  # did not build or fit on that target: the manifest says why
-                    rows.append({"model": model, "runtime": f"c@{core}", "core": core,
+                    rows.append({"model": model, "runtime": f"c@{core}{variant}", "core": core,
                                  "file": path.name, "form": manifest_mod.artifact_kind(entry, art),
                                  "sha256": art["sha256"], "method": family["method"], **f})
     return rows, None

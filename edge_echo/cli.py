@@ -794,7 +794,9 @@ def _render_device(report) -> None:
             continue
         estimate = (f"~{d['estimate_us_at_clock']:,.1f} @ {d['clock_hz'] / 1e6:g} MHz"
                     if "estimate_us_at_clock" in d else "-")
-        table.add_row(d["model"], d["core"], d["board"], f"{d['flash_bytes']:,}",
+        # The integer C's rows (c@TARGET:int8) name their variant beside the target.
+        target = d["core"] + (":" + d["runtime"].split(":", 1)[1] if ":" in d["runtime"] else "")
+        table.add_row(d["model"], target, d["board"], f"{d['flash_bytes']:,}",
                       f"{d['stack_bytes']:,}", f"{d['state_bytes']:,}",
                       f"{d['instructions_per_sequence']:,}",
                       *((f"{d['instructions_per_step']['mean']:,}",

@@ -289,3 +289,24 @@ def test_quantize_c_takes_int8_alone(cli):
     result = cli("export", "--quantize", "c:float16", "--out", "unused")
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].endswith("the c format has int8 alone")
+
+
+@pytest.mark.skipif(targets.unavailable("cortex-m0") is not None,
+                    reason=targets.unavailable("cortex-m0") or "")
+def test_bench_times_the_integer_c_and_counts_it_on_each_core(int8_export):
+    from edge_echo.bench import bench
+
+    report = bench(int8_export, runtimes=("c",), runs=5, warmup=1, batch=2, memory=False,
+                   models=["many-to-many"], cores=("cortex-m0", "cortex-m4"))
+    assert {r.runtime for r in report.rows} >= {"c", "c:int8"}
+    rows = {d["runtime"]: d for d in report.device}
+    assert {"c@cortex-m0:int8", "c@cortex-m4:int8", "c@cortex-m0"} <= set(rows)
+    stored = read_measured(int8_export)["models"]["many-to-many"]["artifacts"]["c_int8_source"]["c"]
+    for core in ("cortex-m0", "cortex-m4"):
+        d = rows[f"c@{core}:int8"]
+        assert d["file"] == "many-to-many.int8.c"
+        assert d["instructions_per_sequence"] == \
+            stored["cortex_m"]["cores"][core]["instructions_per_sequence"]
+    # On the core without an FPU the integers are what pays.
+    assert rows["c@cortex-m0:int8"]["instructions_per_sequence"] * 5 < \
+        rows["c@cortex-m0"]["instructions_per_sequence"]
