@@ -7,6 +7,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
+ * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
+ * an FPU, and elsewhere unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
+#define EE_INLINE static inline __attribute__((always_inline))
+#else
+#define EE_INLINE static inline
+#endif
+
 static const float L0_K[120] = {
     -8.95127487f, 12.3518801f, 12.7224455f, -2.88376355f, -6.7143898f, -20.5226383f,
     4.34295177f, -9.4260006f, 11.7962456f, -17.6272907f, -17.161211f, -13.2790747f,
@@ -44,15 +53,6 @@ static const float D0_W[5] = {
 static const float D0_B[1] = {
     -0.0202204343f
 };
-
-/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
- * an FPU, and elsewhere unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
-#define EE_INLINE static inline __attribute__((always_inline))
-#else
-#define EE_INLINE static inline
-#endif
 
 /* 2^(t/16) for t <= 0, as sigmoid and tanh take it: k = round(t) from the bits of
  * t + 1.5 x 2^23 and f = t - k in [-1/2, 1/2]; 2^(f/16) by its degree-3 series (remainder

@@ -7,6 +7,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
+ * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
+ * an FPU, and elsewhere unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
+#define EE_INLINE static inline __attribute__((always_inline))
+#else
+#define EE_INLINE static inline
+#endif
+
 static const float L0_K[120] = {
     -4.37408304f, 13.0416908f, 14.8226919f, -1.53530908f, -11.2101221f, -8.3428669f,
     5.44762516f, -7.87032032f, 6.10205364f, -8.29283524f, -5.97101259f, -5.38073158f,
@@ -48,15 +57,6 @@ static const float D0_W[25] = {
 static const float D0_B[5] = {
     0.0803413987f, 0.130581468f, 0.129931688f, 0.174803168f, 0.110768728f
 };
-
-/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
- * an FPU, and elsewhere unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
-#define EE_INLINE static inline __attribute__((always_inline))
-#else
-#define EE_INLINE static inline
-#endif
 
 /* 2^(t/16) for t <= 0, as sigmoid and tanh take it: k = round(t) from the bits of
  * t + 1.5 x 2^23 and f = t - k in [-1/2, 1/2]; 2^(f/16) by its degree-3 series (remainder

@@ -12,9 +12,9 @@
 // Contract (TensorFlow Lite Micro): batch 1; before each sequence: the fused LSTM keeps h and c in variable tensors between invokes:
 //   interpreter.Reset();  // before each sequence
 // Arena: the smallest that allocated on the TFLM interpreter was 3984 bytes;
-// declare MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_SIZE (4096), 16-byte aligned:
+// declare MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_SIZE (4864), 16-byte aligned:
 //   alignas(16) static uint8_t tensor_arena[MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_SIZE];
-#define MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_SIZE 4096
+#define MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_SIZE 4864
 #define MANY_TO_MANY_MICRO_INT8_MODEL_DATA_ARENA_MIN 3984
 
 extern const unsigned char many_to_many_micro_int8_model_data[];

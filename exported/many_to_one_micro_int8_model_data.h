@@ -13,9 +13,9 @@
 // Contract (TensorFlow Lite Micro): batch 1; before each sequence: the fused LSTM keeps h and c in variable tensors between invokes:
 //   interpreter.Reset();  // before each sequence
 // Arena: the smallest that allocated on the TFLM interpreter was 4416 bytes;
-// declare MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE (4608), 16-byte aligned:
+// declare MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE (5120), 16-byte aligned:
 //   alignas(16) static uint8_t tensor_arena[MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE];
-#define MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE 4608
+#define MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE 5120
 #define MANY_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_MIN 4416
 
 extern const unsigned char many_to_one_micro_int8_model_data[];

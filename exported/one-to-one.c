@@ -7,6 +7,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
+ * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
+ * an FPU, and elsewhere unless the build optimizes for size (-Os). */
+#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
+#define EE_INLINE static inline __attribute__((always_inline))
+#else
+#define EE_INLINE static inline
+#endif
+
 static const float L0_K[120] = {
     10.3384914f, 17.8915825f, 21.9793396f, 4.1852355f, 2.68252015f, -9.61559296f,
     1.11175919f, -11.931819f, 3.65836549f, -9.34979153f, -6.75752163f, -3.91779113f,
@@ -44,15 +53,6 @@ static const float D0_W[5] = {
 static const float D0_B[1] = {
     0.0822886527f
 };
-
-/* GCC and clang inline the hot helpers at every call site, each with its sizes as constants
- * (fewer instructions a step, a little more flash): always on Arm cores and RISC-V cores with
- * an FPU, and elsewhere unless the build optimizes for size (-Os). */
-#if defined(__GNUC__) && (defined(__arm__) || defined(__riscv_flen) || !defined(__OPTIMIZE_SIZE__))
-#define EE_INLINE static inline __attribute__((always_inline))
-#else
-#define EE_INLINE static inline
-#endif
 
 /* 2^(t/16) for t <= 0, as sigmoid and tanh take it: k = round(t) from the bits of
  * t + 1.5 x 2^23 and f = t - k in [-1/2, 1/2]; 2^(f/16) by its degree-3 series (remainder

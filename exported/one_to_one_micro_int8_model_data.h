@@ -13,9 +13,9 @@
 // Contract (TensorFlow Lite Micro): batch 1; before each sequence: the fused LSTM keeps h and c in variable tensors between invokes:
 //   interpreter.Reset();  // before each sequence
 // Arena: the smallest that allocated on the TFLM interpreter was 4352 bytes;
-// declare ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE (4608), 16-byte aligned:
+// declare ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE (5120), 16-byte aligned:
 //   alignas(16) static uint8_t tensor_arena[ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE];
-#define ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE 4608
+#define ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_SIZE 5120
 #define ONE_TO_ONE_MICRO_INT8_MODEL_DATA_ARENA_MIN 4352
 
 extern const unsigned char one_to_one_micro_int8_model_data[];
