@@ -202,8 +202,9 @@ int ee_use(const int16_t *v, int16_t *z, int16_t *c)
     static const uint32_t w[8] = {0x01020304u, 0xfffefdfcu, 3u, 4u, 5u, 6u, 7u, 8u};
     static const int32_t b[4] = {1, 2, 3, 4};
     static const int16_t m[4] = {1000, 2000, 3000, 4000};
-    ee_mv(z, w, b, m, 20, v, 2, 3);
-    ee_lstm(z + 4, c, w, b, m, 20, v, 2, 1, 15, 1, 3);
+    ee_mv(z, w, b, m, 20, v, 2, 3, 0, 0, 0);
+    ee_mv(z, w, b, m, 20, v, 1, 3, 1, 0, 4);
+    ee_lstm(z + 4, c, w, b, m, 20, v, 2, 1, 15, 1, 3, 0, 0, 0);
     ee_softmax(z, z + 8, 3, 1000, 16);
     return ee_sigmoid(z[0]) + ee_quantize(0.5f, 2.0f);
 }
@@ -310,3 +311,42 @@ def test_bench_times_the_integer_c_and_counts_it_on_each_core(int8_export):
     # On the core without an FPU the integers are what pays.
     assert rows["c@cortex-m0:int8"]["instructions_per_sequence"] * 5 < \
         rows["c@cortex-m0"]["instructions_per_sequence"]
+
+
+def test_inputs_far_larger_than_h_keep_the_recurrent_weights(tmp_path, monkeypatch):
+    """Raw inputs in [0, 1000] beside an h in [-1, 1]: one scale per row would round the h
+    weights to a few levels. Their segment is stored finer and its sum shifted (ee_mv's k): the
+    error halves against the one-scale file, which the test builds too."""
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(5)
+    i = keras.Input((10, 3))
+    h = L.LSTM(8, kernel_initializer=keras.initializers.RandomUniform(-2e-3, 2e-3))(i)
+    keras.Model(i, L.Dense(1)(h)).save(tmp_path / "raw.keras")
+
+    def error(out: Path) -> tuple[float, str]:
+        convert(tmp_path / "raw.keras", out, forms=("tflite",), c_source=True,
+                quantize=[("c", "int8")], input_range=(0.0, 1000.0))
+        ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
+        call = next(line for line in (out / "raw.int8.c").read_text().splitlines()
+                    if "ee_lstm(hn, " in line)
+        assert ran["c-step:int8"].passed
+        return ran["c:int8"].max_abs, call
+
+    split, call = error(tmp_path / "split")
+    assert not call.rstrip(");").endswith("0, 0, 0")  # a second segment, shifted
+    one_scale = integer._op
+
+    def one(label, segments, bias, out_scale):
+        w = np.concatenate([np.pad(s[0] * np.asarray(s[1]).reshape(-1, 1),
+                                   ((0, s[2] - s[0].shape[0]), (0, 0))) for s in segments])
+        return one_scale(label, [(w, np.ones(w.shape[0]), w.shape[0])], bias, out_scale)
+
+    monkeypatch.setattr(integer, "_op", one)
+    joined, call = error(tmp_path / "joined")
+    assert call.rstrip(");").endswith("0, 0, 0")
+    assert split * 1.5 < joined, (split, joined)

@@ -23,8 +23,14 @@ def _op_arrays(prefix: str, op: Op) -> str:
             + _ints("int16_t", f"{prefix}_M", op.mult))
 
 
+def _split(op: Op) -> str:
+    """ee_mv's and ee_lstm's last three arguments: the second segment's groups and the shifts."""
+    return f"{op.groups2}, {op.shifts[0]}, {op.shifts[1]}"
+
+
 def _mv(dst: str, prefix: str, op: Op, v: str) -> str:
-    return f"    ee_mv({dst}, {prefix}_W, {prefix}_B, {prefix}_M, {op.shift}, {v}, {op.groups}, {op.rows});"
+    return (f"    ee_mv({dst}, {prefix}_W, {prefix}_B, {prefix}_M, {op.shift}, {v}, {op.groups}, "
+            f"{op.rows}, {_split(op)});")
 
 
 def _float(v: float) -> str:
@@ -53,7 +59,7 @@ def _cell_code(k: int, c: ICell) -> list[str]:
         cm, cr = (1 << (p - 3), 0) if p >= 3 else (1, 3 - p)
         lines += [f"        int16_t hn[{u}];",
                   f"        ee_lstm(hn, s->c{k}, L{k}_W, L{k}_B, L{k}_M, {op.shift}, {v}, {op.groups}, "
-                  f"{u}, {15 + p}, {cm}, {cr});",
+                  f"{u}, {15 + p}, {cm}, {cr}, {_split(op)});",
                   f"        memcpy(s->v + {c.off + c.nxp}, hn, sizeof hn);", "    }"]
     elif c.kind == "rnn":
         if c.activation in BOUNDED:
@@ -221,7 +227,7 @@ def int8_source(name: str, ip: IPlan) -> str:
         wanted.append("ee_softmax")
     helpers = "\n".join(parts()[w] for w in ("prelude", "ee_mv", "EE_TANH", "ee_lut", "ee_sigmoid",
                                               "ee_lstm", "ee_softmax") if w in wanted)
-    weights = sum(op.rows * op.groups * 4 for c in ip.cells for op in c.ops.values())
+    weights = sum(op.rows * (op.groups + op.groups2) * 4 for c in ip.cells for op in c.ops.values())
     small = "\n#define EE_DOT4_INLINE /* below 1,024 weights a step (templates/int8.c) */\n" \
         if weights < 1024 else ""
     y_at = f"y + t * {upper}_OUTPUTS" if p.every_step else "y"

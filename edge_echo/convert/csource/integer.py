@@ -71,6 +71,9 @@ class Op:
     shift: int
     groups: int
     rows: int
+    # A second segment with its own finer weights (_op): its groups, and each segment's shift.
+    groups2: int = 0
+    shifts: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -278,18 +281,31 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
         out_scale: np.ndarray) -> Op:
     """Rows over the concatenated segments, each (weights (n, rows), the input's scale per
     value, its padded length), quantized: int8 weights per row, the multiplier and shift that
-    turn a row's sum into out_scale, the bias (plus half a step) in the sum's units."""
+    turn a row's sum into out_scale, the bias (plus half a step) in the sum's units.
+
+    A row's scale is its largest |weight x input scale| over 127. Where one segment's
+    contributions are far smaller than the other's (an input of range 1000 beside an h of
+    range 1: its h weights would round to 0 or 1), that segment's weights are stored 2^k finer
+    and its sum shifted right by k before the two are added: the sum loses one step at most,
+    not each weight its bits. k is per segment, the same for every row (ee_mv's k1, k2)."""
     rows = segments[0][0].shape[1]
-    total = sum(p for _, _, p in segments)
-    w = np.zeros((total, rows))
-    at = 0
+    parts = []
     for weights, scales, padded in segments:
-        n = weights.shape[0]
-        w[at:at + n] = weights * np.asarray(scales, np.float64).reshape(-1, 1)
-        at += padded
-    amax = np.abs(w).max(axis=0)
+        part = np.zeros((padded, rows))
+        part[:weights.shape[0]] = weights * np.asarray(scales, np.float64).reshape(-1, 1)
+        parts.append(part)
+    amax = np.max([np.abs(part).max(axis=0) for part in parts], axis=0)
     sw = np.where(amax > 0, amax / 127.0, 1.0)
-    q = np.clip(np.round(w / sw), -127, 127).astype(np.int64)
+    shifts, qs = [], []
+    for part in parts:
+        seg = np.abs(part).max(axis=0)
+        used = seg > 0
+        k = int(np.clip(np.floor(np.log2((amax[used] / seg[used]).min())), 0, 15)) \
+            if len(parts) > 1 and used.any() else 0
+        shifts.append(k)
+        qs.append(np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127).astype(np.int64))
+    if not any(shifts):  # one sum over the whole vector
+        shifts, qs = [0], [np.concatenate(qs)]
     m = sw / np.broadcast_to(np.asarray(out_scale, np.float64), (rows,))
     top = float(m.max())
     shift = int(min(62, np.floor(np.log2(32767.0 / top)))) if top > 0 else 32
@@ -299,33 +315,39 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
     mult = np.round(m * 2.0 ** shift).astype(np.int64)
     half = np.where(mult > 0, np.round(2.0 ** (shift - 1) / np.maximum(mult, 1)), 0)
     b = np.round(np.asarray(bias, np.float64) / sw) + half
-    bound = np.abs(q).sum(axis=0) * 32768 + np.abs(b)
-    if bound.max() >= 2 ** 31:
+    sums = [np.abs(q).sum(axis=0) * 32768 for q in qs]
+    total = sum(s / 2 ** k for s, k in zip(sums, shifts, strict=True)) + np.abs(b)
+    if max(float(s.max()) for s in sums) >= 2 ** 31 or total.max() >= 2 ** 31:
         raise Unavailable(f"{label}: a row's integer sum could pass 2^31 "
-                          f"({total} inputs); no integer form here")
-    return Op(label, _blocked(q), b.astype(np.int64), mult, shift, total // 4, rows)
+                          f"({sum(q.shape[0] for q in qs)} inputs); no integer form here")
+    groups = [q.shape[0] // 4 for q in qs]
+    return Op(label, _blocked(qs), b.astype(np.int64), mult, shift, groups[0], rows,
+              groups[1] if len(qs) > 1 else 0, tuple(shifts) + (0,) * (2 - len(shifts)))
 
 
-def _blocked(q: np.ndarray) -> np.ndarray:
-    """int8 weights (inputs, rows) as ee_mv reads them: rows in pairs (a zero row after an odd
-    last one), two pairs at a time while four rows remain, then pair by pair; group by group,
-    each pair's word for inputs 0, 1 of the group, then 2, 3; each word two 16-bit lanes, one
-    per input, holding 256 a + b (a the pair's first row's weight, b its second's), the first
-    input's low."""
-    n, rows = q.shape
-    if rows % 2:
-        q = np.concatenate([q, np.zeros((n, 1), q.dtype)], axis=1)
-    lanes = (256 * q[:, 0::2] + q[:, 1::2]) & 0xFFFF   # (inputs, pairs)
-    pairs = lanes.shape[1]
+def _blocked(qs: list[np.ndarray]) -> np.ndarray:
+    """int8 weights (inputs, rows) of each segment as ee_mv reads them: rows in pairs (a zero
+    row after an odd last one), two pairs at a time while four rows remain, then pair by pair;
+    for each such block, each segment's groups in turn, and in a group each pair's word for
+    inputs 0, 1 of the group, then 2, 3; each word two 16-bit lanes, one per input, holding
+    256 a + b (a the pair's first row's weight, b its second's), the first input's low."""
+    rows = qs[0].shape[1]
+    lanes = []
+    for q in qs:
+        if rows % 2:
+            q = np.concatenate([q, np.zeros((q.shape[0], 1), q.dtype)], axis=1)
+        lanes.append((256 * q[:, 0::2] + q[:, 1::2]) & 0xFFFF)   # (inputs, pairs)
+    pairs = lanes[0].shape[1]
     # As ee_mv goes: two pairs while four rows remain, then one pair at a time.
     blocks = [(2 * k, 2 * k + 1) for k in range(rows // 4)]
     blocks += [(pr,) for pr in range(2 * (rows // 4), pairs)]
     words = []
     for block in blocks:
-        for g in range(n // 4):
-            for pr in block:
-                for k in (4 * g, 4 * g + 2):
-                    words.append(int(lanes[k, pr]) | (int(lanes[k + 1, pr]) << 16))
+        for lane in lanes:
+            for g in range(lane.shape[0] // 4):
+                for pr in block:
+                    for k in (4 * g, 4 * g + 2):
+                        words.append(int(lane[k, pr]) | (int(lane[k + 1, pr]) << 16))
     return np.asarray(words, np.uint64)
 
 
