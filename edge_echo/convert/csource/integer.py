@@ -129,20 +129,26 @@ class IPlan:
         return self.source.params
 
 
+def cell_weights(c: Cell) -> list[np.ndarray]:
+    """[kernel, recurrent, bias] in float64, a zero bias where the layer has none."""
+    kernel, recurrent, *rest = [np.asarray(w, np.float64) for w in c.weights]
+    gates = kernel.shape[1]
+    if rest and c.use_bias:
+        bias = rest[0].copy()
+    elif c.kind == "gru" and c.reset_after:
+        bias = np.zeros((2, gates))
+    else:
+        bias = np.zeros(gates)
+    return [kernel, recurrent, bias]
+
+
 def _folded(p: Plan) -> tuple[list[tuple[Cell, list[np.ndarray]]], list[Dense]]:
     """The plan with each BatchNormalization folded into the weights of the layer after it (or,
     at the end of the head, the linear Dense before it); cells as (cell, [kernel, recurrent,
     bias]). Anything else that normalizes has no integer form here."""
     cells = []
     for c in p.cells:
-        kernel, recurrent, *rest = [np.asarray(w, np.float64) for w in c.weights]
-        gates = kernel.shape[1]
-        if rest and c.use_bias:
-            bias = rest[0].copy()
-        elif c.kind == "gru" and c.reset_after:
-            bias = np.zeros((2, gates))
-        else:
-            bias = np.zeros(gates)
+        kernel, recurrent, bias = cell_weights(c)
         for n in reversed(c.pre):
             a, b = _affine(n)
             shift = b @ kernel
@@ -228,52 +234,65 @@ def _table(name: str, scale: float) -> tuple[np.ndarray, float]:
     return np.clip(np.round(f / out), -32767, 32767).astype(np.int64), out
 
 
+def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: bool = False
+             ) -> tuple[np.ndarray, dict]:
+    """The float layer over seq (n, steps, inputs), reading it backwards if asked: its h at each
+    step, in the order read (n, steps, units), and the ranges its integer scales follow."""
+    kernel, recurrent, bias = weights
+    n, steps, _ = seq.shape
+    u = c.units
+    h = np.zeros((n, u))
+    cs = np.zeros((n, u))
+    outs = []
+    cmax = hmax = zmax = 0.0
+    for t in (range(steps - 1, -1, -1) if backwards else range(steps)):
+        xt = seq[:, t]
+        if c.kind == "lstm":
+            z = xt @ kernel + h @ recurrent + bias
+            i, f, g, o = (z[:, j * u:(j + 1) * u] for j in range(4))
+            cs = _sigmoid(f) * cs + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(cs)
+            cmax = max(cmax, float(np.abs(cs).max()))
+        elif c.kind == "gru":
+            if c.reset_after:
+                mx, mh = xt @ kernel + bias[0], h @ recurrent + bias[1]
+                zg = _sigmoid(mx[:, :u] + mh[:, :u])
+                rg = _sigmoid(mx[:, u:2 * u] + mh[:, u:2 * u])
+                cand = np.tanh(mx[:, 2 * u:] + rg * mh[:, 2 * u:])
+            else:
+                mx = xt @ kernel + bias
+                zg = _sigmoid(mx[:, :u] + h @ recurrent[:, :u])
+                rg = _sigmoid(mx[:, u:2 * u] + h @ recurrent[:, u:2 * u])
+                cand = np.tanh(mx[:, 2 * u:] + (rg * h) @ recurrent[:, 2 * u:])
+            h = zg * h + (1 - zg) * cand
+        else:
+            z = xt @ kernel + h @ recurrent + bias
+            zmax = max(zmax, float(np.abs(z).max()))
+            h = _act(c.activation, z)
+            hmax = max(hmax, float(np.abs(h).max()))
+        outs.append(h)
+    ranges = ({"c": cmax} if c.kind == "lstm" else {"h": hmax, "pre": zmax}
+              if c.kind == "rnn" else {})
+    return np.stack(outs, axis=1), ranges
+
+
+def dense_range(d: Dense, v: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The float Dense layer over v (..., inputs): its output and its pre-activation's range."""
+    z = v @ d.kernel + d.bias
+    return (z if d.activation == "softmax" else _act(d.activation, z)), \
+        {"pre": np.abs(z.reshape(-1, d.units)).max(axis=0)}
+
+
 def _forward(cells, head, x: np.ndarray) -> dict:
     """The float model over x (n, steps, features): max |value| of what the integer scales
     follow (each LSTM's c, each linear or relu layer's output, the softmax logits)."""
     ranges: dict = {}
     seq = np.asarray(x, np.float64)
-    for c, (kernel, recurrent, bias) in cells:
-        n, steps, _ = seq.shape
-        u = c.units
-        h = np.zeros((n, u))
-        cs = np.zeros((n, u))
-        outs = []
-        cmax = hmax = zmax = 0.0
-        for t in range(steps):
-            xt = seq[:, t]
-            if c.kind == "lstm":
-                z = xt @ kernel + h @ recurrent + bias
-                i, f, g, o = (z[:, j * u:(j + 1) * u] for j in range(4))
-                cs = _sigmoid(f) * cs + _sigmoid(i) * np.tanh(g)
-                h = _sigmoid(o) * np.tanh(cs)
-                cmax = max(cmax, float(np.abs(cs).max()))
-            elif c.kind == "gru":
-                if c.reset_after:
-                    mx, mh = xt @ kernel + bias[0], h @ recurrent + bias[1]
-                    zg = _sigmoid(mx[:, :u] + mh[:, :u])
-                    rg = _sigmoid(mx[:, u:2 * u] + mh[:, u:2 * u])
-                    cand = np.tanh(mx[:, 2 * u:] + rg * mh[:, 2 * u:])
-                else:
-                    mx = xt @ kernel + bias
-                    zg = _sigmoid(mx[:, :u] + h @ recurrent[:, :u])
-                    rg = _sigmoid(mx[:, u:2 * u] + h @ recurrent[:, u:2 * u])
-                    cand = np.tanh(mx[:, 2 * u:] + (rg * h) @ recurrent[:, 2 * u:])
-                h = zg * h + (1 - zg) * cand
-            else:
-                z = xt @ kernel + h @ recurrent + bias
-                zmax = max(zmax, float(np.abs(z).max()))
-                h = _act(c.activation, z)
-                hmax = max(hmax, float(np.abs(h).max()))
-            outs.append(h)
-        ranges[c.name] = ({"c": cmax} if c.kind == "lstm" else {"h": hmax, "pre": zmax}
-                          if c.kind == "rnn" else {})
-        seq = np.stack(outs, axis=1)
+    for c, weights in cells:
+        seq, ranges[c.name] = run_cell(c, weights, seq)
     v = seq.reshape(-1, seq.shape[-1])
     for d in head:
-        z = v @ d.kernel + d.bias
-        ranges[d.name] = {"pre": np.abs(z).max(axis=0)}
-        v = z if d.activation == "softmax" else _act(d.activation, z)
+        v, ranges[d.name] = dense_range(d, v)
     return ranges
 
 
@@ -351,6 +370,77 @@ def _blocked(qs: list[np.ndarray]) -> np.ndarray:
     return np.asarray(words, np.uint64)
 
 
+def make_icell(c: Cell, weights: list[np.ndarray], in_scale: np.ndarray, width: int, r: dict,
+               off: int = 0) -> ICell:
+    """A recurrent layer as integers: its scales from its ranges (r, run_cell's), its rows
+    quantized over [x_t (width values at in_scale), h] (off: where x_t starts in the state)."""
+    kernel, recurrent, bias = weights
+    u = c.units
+    nx, nh = _pad4(width), _pad4(u)
+    ic = ICell(c.kind, c.name, u, width, c.activation, off, nx, nh)
+    if c.kind == "rnn" and c.activation in SCALED:
+        ic.h_scale = max(r["h"], 1e-6) * MARGIN / 32767.0
+    elif c.kind == "rnn" and c.activation in TABLED:
+        ic.pre_scale = max(r["pre"], 1e-6) * MARGIN / 32767.0
+        ic.table, ic.h_scale = _table(c.activation, ic.pre_scale)
+    h_scales = np.full(u, ic.h_scale)
+    xs = (kernel, in_scale, nx)
+    if c.kind == "lstm":
+        cmax = max(r["c"], 1e-6) * MARGIN
+        ic.c_power = int(min(15, max(0, np.ceil(np.log2(cmax)))))
+        # Unit by unit: the i, f, c, o rows of unit j side by side (ee_lstm).
+        order = np.arange(4 * u).reshape(4, u).T.ravel()
+        ic.ops["k"] = _op(f"layer '{c.name}'", [(kernel[:, order], in_scale, nx),
+                                               (recurrent[:, order], h_scales, nh)],
+                          bias[order], Q12)
+    elif c.kind == "rnn":
+        out = Q12 if c.activation in BOUNDED else ic.pre_scale or ic.h_scale
+        ic.ops["k"] = _op(f"layer '{c.name}'", [xs, (recurrent, h_scales, nh)], bias, out)
+    elif c.reset_after:
+        zr = slice(0, 2 * u)
+        ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
+                                                (recurrent[:, zr], h_scales, nh)],
+                           bias[0, zr] + bias[1, zr], Q12)
+        ic.ops["hx"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx)],
+                           bias[0, 2 * u:], Q12)
+        ic.ops["hh"] = _op(f"layer '{c.name}'", [(recurrent[:, 2 * u:], h_scales, nh)],
+                           bias[1, 2 * u:], Q12)
+    else:
+        zr = slice(0, 2 * u)
+        ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
+                                                (recurrent[:, zr], h_scales, nh)], bias[zr], Q12)
+        ic.ops["kh"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx),
+                                                (recurrent[:, 2 * u:], h_scales, nh)],
+                           bias[2 * u:], Q12)
+    return ic
+
+
+def make_idense(d: Dense, pre, last: bool, in_scale: np.ndarray, width: int) -> IDense:
+    """A Dense layer as integers over width values at in_scale: its output scale per unit (its
+    own for the model's output, one for the layer otherwise) from its pre-activation's range."""
+    pre = np.asarray(pre, np.float64)
+    idn = IDense(d.name, d.inputs, d.units, d.activation)
+    if d.activation in BOUNDED:
+        out, idn.out_scale = Q12, np.full(d.units, Q15)
+    elif d.activation in TABLED:  # one scale for the layer, in and out: one table
+        out = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
+        idn.table, scale = _table(d.activation, out)
+        idn.out_scale = np.full(d.units, scale)
+    elif d.activation == "softmax":
+        logit = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
+        out, idn.out_scale = np.full(d.units, logit), np.full(d.units, Q15)
+        # d = max - z (up to twice the logits' range) into Q4.11.
+        m = logit * 2048.0
+        shift = int(min(62, np.floor(np.log2(32767.0 / m))))
+        idn.softmax = (int(round(m * 2.0 ** shift)), shift)
+    else:
+        spread = np.maximum(pre, 1e-6) if last else np.full(d.units, max(float(pre.max()), 1e-6))
+        out = spread * MARGIN / 32767.0
+        idn.out_scale = out
+    idn.op = _op(f"layer '{d.name}'", [(d.kernel, in_scale, _pad4(width))], d.bias, out)
+    return idn
+
+
 def int8_plan(subject: Subject) -> IPlan:
     """The model as integer cells and a head with their scales, or why not, in one line."""
     if "c_int8" in subject.cache:
@@ -375,71 +465,14 @@ def int8_plan(subject: Subject) -> IPlan:
     nxp = _pad4(p.features)
     icells: list[ICell] = []
     off, in_scale, width = 0, x_scale, p.features
-    for c, (kernel, recurrent, bias) in cells:
-        u = c.units
-        nx, nh = _pad4(width), _pad4(u)
-        ic = ICell(c.kind, c.name, u, width, c.activation, off, nx, nh)
-        r = ranges[c.name]
-        if c.kind == "rnn" and c.activation in SCALED:
-            ic.h_scale = max(r["h"], 1e-6) * MARGIN / 32767.0
-        elif c.kind == "rnn" and c.activation in TABLED:
-            ic.pre_scale = max(r["pre"], 1e-6) * MARGIN / 32767.0
-            ic.table, ic.h_scale = _table(c.activation, ic.pre_scale)
-        h_scales = np.full(u, ic.h_scale)
-        xs = (kernel, in_scale, nx)
-        if c.kind == "lstm":
-            cmax = max(r["c"], 1e-6) * MARGIN
-            ic.c_power = int(min(15, max(0, np.ceil(np.log2(cmax)))))
-            # Unit by unit: the i, f, c, o rows of unit j side by side (ee_lstm).
-            order = np.arange(4 * u).reshape(4, u).T.ravel()
-            ic.ops["k"] = _op(f"layer '{c.name}'", [(kernel[:, order], in_scale, nx),
-                                                   (recurrent[:, order], h_scales, nh)],
-                              bias[order], Q12)
-        elif c.kind == "rnn":
-            out = Q12 if c.activation in BOUNDED else ic.pre_scale or ic.h_scale
-            ic.ops["k"] = _op(f"layer '{c.name}'", [xs, (recurrent, h_scales, nh)], bias, out)
-        elif c.reset_after:
-            zr = slice(0, 2 * u)
-            ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
-                                                    (recurrent[:, zr], h_scales, nh)],
-                               bias[0, zr] + bias[1, zr], Q12)
-            ic.ops["hx"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx)],
-                               bias[0, 2 * u:], Q12)
-            ic.ops["hh"] = _op(f"layer '{c.name}'", [(recurrent[:, 2 * u:], h_scales, nh)],
-                               bias[1, 2 * u:], Q12)
-        else:
-            zr = slice(0, 2 * u)
-            ic.ops["zr"] = _op(f"layer '{c.name}'", [(kernel[:, zr], in_scale, nx),
-                                                    (recurrent[:, zr], h_scales, nh)], bias[zr], Q12)
-            ic.ops["kh"] = _op(f"layer '{c.name}'", [(kernel[:, 2 * u:], in_scale, nx),
-                                                    (recurrent[:, 2 * u:], h_scales, nh)],
-                               bias[2 * u:], Q12)
+    for c, weights in cells:
+        ic = make_icell(c, weights, in_scale, width, ranges[c.name], off)
         icells.append(ic)
-        off += nx
-        in_scale, width = h_scales, u
+        off += ic.nxp
+        in_scale, width = np.full(c.units, ic.h_scale), c.units
     ihead: list[IDense] = []
     for k, d in enumerate(head):
-        last = k == len(head) - 1
-        pre = np.asarray(ranges[d.name]["pre"], np.float64)
-        idn = IDense(d.name, d.inputs, d.units, d.activation)
-        if d.activation in BOUNDED:
-            out, idn.out_scale = Q12, np.full(d.units, Q15)
-        elif d.activation in TABLED:  # one scale for the layer, in and out: one table
-            out = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
-            idn.table, scale = _table(d.activation, out)
-            idn.out_scale = np.full(d.units, scale)
-        elif d.activation == "softmax":
-            logit = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
-            out, idn.out_scale = np.full(d.units, logit), np.full(d.units, Q15)
-            # d = max - z (up to twice the logits' range) into Q4.11.
-            m = logit * 2048.0
-            shift = int(min(62, np.floor(np.log2(32767.0 / m))))
-            idn.softmax = (int(round(m * 2.0 ** shift)), shift)
-        else:
-            spread = np.maximum(pre, 1e-6) if last else np.full(d.units, max(float(pre.max()), 1e-6))
-            out = spread * MARGIN / 32767.0
-            idn.out_scale = out
-        idn.op = _op(f"layer '{d.name}'", [(d.kernel, in_scale, _pad4(width))], d.bias, out)
+        idn = make_idense(d, ranges[d.name]["pre"], k == len(head) - 1, in_scale, width)
         ihead.append(idn)
         in_scale, width = idn.out_scale, d.units
     y_scale = ihead[-1].out_scale if ihead else np.full(icells[-1].units, icells[-1].h_scale)
