@@ -255,8 +255,20 @@ def _models():
         L.Dense(9, activation="gelu")(h)))
     i = keras.Input((5, 2))
     made["log_softmax"] = keras.Model(i, L.Dense(3, activation="log_softmax")(L.LSTM(4)(i)))
-    i = keras.Input((5, 2))
-    made["bidirectional"] = keras.Model(i, L.Dense(1)(L.Bidirectional(L.LSTM(4))(i)))
+    # Whole sequences (NAME_int8_predict alone): both ends, backwards, repeated.
+    i = keras.Input((7, 3))
+    made["bidirectional"] = keras.Model(i, L.Dense(3, activation="softmax")(
+        L.Bidirectional(L.LSTM(6))(i)))
+    i = keras.Input((6, 2))
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="mul")(i)
+    made["bidirectional_merges"] = keras.Model(i, L.TimeDistributed(L.Dense(2))(
+        L.Bidirectional(L.GRU(4, return_sequences=True), merge_mode="sum")(h)))
+    i = keras.Input((6, 2))
+    h = L.RepeatVector(4)(L.LSTM(8, go_backwards=True)(i))
+    made["repeat_backwards"] = keras.Model(i, L.TimeDistributed(L.Dense(2))(
+        L.LSTM(8, return_sequences=True)(h)))
+    i = keras.Input((6,), dtype="int32")
+    made["token_ids"] = keras.Model(i, L.Dense(1)(L.LSTM(4)(L.Embedding(20, 3)(i))))
     i = keras.Input((5, 2))
     made["layer_norm"] = keras.Model(i, L.Dense(1)(L.LayerNormalization()(L.LSTM(4)(i))))
     return made
@@ -269,10 +281,10 @@ def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
         convert(tmp_path / f"{name}.keras", out, forms=("tflite",), c_source=True,
                 quantize=[("c", "int8")])
         (entry,) = read_manifest(out)["models"].values()
-        if name == "bidirectional":
+        if name == "token_ids":
             why = entry["not_written"]["c_int8_source"]
-            assert why.startswith("integer C takes step models") and "\n" not in why
-            assert "c_int8_header" not in entry["artifacts"]
+            assert why.startswith("integer C, whole sequence: one float input") and "\n" not in why
+            assert "c_int8_header" not in entry["artifacts"] and "c_source" in entry["artifacts"]
             continue
         if name == "layer_norm":
             assert "LayerNormalization has no integer C form" in entry["not_written"]["c_int8_source"]
@@ -281,8 +293,11 @@ def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
             assert "log_softmax has no integer C form" in entry["not_written"]["c_int8_source"]
             continue
         ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
-        for rt in ("c:int8", "c-step:int8"):
+        whole = entry["artifacts"]["c_int8_source"]["c"].get("mode") == "whole_sequence"
+        assert whole == name.startswith(("bidirectional", "repeat"))
+        for rt in ("c:int8",) if whole else ("c:int8", "c-step:int8"):
             assert ran[rt].passed, (name, rt, ran[rt].max_abs)
+        assert ("c-step:int8" in ran) != whole
         assert ran["c:int8"].max_abs > 1e-6  # integers, not the float C
 
 
@@ -350,3 +365,36 @@ def test_inputs_far_larger_than_h_keep_the_recurrent_weights(tmp_path, monkeypat
     joined, call = error(tmp_path / "joined")
     assert call.rstrip(");").endswith("0, 0, 0")
     assert split * 1.5 < joined, (split, joined)
+
+
+@pytest.mark.skipif(targets.unavailable("cortex-m0") is not None,
+                    reason=targets.unavailable("cortex-m0") or "")
+def test_a_whole_sequence_model_has_the_same_bits_everywhere_and_no_float(tmp_path):
+    """Bidirectional, then RepeatVector: NAME_int8_predict alone, on the host and the cores, the
+    same bits; with EE_NO_FLOAT its Cortex-M0 object calls no soft-float routine."""
+    from edge_echo.tfenv import import_tensorflow
+
+    import_tensorflow()
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(8)
+    i = keras.Input((7, 3))
+    h = L.RepeatVector(3)(L.Bidirectional(L.GRU(5))(i))
+    keras.Model(i, L.TimeDistributed(L.Dense(2))(L.LSTM(6, return_sequences=True)(h))).save(
+        tmp_path / "whole.keras")
+    convert(tmp_path / "whole.keras", tmp_path / "out", forms=("tflite",), c_source=True,
+            quantize=[("c", "int8")])
+    art = read_manifest(tmp_path / "out")["models"]["whole"]["artifacts"]["c_int8_source"]
+    c, source = art["c"], tmp_path / "out" / art["file"]
+    assert c["mode"] == "whole_sequence" and "c-step:int8" not in art["runs_on"]
+    x, size = _inputs(c), targets.y_size(c)
+    host = _host(_library(source, tmp_path), c["prefix"], x, size)
+    for target in HERE:
+        ys, _ = targets.program(target, source, c).run(x, step=False, y_size=size)
+        assert np.array_equal(ys.view(np.uint32), host.view(np.uint32)), target
+    obj = tmp_path / "m.o"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft",
+                    *STRICT, "-Os", "-DEE_NO_FLOAT", "-c", str(source), "-o", str(obj)], check=True)
+    out = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True)
+    assert set(out.stdout.split()) - {"U"} <= {"memcpy", "memset"}

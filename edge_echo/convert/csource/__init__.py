@@ -25,7 +25,7 @@ One module per part:
 - generate.py: one model's C, made once per subject;
 - integer.py: a step model read as integers (NAME.int8.c): calibration, scales, packed int8
   weights; int8emit.py: its emitter (NAME.int8.h, NAME.int8.c), the C helpers in
-  templates/int8.c;
+  templates/int8.c; int8seq.py: the whole-sequence models' integer form and emitter;
 - figures.py: what the C costs where it was measured (device.json);
 - here: the form, its contract and its manifest entry.
 """
@@ -39,6 +39,7 @@ from .cmath import ACTIVATIONS, MATH
 from .figures import STRICT, compiler, device_figures, footprint, measure
 from .generate import _generated
 from .int8emit import int8_header, int8_source
+from .int8seq import SeqIPlan, seq_int8_header, seq_int8_source
 from .integer import SCHEME, int8_plan
 from .plan import c_name
 from .sequence import SeqPlan, _param_name, _seq_signature, _takes_ids
@@ -108,11 +109,15 @@ def _seq_contract(subject: Subject, path: Path, p: SeqPlan, n: str) -> dict:
 
 
 def to_int8_header(subject: Subject) -> bytes:
-    return int8_header(subject.name, int8_plan(subject)).encode()
+    ip = int8_plan(subject)
+    emit = seq_int8_header if isinstance(ip, SeqIPlan) else int8_header
+    return emit(subject.name, ip).encode()
 
 
 def to_int8_source(subject: Subject) -> bytes:
-    return int8_source(subject.name, int8_plan(subject)).encode()
+    ip = int8_plan(subject)
+    emit = seq_int8_source if isinstance(ip, SeqIPlan) else int8_source
+    return emit(subject.name, ip).encode()
 
 
 def int8_tolerance(subject: Subject) -> dict:
@@ -132,6 +137,15 @@ def int8_contract(subject: Subject, path: Path) -> dict:
     p = ip.source
     n = c_name(subject.name) + "_int8"
     rule = tolerance("int8", subject.reference_y, subject.interface.probabilities)["rule"]
+    quantization = {
+        "method": SCHEME,
+        "calibration": f"{calibration_count(subject.calibration)} input sequences and the "
+                       "reference inputs, through the float model",
+        "ranges": ip.ranges,
+        "tolerance_rule": rule,
+    }
+    if isinstance(ip, SeqIPlan):
+        return {**_seq_int8_contract(subject, ip, n), "quantization": quantization}
     return {**subject.interface.io(), "c": {
         "header": f"{subject.name}.int8.h",
         "api": [f"void {n}_reset({n}_state *s)",
@@ -150,18 +164,48 @@ def int8_contract(subject: Subject, path: Path) -> dict:
                     "NAME_int8_predict) out; the _q entry points remain",
         "x_scale": [float(v) for v in ip.x_scale],
         "y_scale": [float(v) for v in ip.y_scale],
-    }, "quantization": {
-        "method": SCHEME,
-        "calibration": f"{calibration_count(subject.calibration)} input sequences and the "
-                       "reference inputs, through the float model",
-        "ranges": ip.ranges,
-        "tolerance_rule": rule,
-    }}
+    }, "quantization": quantization}
+
+
+def _seq_int8_contract(subject: Subject, ip: SeqIPlan, n: str) -> dict:
+    """A whole-sequence model's integer C: NAME_int8_predict (and _q) alone, on c and the
+    device targets; c-step has nothing to call."""
+    from ...runners import RUNNERS
+
+    no_step = f"no {n}_step: {ip.source.why_no_step}"
+    labels = [rt for rt, cls in RUNNERS.items() if cls.artifact == "c_source"]
+    not_on = {rt: no_step for rt in labels if rt.startswith("c-step")}
+    inp, out = ip.input, ip.output
+    c = {
+        "header": f"{subject.name}.int8.h",
+        "api": [f"void {n}_predict(const float *x, float *y)",
+                f"void {n}_predict_q(const int16_t *x, int16_t *y)"],
+        "prefix": n,
+        "mode": "whole_sequence",
+        "inputs": [{"name": inp["name"], "param": "x", "dtype": "float32",
+                    "shape": list(inp["shape"]), "steps": inp["steps"],
+                    "features": inp["features"]}],
+        "returns": "void",
+        "steps": inp["steps"], "features": inp["features"], "outputs": out.width,
+        "sequence_output": "every_step" if out.steps else "last_step",
+        "y_size": ip.y_size,
+        "state_bytes": 0,
+        "stack_buffer_bytes": 2 * ip.stack_values,
+        "params": ip.source.params,
+        "layers": ip.source.layers(),
+        "no_step": no_step,
+        "no_float": "define EE_NO_FLOAT to compile the float edge (NAME_int8_predict) out; "
+                    "NAME_int8_predict_q remains",
+        "x_scale": [float(v) for v in ip.x_scale],
+        "y_scale": [float(v) for v in ip.y_scale],
+    }
+    return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],
+            "not_on": not_on, "c": c}
 
 
 def measure_int8(subject: Subject, path: Path, art: dict) -> dict:
     """As measure, for NAME.int8.c beside its own header."""
-    header = int8_header(subject.name, int8_plan(subject))
+    header = to_int8_header(subject).decode()
     return {"footprint": footprint(path),
             **device_figures(subject, path, art["c"], header=header)}
 

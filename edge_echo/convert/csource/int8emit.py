@@ -48,19 +48,22 @@ def _c_to_q12(c: ICell, expr: str) -> str:
     return f"({expr} + {1 << (2 - p)}) >> {3 - p}"
 
 
-def _cell_code(k: int, c: ICell) -> list[str]:
+def _cell_code(k: int, c: ICell, v: str | None = None, cstate: str | None = None) -> list[str]:
+    """One time step of layer k (labels L{k}...): its input x_t and h side by side at v (the
+    state's, by default), its c at cstate; h updated in place."""
     u = c.units
-    v = f"s->v + {c.off}"
-    h = f"s->v[{c.off + c.nxp} + j]"
+    v = v or f"s->v + {c.off}"
+    cstate = cstate or f"s->c{k}"
+    h = f"({v})[{c.nxp} + j]"
     lines = [f"    {{ /* layer {k}: {c.kind.upper() if c.kind != 'rnn' else 'SimpleRNN'}({u}), "
              f"'{c.name}' */"]
     if c.kind == "lstm":
         op, p = c.ops["k"], c.c_power
         cm, cr = (1 << (p - 3), 0) if p >= 3 else (1, 3 - p)
         lines += [f"        int16_t hn[{u}];",
-                  f"        ee_lstm(hn, s->c{k}, L{k}_W, L{k}_B, L{k}_M, {op.shift}, {v}, {op.groups}, "
-                  f"{u}, {15 + p}, {cm}, {cr}, {_split(op)});",
-                  f"        memcpy(s->v + {c.off + c.nxp}, hn, sizeof hn);", "    }"]
+                  f"        ee_lstm(hn, {cstate}, L{k}_W, L{k}_B, L{k}_M, {op.shift}, {v}, "
+                  f"{op.groups}, {u}, {15 + p}, {cm}, {cr}, {_split(op)});",
+                  f"        memcpy({v} + {c.nxp}, hn, sizeof hn);", "    }"]
     elif c.kind == "rnn":
         if c.activation in BOUNDED:
             fn = "ee_sigmoid(" if c.activation == "sigmoid" else "ee_lut(EE_TANH, "
@@ -77,7 +80,7 @@ def _cell_code(k: int, c: ICell) -> list[str]:
         lines += [f"        int16_t zr[{2 * u}], hx[{u}], hh[{u}];", "        int j;",
                   "    " + _mv("zr", f"L{k}_ZR", c.ops["zr"], v),
                   "    " + _mv("hx", f"L{k}_HX", c.ops["hx"], v),
-                  "    " + _mv("hh", f"L{k}_HH", c.ops["hh"], f"s->v + {c.off + c.nxp}"),
+                  "    " + _mv("hh", f"L{k}_HH", c.ops["hh"], f"{v} + {c.nxp}"),
                   f"        for (j = 0; j < {u}; j++) {{",
                   "            const int32_t zg = ee_sigmoid(zr[j]);",
                   f"            const int32_t rg = ee_sigmoid(zr[{u} + j]);",
@@ -131,6 +134,28 @@ def _head_code(ip: IPlan) -> list[str]:
     if any(d.activation in (*BOUNDED, "relu") or d.table is not None for d in ip.head):
         lines.insert(0, "    int j;")
     return lines
+
+
+def _helpers(code: str, cells: list[ICell]) -> tuple[str, str]:
+    """The template parts the code calls, in the template's order; and the define that inlines
+    the sums where the model is small (EE_DOT4_INLINE)."""
+    wanted = ["prelude", "ee_mv"]
+    if re.search(r"EE_TANH|ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("EE_TANH")
+    if re.search(r"ee_lut\(|ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("ee_lut")
+    if re.search(r"ee_sigmoid\(|ee_lstm\(", code):
+        wanted.append("ee_sigmoid")
+    if "ee_lstm(" in code:
+        wanted.append("ee_lstm")
+    if "ee_softmax(" in code:
+        wanted.append("ee_softmax")
+    helpers = "\n".join(parts()[w] for w in ("prelude", "ee_mv", "EE_TANH", "ee_lut", "ee_sigmoid",
+                                              "ee_lstm", "ee_softmax") if w in wanted)
+    weights = sum(op.rows * (op.groups + op.groups2) * 4 for c in cells for op in c.ops.values())
+    small = "\n#define EE_DOT4_INLINE /* below 1,024 weights a step (templates/int8.c) */\n" \
+        if weights < 1024 else ""
+    return helpers, small
 
 
 def int8_header(name: str, ip: IPlan) -> str:
@@ -214,22 +239,7 @@ def int8_source(name: str, ip: IPlan) -> str:
     cells = [line for k, c in enumerate(ip.cells) for line in _cell_code(k, c)]
     head = _head_code(ip)
     code = "\n".join(cells + head)
-    wanted = ["prelude", "ee_mv"]
-    if re.search(r"EE_TANH|ee_sigmoid\(|ee_lstm\(", code):
-        wanted.append("EE_TANH")
-    if re.search(r"ee_lut\(|ee_sigmoid\(|ee_lstm\(", code):
-        wanted.append("ee_lut")
-    if re.search(r"ee_sigmoid\(|ee_lstm\(", code):
-        wanted.append("ee_sigmoid")
-    if "ee_lstm(" in code:
-        wanted.append("ee_lstm")
-    if "ee_softmax(" in code:
-        wanted.append("ee_softmax")
-    helpers = "\n".join(parts()[w] for w in ("prelude", "ee_mv", "EE_TANH", "ee_lut", "ee_sigmoid",
-                                              "ee_lstm", "ee_softmax") if w in wanted)
-    weights = sum(op.rows * (op.groups + op.groups2) * 4 for c in ip.cells for op in c.ops.values())
-    small = "\n#define EE_DOT4_INLINE /* below 1,024 weights a step (templates/int8.c) */\n" \
-        if weights < 1024 else ""
+    helpers, small = _helpers(code, ip.cells)
     y_at = f"y + t * {upper}_OUTPUTS" if p.every_step else "y"
     each = (f"        {n}_head(&s, {y_at});\n    }}\n" if p.every_step
             else f"    }}\n    {n}_head(&s, y);\n")

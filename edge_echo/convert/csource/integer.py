@@ -441,21 +441,19 @@ def make_idense(d: Dense, pre, last: bool, in_scale: np.ndarray, width: int) -> 
     return idn
 
 
-def int8_plan(subject: Subject) -> IPlan:
+def int8_plan(subject: Subject):
     """The model as integer cells and a head with their scales, or why not, in one line."""
     if "c_int8" in subject.cache:
         return subject.cache["c_int8"]
     try:
         p = plan(subject)
-    except Unavailable as exc:
-        from .generate import _generated
+    except Unavailable:
+        # Computed a whole sequence at a time in C (int8seq.py), or why the C has no form.
+        from .int8seq import seq_int8_plan
 
-        try:
-            _generated(subject)
-        except Unavailable as none:
-            raise Unavailable(str(none)) from None
-        raise Unavailable(f"integer C takes step models (a stack of LSTM, GRU or SimpleRNN with "
-                          f"Dense layers); this one is computed whole in C ({exc})") from None
+        whole = seq_int8_plan(subject)
+        subject.cache["c_int8"] = whole
+        return whole
     _check_activations(p)
     cells, head = _folded(p)
     x = _calibration(subject)
