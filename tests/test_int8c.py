@@ -267,8 +267,11 @@ def _models():
     h = L.RepeatVector(4)(L.LSTM(8, go_backwards=True)(i))
     made["repeat_backwards"] = keras.Model(i, L.TimeDistributed(L.Dense(2))(
         L.LSTM(8, return_sequences=True)(h)))
-    i = keras.Input((6,), dtype="int32")
-    made["token_ids"] = keras.Model(i, L.Dense(1)(L.LSTM(4)(L.Embedding(20, 3)(i))))
+    i = keras.Input((8,), dtype="int32")  # int8 rows, the mask skipping id 0's steps
+    h = L.Bidirectional(L.LSTM(5, return_sequences=True))(L.Embedding(20, 4, mask_zero=True)(i))
+    made["token_ids"] = keras.Model(i, L.Dense(1, activation="sigmoid")(L.LSTM(4)(h)))
+    i = keras.Input((6, 2))
+    made["masking"] = keras.Model(i, L.Dense(1)(L.LSTM(4)(L.Masking(0.0)(i))))
     i = keras.Input((5, 2))
     made["layer_norm"] = keras.Model(i, L.Dense(1)(L.LayerNormalization()(L.LSTM(4)(i))))
     return made
@@ -281,9 +284,10 @@ def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
         convert(tmp_path / f"{name}.keras", out, forms=("tflite",), c_source=True,
                 quantize=[("c", "int8")])
         (entry,) = read_manifest(out)["models"].values()
-        if name == "token_ids":
+        if name == "masking":
             why = entry["not_written"]["c_int8_source"]
-            assert why.startswith("integer C, whole sequence: one float input") and "\n" not in why
+            assert why.startswith("integer C, whole sequence: layer") and "Masking" in why
+            assert "\n" not in why
             assert "c_int8_header" not in entry["artifacts"] and "c_source" in entry["artifacts"]
             continue
         if name == "layer_norm":
@@ -294,11 +298,19 @@ def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
             continue
         ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
         whole = entry["artifacts"]["c_int8_source"]["c"].get("mode") == "whole_sequence"
-        assert whole == name.startswith(("bidirectional", "repeat"))
+        assert whole == name.startswith(("bidirectional", "repeat", "token_ids"))
         for rt in ("c:int8",) if whole else ("c:int8", "c-step:int8"):
             assert ran[rt].passed, (name, rt, ran[rt].max_abs)
         assert ("c-step:int8" in ran) != whole
         assert ran["c:int8"].max_abs > 1e-6  # integers, not the float C
+        if name == "token_ids":  # an id outside the vocabulary: -1, y untouched
+            art = entry["artifacts"]["c_int8_source"]
+            lib = _library(out / art["file"], tmp_path)
+            predict = getattr(lib, f"{art['c']['prefix']}_predict")
+            ids, y = np.zeros(8, np.int32), np.full(1, 7.0, np.float32)
+            ids[3] = 20
+            assert predict(ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                           y.ctypes.data_as(FLOATS)) == -1 and y[0] == 7.0
 
 
 def test_quantize_c_takes_int8_alone(cli):

@@ -39,7 +39,7 @@ from .cmath import ACTIVATIONS, MATH
 from .figures import STRICT, compiler, device_figures, footprint, measure
 from .generate import _generated
 from .int8emit import int8_header, int8_source
-from .int8seq import SeqIPlan, seq_int8_header, seq_int8_source
+from .int8seq import SeqIPlan, _signatures, seq_int8_header, seq_int8_source
 from .integer import SCHEME, int8_plan
 from .plan import c_name
 from .sequence import SeqPlan, _param_name, _seq_signature, _takes_ids
@@ -178,14 +178,15 @@ def _seq_int8_contract(subject: Subject, ip: SeqIPlan, n: str) -> dict:
     inp, out = ip.input, ip.output
     c = {
         "header": f"{subject.name}.int8.h",
-        "api": [f"void {n}_predict(const float *x, float *y)",
-                f"void {n}_predict_q(const int16_t *x, int16_t *y)"],
+        "api": list(reversed(_signatures(n, ip))),
         "prefix": n,
         "mode": "whole_sequence",
-        "inputs": [{"name": inp["name"], "param": "x", "dtype": "float32",
+        "inputs": [{"name": inp["name"], "param": "x", "dtype": "int32" if ip.ids else "float32",
                     "shape": list(inp["shape"]), "steps": inp["steps"],
-                    "features": inp["features"]}],
-        "returns": "void",
+                    "features": inp["features"],
+                    **({"vocabulary": inp["vocabulary"]} if ip.ids else {})}],
+        "returns": ("int: 0, or -1 for a token id outside its vocabulary (y untouched)"
+                    if ip.ids else "void"),
         "steps": inp["steps"], "features": inp["features"], "outputs": out.width,
         "sequence_output": "every_step" if out.steps else "last_step",
         "y_size": ip.y_size,

@@ -234,10 +234,11 @@ def _table(name: str, scale: float) -> tuple[np.ndarray, float]:
     return np.clip(np.round(f / out), -32767, 32767).astype(np.int64), out
 
 
-def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: bool = False
-             ) -> tuple[np.ndarray, dict]:
-    """The float layer over seq (n, steps, inputs), reading it backwards if asked: its h at each
-    step, in the order read (n, steps, units), and the ranges its integer scales follow."""
+def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: bool = False,
+             mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """The float layer over seq (n, steps, inputs), reading it backwards if asked and keeping
+    its state over the steps mask (n, steps) marks 0: its h at each step, in the order read
+    (n, steps, units), and the ranges its integer scales follow."""
     kernel, recurrent, bias = weights
     n, steps, _ = seq.shape
     u = c.units
@@ -247,6 +248,7 @@ def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: boo
     cmax = hmax = zmax = 0.0
     for t in (range(steps - 1, -1, -1) if backwards else range(steps)):
         xt = seq[:, t]
+        h_was, c_was = h, cs
         if c.kind == "lstm":
             z = xt @ kernel + h @ recurrent + bias
             i, f, g, o = (z[:, j * u:(j + 1) * u] for j in range(4))
@@ -270,6 +272,9 @@ def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: boo
             zmax = max(zmax, float(np.abs(z).max()))
             h = _act(c.activation, z)
             hmax = max(hmax, float(np.abs(h).max()))
+        if mask is not None:
+            keep = mask[:, t:t + 1] == 0
+            h, cs = np.where(keep, h_was, h), np.where(keep, c_was, cs)
         outs.append(h)
     ranges = ({"c": cmax} if c.kind == "lstm" else {"h": hmax, "pre": zmax}
               if c.kind == "rnn" else {})
