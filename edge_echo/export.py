@@ -635,7 +635,8 @@ def int8_c_section(doc: dict) -> str:
         c = art["c"]
         rows.append(f"| `{art['file']}` + `{c['header']}` | {c['params']:,} | "
                     f"{c['state_bytes']:,} | {art['quantization']['tolerance_rule']} |")
-        example = example or (name, c)
+        if c.get("mode") != "whole_sequence":
+            example = example or (name, c)
     if not rows:
         return ""
     api = ""
@@ -661,15 +662,17 @@ void on_sample_q(const int16_t x_q[{upper}_FEATURES])  /* x / {upper}_X_SCALE[k]
 """
     return f"""## Integer C: NAME.int8.c and NAME.int8.h, for cores without an FPU
 
-The step models again in integers alone: int8 weights with a scale per output row, int16
-activations and state, int32 sums, requantization by an integer multiplier and shift, and
-sigmoid, tanh and softmax's exponential from 257-entry Q15 tables. Float appears only at the
-edges (quantizing x, scaling y), which `-DEE_NO_FLOAT` compiles out; then a Cortex-M0 object
-calls no soft-float routine. The arithmetic is exact, so every core gives the same bits
-(tested), and the DSP cores (Cortex-M4, M7, M33, M55) run the same sums through ACLE's dual
-multiply-accumulates. The scales and the calibrated ranges they come from are in the header
-and in the manifest (`quantization.ranges`). `verify` runs it as `c:int8`, `c-step:int8` and
-on every device target as `c@TARGET:int8`, judged by the int8 rule below.
+The model again in integers alone (a whole-sequence model has `NAME_int8_predict` and
+`NAME_int8_predict_q` alone, as its float C has `NAME_predict` alone): int8 weights with a
+scale per output row, int16 activations and state, int32 sums, requantization by an integer
+multiplier and shift, and sigmoid, tanh and softmax's exponential from 257-entry Q15 tables.
+Float appears only at the edges (quantizing x, scaling y), which `-DEE_NO_FLOAT` compiles out;
+then a Cortex-M0 object calls no soft-float routine. The arithmetic is exact, so every core
+gives the same bits (tested), and the DSP cores (Cortex-M4, M7, M33, M55) run the same sums
+through ACLE's dual multiply-accumulates. The scales and the calibrated ranges they come
+from are in the header and in the manifest (`quantization.ranges`). `verify` runs it as
+`c:int8`, `c-step:int8` and on every device target as `c@TARGET:int8`, judged by the int8
+rule below.
 
 | files | params | state bytes | int8 rule |
 |---|---:|---:|---|

@@ -272,6 +272,10 @@ def _models():
     made["token_ids"] = keras.Model(i, L.Dense(1, activation="sigmoid")(L.LSTM(4)(h)))
     i = keras.Input((6, 2))
     made["masking"] = keras.Model(i, L.Dense(1)(L.LSTM(4)(L.Masking(0.0)(i))))
+    e, d = keras.Input((6, 5), name="enc"), keras.Input((4, 3), name="dec")  # two inputs
+    _, h, c = L.LSTM(8, return_state=True)(e)
+    made["seq2seq"] = keras.Model([e, d], L.Dense(3, activation="softmax")(
+        L.LSTM(8, return_sequences=True)(d, initial_state=[h, c])))
     i = keras.Input((5, 2))
     made["layer_norm"] = keras.Model(i, L.Dense(1)(L.LayerNormalization()(L.LSTM(4)(i))))
     return made
@@ -298,7 +302,7 @@ def test_other_layers_in_integers_or_one_line_why_not(tmp_path):
             continue
         ran = {r.runtime: r for r in verify(out, latency_runs=0, cores=()).results}
         whole = entry["artifacts"]["c_int8_source"]["c"].get("mode") == "whole_sequence"
-        assert whole == name.startswith(("bidirectional", "repeat", "token_ids"))
+        assert whole == name.startswith(("bidirectional", "repeat", "token_ids", "seq2seq"))
         for rt in ("c:int8",) if whole else ("c:int8", "c-step:int8"):
             assert ran[rt].passed, (name, rt, ran[rt].max_abs)
         assert ("c-step:int8" in ran) != whole

@@ -175,19 +175,18 @@ def _seq_int8_contract(subject: Subject, ip: SeqIPlan, n: str) -> dict:
     no_step = f"no {n}_step: {ip.source.why_no_step}"
     labels = [rt for rt, cls in RUNNERS.items() if cls.artifact == "c_source"]
     not_on = {rt: no_step for rt in labels if rt.startswith("c-step")}
-    inp, out = ip.input, ip.output
+    out = ip.output
+    floats = [i for i in ip.inputs if i["dtype"] == "float32"]
     c = {
         "header": f"{subject.name}.int8.h",
         "api": list(reversed(_signatures(n, ip))),
         "prefix": n,
         "mode": "whole_sequence",
-        "inputs": [{"name": inp["name"], "param": "x", "dtype": "int32" if ip.ids else "float32",
-                    "shape": list(inp["shape"]), "steps": inp["steps"],
-                    "features": inp["features"],
-                    **({"vocabulary": inp["vocabulary"]} if ip.ids else {})}],
+        "inputs": [{k: v for k, v in i.items() if k != "scale"} for i in ip.inputs],
         "returns": ("int: 0, or -1 for a token id outside its vocabulary (y untouched)"
                     if ip.ids else "void"),
-        "steps": inp["steps"], "features": inp["features"], "outputs": out.width,
+        "steps": ip.inputs[0]["steps"], "features": ip.inputs[0]["features"],
+        "outputs": out.width,
         "sequence_output": "every_step" if out.steps else "last_step",
         "y_size": ip.y_size,
         "state_bytes": 0,
@@ -197,7 +196,9 @@ def _seq_int8_contract(subject: Subject, ip: SeqIPlan, n: str) -> dict:
         "no_step": no_step,
         "no_float": "define EE_NO_FLOAT to compile the float edge (NAME_int8_predict) out; "
                     "NAME_int8_predict_q remains",
-        "x_scale": [float(v) for v in ip.x_scale],
+        # Per float input, its scale per feature (a list where the model has one input).
+        "x_scale": ([float(v) for v in floats[0]["scale"]] if len(ip.inputs) == 1 and floats
+                    else {i["name"]: [float(v) for v in i["scale"]] for i in floats}),
         "y_scale": [float(v) for v in ip.y_scale],
     }
     return {**subject.interface.io(), "runs_on": [rt for rt in labels if rt not in not_on],

@@ -28,7 +28,6 @@ from .integer import (
     TABLED,
     ICell,
     IDense,
-    _calibration,
     _pad4,
     cell_weights,
     dense_range,
@@ -57,6 +56,10 @@ class QNode:
     mask: str | None = None          # the C array of the mask it carries (an Embedding's own)
     reads_mask: str | None = None    # recurrent layers: the mask whose steps they keep h over
     table: tuple | None = None       # an Embedding's (int8 rows, int16 multiplier per row, shift)
+    # A layer started from another's last state: (that layer, "h" or "c"), and how far right
+    # c is shifted to this layer's c scale.
+    initial: list = field(default_factory=list)
+    c_shift: int = 0
 
     @property
     def stride(self) -> int:
@@ -72,14 +75,21 @@ class SeqIPlan:
     source: SeqPlan
     nodes: list[QNode]
     output: QNode
-    x_scale: np.ndarray
     ranges: dict
-    input: dict                # the one input: name, shape, steps, features (and vocabulary)
+    # Each input in the model's order: name, param (its C parameter), dtype, shape, steps,
+    # features, and its scale per feature (float) or vocabulary (token ids).
+    inputs: list[dict]
 
     @property
     def ids(self) -> bool:
-        """The input is token ids (int32) into an Embedding."""
-        return "vocabulary" in self.input
+        """Some input is token ids (int32) into an Embedding: predict returns a status."""
+        return any(i["dtype"] == "int32" for i in self.inputs)
+
+    @property
+    def x_scale(self) -> np.ndarray:
+        """The float inputs' scales per feature, in order."""
+        return np.concatenate([i["scale"] for i in self.inputs if i["dtype"] == "float32"]
+                              or [np.zeros(0)])
 
     @property
     def y_scale(self) -> np.ndarray:
@@ -97,6 +107,12 @@ class SeqIPlan:
     def cells(self) -> list[ICell]:
         return [c for n in self.nodes for _, c, _ in n.cells]
 
+    @property
+    def kept(self) -> list[QNode]:
+        """The recurrent layers whose last state another layer starts from."""
+        wanted = {j for n in self.nodes for j, _ in n.initial}
+        return [n for n in self.nodes if n.k in wanted]
+
 
 def _refuse(why: str) -> Unavailable:
     return Unavailable(f"integer C, whole sequence: {why}")
@@ -105,32 +121,38 @@ def _refuse(why: str) -> Unavailable:
 def seq_int8_plan(subject: Subject) -> SeqIPlan:
     """The whole-sequence model as integer layers with their scales, or why not, in one line."""
     sp = sequence_plan(subject)
-    if len(sp.inputs) != 1:
-        raise _refuse(f"one input only (float time steps, or token ids into an Embedding); this "
-                      f"model takes {len(sp.inputs)}")
-    ids = sp.inputs[0]["dtype"] == "int32"
-    if ids:
-        x = _id_calibration(subject, sp.inputs[0]["name"])
-        xmax = np.zeros(1)
-        x_scale = np.zeros(0)
-    else:
-        x = _calibration(subject)
-        xmax = np.abs(x).max(axis=(0, 1))
-        x_scale = np.where(xmax > 0, xmax * INPUT_MARGIN, 1.0) / 32767.0
+    inputs, feeds = [], {}
+    ranges: dict = {}
+    for spec in sp.inputs:
+        item = {k: spec[k] for k in ("name", "param", "dtype", "shape", "steps", "features")}
+        if spec["dtype"] == "int32":
+            feeds[spec["param"]] = _id_calibration(subject, spec["name"])
+            item["vocabulary"] = spec.get("vocabulary")
+        else:
+            x = _calibration(subject, spec["name"])
+            xmax = np.abs(x).max(axis=(0, 1))
+            item["scale"] = np.where(xmax > 0, xmax * INPUT_MARGIN, 1.0) / 32767.0
+            feeds[spec["param"]] = x
+            ranges[f"input_max_abs/{spec['name']}" if len(sp.inputs) > 1 else "input_max_abs"] = \
+                [float(v) for v in xmax]
+        inputs.append(item)
+    by_param = {i["param"]: i for i in inputs}
     masks: dict[str, np.ndarray] = {}
     values: dict[int, np.ndarray] = {}
+    finals: dict[int, dict] = {}
     nodes: list[QNode] = []
     by_k: dict[int, QNode] = {}
-    ranges: dict = {"input_max_abs": [float(v) for v in xmax]}
     for s in sp.nodes:
         kind, name = s.node.kind, s.node.name
         if kind in ("masking", "norm"):
             raise _refuse(f"layer '{name}' ({type(s.node.layer).__name__}) has no integer form "
                           "in a whole-sequence model here")
         if kind == "input":
-            values[s.k] = x if ids else np.asarray(x, np.float64)
-            q = QNode(s.k, "ids" if ids else kind, name, None, s.steps, s.width, x_scale,
-                      "x" if ids else f"b{s.k}")
+            spec = by_param[s.buf]
+            ids = spec["dtype"] == "int32"
+            values[s.k] = feeds[s.buf] if ids else np.asarray(feeds[s.buf], np.float64)
+            q = QNode(s.k, "ids" if ids else kind, name, None, s.steps, s.width,
+                      None if ids else spec["scale"], s.buf if ids else f"b{s.k}")
         elif kind == "embedding":
             src = by_k[s.node.inputs[0][0]]
             _, dim, table = sp.embeddings[s.k]
@@ -152,7 +174,8 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
                 values[s.k] = np.repeat(v[:, None, :], s.steps, axis=1)
                 q = QNode(s.k, kind, name, src.k, s.steps, src.width, src.scale, f"b{s.k}")
             elif kind in ("recurrent", "bidirectional"):
-                q, values[s.k] = _recurrent(s, src, v, ranges, masks.get(s.reads_mask))
+                q, values[s.k] = _recurrent(s, src, v, ranges, masks.get(s.reads_mask), by_k,
+                                            finals)
                 q.mask, q.reads_mask = s.mask, s.reads_mask
             elif kind == "dense":
                 out, r = dense_range(s.dense, v)
@@ -168,11 +191,24 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
                 raise _refuse(f"layer '{name}' has no integer form here")
         nodes.append(q)
         by_k[s.k] = q
-    inp = sp.inputs[0]
-    return SeqIPlan(sp, nodes, by_k[sp.output.k], x_scale, ranges,
-                    {"name": inp["name"], "shape": inp["shape"], "steps": inp["steps"],
-                     "features": inp["features"],
-                     **({"vocabulary": inp["vocabulary"]} if ids else {})})
+    return SeqIPlan(sp, nodes, by_k[sp.output.k], ranges, inputs)
+
+
+def _calibration(subject: Subject, name: str) -> np.ndarray:
+    """One float input's calibration and reference sequences, as (n, steps, features)."""
+    spec = next(i for i in subject.interface.inputs if i.name == name)
+    steps, features = spec.shape
+    arrays = [subject.calibration[name] if isinstance(subject.calibration, dict)
+              else subject.calibration]
+    ref = subject.reference_x
+    if isinstance(ref, dict) and name in ref:
+        arrays.append(ref[name])
+    elif isinstance(ref, np.ndarray) and len(subject.interface.inputs) == 1:
+        arrays.append(ref)
+    x = np.concatenate([np.asarray(a, np.float64).reshape(-1, steps, features) for a in arrays])
+    if not np.all(np.isfinite(x)):
+        raise Unavailable("the calibration sequences hold inf or NaN")
+    return x
 
 
 def _id_calibration(subject: Subject, name: str) -> np.ndarray:
@@ -200,13 +236,21 @@ def _embedding(table: np.ndarray) -> tuple[float, tuple]:
     return out, (q, np.round(m * 2.0 ** shift).astype(np.int64), shift)
 
 
-def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict,
-               mask: np.ndarray | None = None) -> tuple[QNode, np.ndarray]:
+def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict, mask: np.ndarray | None,
+               by_k: dict, finals: dict) -> tuple[QNode, np.ndarray]:
     """A recurrent or Bidirectional layer over its input's float values v: its integer cells,
-    its output node and its float output (as Keras gives it)."""
+    its output node and its float output (as Keras gives it). finals: each recurrent layer's
+    last float state, which a later layer may start from (initial_state)."""
     layer, kind, name = s.node.layer, s.node.kind, s.node.name
-    if s.node.initial_state:
-        raise _refuse(f"layer '{name}' starts from another layer's state; no integer form here")
+    initial, init = [], None
+    if s.node.initial_state:  # an encoder-decoder: h (and c) of an earlier layer's last step
+        for j, index in s.node.initial_state:
+            origin = by_k.get(j)
+            if origin is None or origin.kind != "recurrent" or index not in (1, 2):
+                raise _refuse(f"layer '{name}' starts from a state that is not another "
+                              "recurrent layer's h or c; no integer form here")
+            initial.append((j, "h" if index == 1 else "c"))
+        init = {field_: finals[j][field_] for j, field_ in initial}
     if src.steps == 0:
         raise _refuse(f"layer '{name}' takes a sequence; its input is one vector")
     bi = kind == "bidirectional"
@@ -221,7 +265,9 @@ def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict,
                           f"only, not {cell.recurrent_activation} and {cell.activation}")
         backwards = half == 1 if bi else bool(layer.go_backwards)
         weights = cell_weights(cell)
-        read, r = run_cell(cell, weights, v, backwards, mask)
+        final: dict = {}
+        read, r = run_cell(cell, weights, v, backwards, mask, init, final)
+        finals[s.k] = final
         ranges[f"{name}/{half}" if bi else name] = r
         ic = make_icell(cell, weights, src.scale, src.width, r)
         if bi and merge != "concat" and ic.h_scale != Q15:
@@ -243,13 +289,21 @@ def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict,
     scale = (np.concatenate(per) if merge == "concat" else
              per[0] * 2 if merge == "sum" else per[0])
     q = QNode(s.k, kind, name, src.k, s.steps, s.width, scale, f"b{s.k}", halves, merge,
-              seq_out)
+              seq_out, initial=initial)
+    c_from = [by_k[j].cells[0][1] for j, field_ in initial if field_ == "c"]
+    if c_from:  # one c scale for both: the wider, the other's c shifted right into it
+        ic = halves[0][1]
+        ic.c_power = max(ic.c_power, c_from[0].c_power)
+        q.c_shift = ic.c_power - c_from[0].c_power
     return q, out
 
 
 # --- the emitter ---------------------------------------------------------------------------
 
-def _recurrent_code(n: QNode, src: QNode) -> list[str]:
+def _recurrent_code(n: QNode, src: QNode, keep: bool = False) -> list[str]:
+    """The layer over its input's buffer, each half in a block of its own with its state (h
+    beside x_t in v, and c), from zeros or another layer's kept last state (n.initial); its last
+    state kept (keep: a later layer starts from it) in k{n.k}_h, k{n.k}_c."""
     lines = []
     steps = src.steps
     units = n.cells[0][1].units
@@ -268,6 +322,7 @@ def _recurrent_code(n: QNode, src: QNode) -> list[str]:
                   *([f"        int16_t c[{units}];", "        memset(c, 0, sizeof c);"]
                     if c.kind == "lstm" else []),
                   "        memset(v, 0, sizeof v);",
+                  *_initial_code(n, c, units),
                   f"        for (t = 0; t < {steps}; t++) {{",
                   f"            const int at = {f'{steps - 1} - t' if backwards else 't'};",
                   f"            memcpy(v, {src.buf} + at * {src.stride}, {c.nxp} * sizeof(int16_t));",
@@ -282,6 +337,9 @@ def _recurrent_code(n: QNode, src: QNode) -> list[str]:
                   "        }",
                   *([] if n.seq_out else
                     [f"        memcpy({dst} + {off}, v + {c.nxp}, {units} * sizeof(int16_t));"]),
+                  *([f"        memcpy(k{n.k}_h, v + {c.nxp}, sizeof k{n.k}_h);",
+                     *([f"        memcpy(k{n.k}_c, c, sizeof k{n.k}_c);"]
+                       if c.kind == "lstm" else [])] if keep else []),
                   "    }"]
     if n.merge and n.merge != "concat":
         size = n.rows * _pad4(units)
@@ -289,6 +347,19 @@ def _recurrent_code(n: QNode, src: QNode) -> list[str]:
         op = (f"(int16_t)((({a}[t] * {b}[t]) + 16384) >> 15)" if n.merge == "mul"
               else f"(int16_t)(({a}[t] + {b}[t]) >> 1)")  # sum at 2^-14, ave at Q15
         lines.append(f"    for (t = 0; t < {size}; t++) {n.buf}[t] = {op};")
+    return lines
+
+
+def _initial_code(n: QNode, c: ICell, units: int) -> list[str]:
+    """Copy the kept last state of the layers n starts from into its v (h) and c."""
+    lines = []
+    for j, field_ in n.initial:
+        if field_ == "h":
+            lines.append(f"        memcpy(v + {c.nxp}, k{j}_h, sizeof k{j}_h);")
+        elif c.kind == "lstm":
+            lines += ["        {", "            int j;",
+                      f"            for (j = 0; j < {units}; j++) c[j] = (int16_t)(k{j}_c[j] >> "
+                      f"{n.c_shift});", "        }"]
     return lines
 
 
@@ -321,6 +392,7 @@ def _dense_code(n: QNode, src: QNode) -> list[str]:
 
 def _code(ip: SeqIPlan) -> list[str]:
     by_k = {n.k: n for n in ip.nodes}
+    kept = {n.k for n in ip.kept}
     lines = []
     for n in ip.nodes:
         if n.kind in ("input", "identity", "ids"):
@@ -330,12 +402,13 @@ def _code(ip: SeqIPlan) -> list[str]:
             _, _, shift = n.table
             lines += [f"    /* layer '{n.name}': Embedding({n.width}), int8 rows */",
                       f"    for (t = 0; t < {n.steps}; t++) {{",
-                      f"        const int8_t *row = E{n.k} + (long)x[t] * {n.width};",
-                      f"        const int32_t m = EM{n.k}[x[t]];",
+                      f"        const int8_t *row = E{n.k} + (long){src.buf}[t] * {n.width};",
+                      f"        const int32_t m = EM{n.k}[{src.buf}[t]];",
                       "        int j;",
                       f"        for (j = 0; j < {n.width}; j++) {n.buf}[t * {n.stride} + j] = "
                       f"(int16_t)((row[j] * m + {1 << (shift - 1)}) >> {shift});",
-                      *([f"        {n.mask}[t] = (unsigned char)(x[t] != 0);"] if n.mask else []),
+                      *([f"        {n.mask}[t] = (unsigned char)({src.buf}[t] != 0);"]
+                        if n.mask else []),
                       "    }"]
         elif n.kind == "repeat":
             lines.append(f"    for (t = 0; t < {n.steps}; t++) memcpy({n.buf} + t * {n.stride}, "
@@ -343,51 +416,58 @@ def _code(ip: SeqIPlan) -> list[str]:
         elif n.kind == "dense":
             lines += _dense_code(n, src)
         else:
-            lines += _recurrent_code(n, src)
+            lines += _recurrent_code(n, src, n.k in kept)
     return lines
 
 
 def _signatures(n: str, ip: SeqIPlan) -> tuple[str, str]:
-    """NAME_int8_predict_q's and NAME_int8_predict's: token ids come in as they are, and a call
-    with one outside the vocabulary returns -1."""
-    if ip.ids:
-        return (f"int {n}_predict_q(const int32_t *x, int16_t *y)",
-                f"int {n}_predict(const int32_t *x, float *y)")
-    return (f"void {n}_predict_q(const int16_t *x, int16_t *y)",
-            f"void {n}_predict(const float *x, float *y)")
+    """NAME_int8_predict_q's and NAME_int8_predict's: one pointer per input in the model's order
+    (token ids come in as they are), y last; with token ids, a call with one outside the
+    vocabulary returns -1."""
+    ret = "int" if ip.ids else "void"
+    q = ", ".join(f"const {'int32_t' if i['dtype'] == 'int32' else 'int16_t'} *{i['param']}"
+                  for i in ip.inputs)
+    f = ", ".join(f"const {'int32_t' if i['dtype'] == 'int32' else 'float'} *{i['param']}"
+                  for i in ip.inputs)
+    return f"{ret} {n}_predict_q({q}, int16_t *y)", f"{ret} {n}_predict({f}, float *y)"
 
 
 def seq_int8_header(name: str, ip: SeqIPlan) -> str:
     n = c_name(name) + "_int8"
     upper = n.upper()
-    inp, out = ip.input, ip.output
+    out = ip.output
     shape = (f"{out.steps} x {out.width} values, one row per time step" if out.steps
              else f"{out.width} values")
     sig_q, sig = _signatures(n, ip)
-    if ip.ids:
-        takes = (f"{n}_predict takes x ('{inp['name']}': {inp['steps']} int32 token ids, each in\n"
-                 f" * [0, {inp['vocabulary']})) and writes y: {shape}; it returns -1 for an id outside\n"
-                 " * the vocabulary (y untouched), 0 otherwise.")
-        quantized = (f" * {n}_predict_q takes the same ids and gives y_q:\n"
-                     f" *   y = y_q[... + j] * {upper}_Y_SCALE[j].")
-        x_scale = ""
-    else:
-        takes = (f"{n}_predict takes x ('{inp['name']}': {inp['steps']} x {inp['features']} float32, "
-                 f"time step t\n * at x + t * {inp['features']}) and writes y: {shape}.")
-        quantized = (f" * {n}_predict_q takes and gives the quantized values themselves:\n"
-                     f" *   x_q[t * {inp['features']} + k] = round(x / {upper}_X_SCALE[k]), "
-                     "saturated to int16;\n"
-                     f" *   y = y_q[... + j] * {upper}_Y_SCALE[j].")
-        x_scale = f"#define {upper}_X_SCALE {{{', '.join(_float(v) for v in ip.x_scale)}}}\n"
+    described, defines = [], []
+    for i in ip.inputs:
+        p = i["param"].upper()
+        if i["dtype"] == "int32":
+            described.append(f" *   {i['param']} ('{i['name']}'): {i['steps']} int32 token ids, each "
+                             f"in [0, {i['vocabulary']})")
+            defines.append(f"#define {upper}_{p}_STEPS {i['steps']}")
+        else:
+            described.append(f" *   {i['param']} ('{i['name']}'): {i['steps']} x {i['features']} "
+                             f"float32, time step t at + t * {i['features']}; quantized:\n"
+                             f" *     {i['param']}_q = round(x / {upper}_{p}_SCALE[k]), "
+                             "saturated to int16")
+            defines += [f"#define {upper}_{p}_STEPS {i['steps']}",
+                        f"#define {upper}_{p}_FEATURES {i['features']}",
+                        f"#define {upper}_{p}_SCALE "
+                        f"{{{', '.join(_float(v) for v in i['scale'])}}}"]
+    ids = ("\n * A token id outside its vocabulary is refused before any is read: predict\n"
+           " * then returns -1 and writes nothing to y; 0 otherwise." if ip.ids else "")
     return f"""/* {name}.int8.h: generated by edge-echo from {name}.keras. Plain C99, integer arithmetic.
  *
- * {takes}
- * Inside, int8 weights, int16 activations and state, int32 sums: no float arithmetic
- * between the edges, the same bits on every core.
-{quantized}
- * Define EE_NO_FLOAT when compiling {name}.int8.c to leave the float edge out.
+ * {n}_predict takes one pointer per input, in the model's order:
+{chr(10).join(described)}
+ * and writes y: {shape}; y = y_q[... + j] * {upper}_Y_SCALE[j] for
+ * {n}_predict_q, which takes the quantized inputs (token ids as they are).{ids}
+ * Inside, int8 weights, int16 activations and state, int32 sums: no float arithmetic between
+ * the edges, the same bits on every core. Define EE_NO_FLOAT when compiling {name}.int8.c to
+ * leave the float edge out.
  * No step function: {ip.source.why_no_step}, so a sequence is computed whole. Each layer's
- * output is an int16 buffer on {n}_predict's stack ({upper}_STACK_INT16 values in all); the
+ * output is an int16 buffer on {n}_predict_q's stack ({upper}_STACK_INT16 values in all); the
  * weights are static const (flash). No heap, no mutable globals, no state between calls.
  */
 #ifndef {upper}_H
@@ -400,11 +480,10 @@ extern "C" {{
 #endif
 
 #define {upper}_Y_SIZE {ip.y_size}
-#define {upper}_X_STEPS {inp['steps']}
-#define {upper}_X_FEATURES {inp['features']}
 #define {upper}_STACK_INT16 {ip.stack_values}
-/* real = integer x scale: the input's per feature, the output's per output */
-{x_scale}#define {upper}_Y_SCALE {{{', '.join(_float(v) for v in ip.y_scale)}}}
+{chr(10).join(defines)}
+/* real = integer x scale: the output's, per output */
+#define {upper}_Y_SCALE {{{', '.join(_float(v) for v in ip.y_scale)}}}
 
 {sig_q};
 #ifndef EE_NO_FLOAT
@@ -423,7 +502,7 @@ def seq_int8_source(name: str, ip: SeqIPlan) -> str:
     from .int8emit import parts
 
     n = c_name(name) + "_int8"
-    inp, out = ip.input, ip.output
+    out = ip.output
     arrays = []
     for node in ip.nodes:
         for cell_k, c, _ in node.cells:
@@ -447,47 +526,51 @@ def seq_int8_source(name: str, ip: SeqIPlan) -> str:
     buffers = [f"    int16_t {node.buf}[{node.rows * node.stride}];" for node in kept]
     buffers += [f"    unsigned char {node.mask}[{node.steps}];" for node in kept
                 if node.kind == "embedding" and node.mask]
+    for node in ip.kept:  # the last state a later layer starts from
+        c = node.cells[0][1]
+        buffers.append(f"    int16_t k{node.k}_h[{c.units}];")
+        if c.kind == "lstm":
+            buffers.append(f"    int16_t k{node.k}_c[{c.units}];")
     clears = [f"    memset({node.buf}, 0, sizeof {node.buf});" for node in kept]
-    first = ip.nodes[0]
-    if ip.ids:  # ids are checked against the table before any is read
-        feed = (f"    for (t = 0; t < {inp['steps']}; t++) if (x[t] < 0 || x[t] >= "
-                f"{inp['vocabulary']}) return -1;")
-    else:
-        feed = (f"    for (t = 0; t < {inp['steps']}; t++) memcpy({first.buf} + t * "
-                f"{first.stride}, x + t * {inp['features']}, {inp['features']} * sizeof(int16_t));")
+    feed = []
+    for i, node in zip(ip.inputs, [nd for nd in ip.nodes if nd.kind in ("input", "ids")],
+                       strict=True):
+        if i["dtype"] == "int32":  # ids are checked against the table before any is read
+            feed.append(f"    for (t = 0; t < {i['steps']}; t++) if ({i['param']}[t] < 0 || "
+                        f"{i['param']}[t] >= {i['vocabulary']}) return -1;")
+        else:
+            feed.append(f"    for (t = 0; t < {i['steps']}; t++) memcpy({node.buf} + t * "
+                        f"{node.stride}, {i['param']} + t * {i['features']}, {i['features']} * "
+                        "sizeof(int16_t));")
     give = (f"    for (t = 0; t < {out.rows}; t++) memcpy(y + t * {out.width}, {out.buf} + t * "
             f"{out.stride}, {out.width} * sizeof(int16_t));")
     helpers, small = _helpers("\n".join(code), ip.cells)
-    size_x = inp["steps"] * inp["features"]
     sig_q, sig = _signatures(n, ip)
-    y_scale = f"static const float Y_SCALE[{out.width}] = {{{', '.join(_float(v) for v in ip.y_scale)}}};"
-    if ip.ids:
-        ret = "\n    return 0;"
-        edge = f"""{y_scale}
-
-{sig}
-{{
-    int16_t yq[{ip.y_size}];
-    int t;
-    if ({n}_predict_q(x, yq) != 0) return -1;
-    for (t = 0; t < {ip.y_size}; t++) y[t] = (float)yq[t] * Y_SCALE[t % {out.width}];
-    return 0;
-}}"""
-    else:
-        ret = ""
-        x_inv = ", ".join(_float(1.0 / v) for v in ip.x_scale)
-        edge = f"""{parts()["ee_quantize"]}
-static const float X_INV[{inp['features']}] = {{{x_inv}}};
-{y_scale}
-
-{sig}
-{{
-    int16_t xq[{size_x}], yq[{ip.y_size}];
-    int t;
-    for (t = 0; t < {size_x}; t++) xq[t] = ee_quantize(x[t], X_INV[t % {inp['features']}]);
-    {n}_predict_q(xq, yq);
-    for (t = 0; t < {ip.y_size}; t++) y[t] = (float)yq[t] * Y_SCALE[t % {out.width}];
-}}"""
+    scales = ", ".join(_float(v) for v in ip.y_scale)
+    ret = "\n    return 0;" if ip.ids else ""
+    # The float edge: each float input quantized into a buffer of its own, then predict_q.
+    edge = [f"static const float Y_SCALE[{out.width}] = {{{scales}}};"]
+    local, args = [f"int16_t yq[{ip.y_size}];", "int t;"], []
+    quantize = []
+    for i in ip.inputs:
+        if i["dtype"] == "int32":
+            args.append(i["param"])
+            continue
+        p = i["param"]
+        size = i["steps"] * i["features"]
+        edge.insert(0, f"static const float X_INV_{p.upper()}[{i['features']}] = "
+                       f"{{{', '.join(_float(1.0 / v) for v in i['scale'])}}};")
+        local.insert(0, f"int16_t {p}_q[{size}];")
+        quantize.append(f"    for (t = 0; t < {size}; t++) {p}_q[t] = ee_quantize({p}[t], "
+                        f"X_INV_{p.upper()}[t % {i['features']}]);")
+        args.append(f"{p}_q")
+    call = f"{n}_predict_q({', '.join(args)}, yq)"
+    call = f"    if ({call} != 0) return -1;" if ip.ids else f"    {call};"
+    edge_code = "\n".join([
+        *([parts()["ee_quantize"]] if quantize else []), *edge, "", sig, "{",
+        *(f"    {line}" for line in local), *quantize, call,
+        f"    for (t = 0; t < {ip.y_size}; t++) y[t] = (float)yq[t] * Y_SCALE[t % {out.width}];",
+        *(["    return 0;"] if ip.ids else []), "}"])
     return f"""/* {name}.int8.c: generated by edge-echo from {name}.keras; the API and contract are in
  * {name}.int8.h. {ip.source.params} parameters as int8 (per output row scales), int16
  * activations, int32 sums, integer requantization. C99; nothing of libc beyond memset, memcpy.
@@ -501,12 +584,12 @@ EE_HOT {sig_q}
 {chr(10).join(buffers)}
     int t;
 {chr(10).join(clears)}
-{feed}
+{chr(10).join(feed)}
 {chr(10).join(code)}
 {give}{ret}
 }}
 
 #ifndef EE_NO_FLOAT
-{edge}
+{edge_code}
 #endif
 """

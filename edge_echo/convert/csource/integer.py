@@ -235,15 +235,17 @@ def _table(name: str, scale: float) -> tuple[np.ndarray, float]:
 
 
 def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: bool = False,
-             mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+             mask: np.ndarray | None = None, init: dict | None = None,
+             final: dict | None = None) -> tuple[np.ndarray, dict]:
     """The float layer over seq (n, steps, inputs), reading it backwards if asked and keeping
-    its state over the steps mask (n, steps) marks 0: its h at each step, in the order read
-    (n, steps, units), and the ranges its integer scales follow."""
+    its state over the steps mask (n, steps) marks 0, from the state init ({"h", "c"}) or
+    zeros: its h at each step, in the order read (n, steps, units), and the ranges its integer
+    scales follow; its last state into final, where given."""
     kernel, recurrent, bias = weights
     n, steps, _ = seq.shape
     u = c.units
-    h = np.zeros((n, u))
-    cs = np.zeros((n, u))
+    h = np.zeros((n, u)) if init is None else init["h"]
+    cs = np.zeros((n, u)) if init is None or "c" not in init else init["c"]
     outs = []
     cmax = hmax = zmax = 0.0
     for t in (range(steps - 1, -1, -1) if backwards else range(steps)):
@@ -278,6 +280,8 @@ def run_cell(c: Cell, weights: list[np.ndarray], seq: np.ndarray, backwards: boo
         outs.append(h)
     ranges = ({"c": cmax} if c.kind == "lstm" else {"h": hmax, "pre": zmax}
               if c.kind == "rnn" else {})
+    if final is not None:
+        final.update({"h": h, "c": cs})
     return np.stack(outs, axis=1), ranges
 
 
