@@ -9,9 +9,10 @@ on every emulated Cortex-M core, for each file's worst error against Keras and (
 outputs) its top-1 agreement.
 
 Models: the three echo models of exported/ (their .keras), the weather-shaped LSTM(32) over
-120 x 7 (bench_cortexm.weather_model), and chargen at its published size (Keras's
+120 x 7 (bench_cortexm.weather_model), chargen at its published size (Keras's
 lstm_character_level_text_generation: 40 x 57 > LSTM(128) > Dense(57, softmax); random weights,
-seeded).
+seeded), and bench_examples.py's addition, seq2seq and imdb (whole-sequence models: RepeatVector,
+two inputs with initial_state, Embedding with its mask and Bidirectional).
 
 Targets (issue 34): weather <= 1,000,000 instructions on Cortex-M4F and <= 17,500,000 on M0; echo
 many-to-many <= 40,000 on M0; flash <= params + 3 KiB; RAM (stack + state) <= the float C's;
@@ -98,7 +99,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("export", nargs="?", default=str(ROOT / "exported"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "int8.json"))
-    ap.add_argument("--models", default="many-to-many,many-to-one,one-to-one,weather,chargen")
+    ap.add_argument("--models", default="many-to-many,many-to-one,one-to-one,weather,chargen,"
+                                        "addition,seq2seq,imdb")
     args = ap.parse_args()
     from bench_cortexm import weather_model
 
@@ -112,6 +114,11 @@ def main() -> None:
             elif name == "chargen":
                 source = scratch / "chargen.keras"
                 chargen_model(source)
+            elif name in ("addition", "seq2seq", "imdb"):  # bench_examples.py's builders
+                from bench_examples import build
+
+                source = scratch / f"{name}.keras"
+                build(name).save(source)
             else:
                 source = Path(args.export) / f"{name}.keras"
             print(f"{name}: converting and measuring", file=sys.stderr)
