@@ -150,23 +150,51 @@ EE_INLINE const uint32_t *ee_dot2(int32_t *sum, const uint32_t *w, const int16_t
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x groups int16
- * values. The rows go in pairs, two pairs at a time (then a last pair), group by group: for each
- * pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd row count has a
- * zero row after the last, computed and not stored. */
+/* A block's sums over v: one segment of groups, or (groups2 > 0) two, the second's weights
+ * stored at a finer scale than the first's (an input's contributions far smaller than the
+ * other's), each sum shifted right by its k before they are added (integer.py's _op). */
+EE_INLINE const uint32_t *ee_sums4(int32_t *sum, const uint32_t *w, const int16_t *v, int groups,
+                                   int groups2, int k1, int k2)
+{
+    w = ee_dot4(sum, w, v, groups);
+    if (groups2) {
+        int32_t more[4], i;
+        w = ee_dot4(more, w, v + 4 * groups, groups2);
+        for (i = 0; i < 4; i++) sum[i] = (sum[i] >> k1) + (more[i] >> k2);
+    }
+    return w;
+}
+
+EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_t *v, int groups,
+                                   int groups2, int k1, int k2)
+{
+    w = ee_dot2(sum, w, v, groups);
+    if (groups2) {
+        int32_t more[2];
+        w = ee_dot2(more, w, v + 4 * groups, groups2);
+        sum[0] = (sum[0] >> k1) + (more[0] >> k2);
+        sum[1] = (sum[1] >> k1) + (more[1] >> k2);
+    }
+    return w;
+}
+
+/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+ * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
+ * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
+ * row count has a zero row after the last, computed and not stored. */
 EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int32_t *b, const int16_t *m, int s,
-                     const int16_t *v, int groups, int rows)
+                     const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
-        w = ee_dot4(sum, w, v, groups);
+        w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
         z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
         z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
         z[2] = (int16_t)ee_sat16(EE_RQ(b[2] + sum[2], m[2], s));
         z[3] = (int16_t)ee_sat16(EE_RQ(b[3] + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
-        w = ee_dot2(sum, w, v, groups);
+        w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
         z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
         if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
     }
@@ -216,16 +244,16 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
 
 /* One step of an LSTM layer (Keras's sigmoid gates and tanh): its rows stored unit by unit (the
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
- * straight into its gates. c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
+ * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
  * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
 EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t *b,
                        const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
-                       int32_t cm, int cr)
+                       int32_t cm, int cr, int groups2, int k1, int k2)
 {
     int j;
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
-        w = ee_dot4(sum, w, v, groups);
+        w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
         ig = ee_sigmoid(ee_sat16(EE_RQ(b[0] + sum[0], m[0], s)));
         fg = ee_sigmoid(ee_sat16(EE_RQ(b[1] + sum[1], m[1], s)));
         gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(b[2] + sum[2], m[2], s)));
@@ -272,14 +300,14 @@ EE_HOT static void many_to_one_int8_cells(many_to_one_int8_state *s)
 {
     { /* layer 0: LSTM(5), 'lstm' */
         int16_t hn[5];
-        ee_lstm(hn, s->c0, L0_W, L0_B, L0_M, 25, s->v + 0, 3, 5, 17, 1, 1);
-        memcpy(s->v + 4, hn, sizeof hn);
+        ee_lstm(hn, s->c0, L0_W, L0_B, L0_M, 25, s->v + 0, 3, 5, 17, 1, 1, 0, 0, 0);
+        memcpy(s->v + 0 + 4, hn, sizeof hn);
     }
 }
 
 EE_HOT static void many_to_one_int8_head(const many_to_one_int8_state *s, int16_t *y)
 {
-    ee_mv(y, D0_W, D0_B, D0_M, 20, s->v + 4, 2, 5);
+    ee_mv(y, D0_W, D0_B, D0_M, 20, s->v + 4, 2, 5, 0, 0, 0);
 }
 
 void many_to_one_int8_reset(many_to_one_int8_state *s)
