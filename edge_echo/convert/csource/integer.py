@@ -124,10 +124,6 @@ class IPlan:
     def state_bytes(self) -> int:
         return 2 * (self.state_size + sum(c.units for c in self.cells if c.kind == "lstm"))
 
-    @property
-    def flash_params(self) -> int:
-        return self.source.params
-
 
 def cell_weights(c: Cell) -> list[np.ndarray]:
     """[kernel, recurrent, bias] in float64, a zero bias where the layer has none."""
