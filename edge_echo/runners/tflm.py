@@ -177,8 +177,10 @@ def device_margin(path: Path) -> dict:
     operator of the file's main graph: what arena_bytes adds to the host's measurement."""
     from ai_edge_litert import schema_py_generated as schema
 
+    from ..artifacts import _tflite_names
+
     model = schema.Model.GetRootAs(path.read_bytes(), 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    names = _tflite_names(schema.BuiltinOperator)
     sub = model.Subgraphs(0)
     per_op = []
     for o in range(sub.OperatorsLength()):

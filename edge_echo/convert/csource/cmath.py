@@ -41,14 +41,15 @@ VECTOR_ACTIVATIONS = ("softmax", "log_softmax")
 TEMPLATE = Path(__file__).with_name("templates") / "float.c"
 
 
-def _parts() -> dict[str, tuple[tuple[str, ...], str]]:
-    """templates/float.c's parts: name -> (the parts it calls, its C)."""
+def template_parts(path: Path) -> dict[str, tuple[tuple[str, ...], str]]:
+    """A C template's parts (templates/float.c, templates/int8.c): name -> (the parts it
+    calls, after "needs", and its C), each between its "@part NAME" and "@end" lines."""
     found = re.findall(r"/\* @part (\w+)(?: needs ([\w ]+))? \*/\n(.*?)/\* @end \*/\n",
-                       TEMPLATE.read_text(), re.S)
+                       path.read_text(), re.S)
     return {name: (tuple(needs.split()), body) for name, needs, body in found}
 
 
-_PARTS = _parts()
+_PARTS = template_parts(TEMPLATE)
 # The includes and EE_INLINE every file starts with.
 PRELUDE = _PARTS.pop("prelude")[1]
 # z[r] += (row r of W) . v: the only loop over weights. The rows are stored in blocks of 8,

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from .integer import BOUNDED, ICell, IPlan, Op, _pad4, parts
+from .integer import BOUNDED, ICell, IDense, IPlan, Op, _pad4, parts
 from .plan import c_name
 
 
@@ -104,6 +104,21 @@ def _cell_code(k: int, c: ICell, v: str | None = None, cstate: str | None = None
     return lines
 
 
+def dense_activation(d: IDense, table: str, v: str, indent: str) -> list[str]:
+    """A Dense layer's element-wise activation over v[0..units), in place (table: the array of
+    a TABLED activation's samples); nothing for linear and softmax."""
+    if d.activation in BOUNDED:
+        fn = "ee_sigmoid(" if d.activation == "sigmoid" else "ee_lut(EE_TANH, "
+        step = f"{v}[j] = (int16_t){fn}{v}[j]);"
+    elif d.activation == "relu":
+        step = f"if ({v}[j] < 0) {v}[j] = 0;"
+    elif d.table is not None:
+        step = f"{v}[j] = (int16_t)ee_lut({table}, {v}[j]);"
+    else:
+        return []
+    return [f"{indent}for (j = 0; j < {d.units}; j++) {step}"]
+
+
 def _head_code(ip: IPlan) -> list[str]:
     last_cell = ip.cells[-1]
     src = f"s->v + {last_cell.off + last_cell.nxp}"
@@ -119,15 +134,8 @@ def _head_code(ip: IPlan) -> list[str]:
             if size > d.units:
                 lines.append(f"    memset({dst} + {d.units}, 0, {size - d.units} * sizeof(int16_t));")
         lines.append(_mv(dst, f"D{k}", d.op, src))
-        if d.activation in BOUNDED:
-            fn = "ee_sigmoid(" if d.activation == "sigmoid" else "ee_lut(EE_TANH, "
-            lines.append(f"    for (j = 0; j < {d.units}; j++) {dst}[j] = (int16_t){fn}{dst}[j]);")
-        elif d.activation == "relu":
-            lines.append(f"    for (j = 0; j < {d.units}; j++) if ({dst}[j] < 0) {dst}[j] = 0;")
-        elif d.table is not None:
-            lines.append(f"    for (j = 0; j < {d.units}; j++) "
-                         f"{dst}[j] = (int16_t)ee_lut(A_D{k}, {dst}[j]);")
-        elif d.activation == "softmax":
+        lines += dense_activation(d, f"A_D{k}", dst, "    ")
+        if d.activation == "softmax":
             m, sh = d.softmax
             lines.append(f"    ee_softmax({dst}, y, {d.units}, {m}, {sh});")
         src = dst

@@ -20,16 +20,17 @@ from .int8emit import (
     _ints,
     _mv,
     _op_arrays,
+    dense_activation,
 )
 from .integer import (
-    BOUNDED,
     INPUT_MARGIN,
     Q15,
-    TABLED,
     ICell,
     IDense,
     _pad4,
+    calibration,
     cell_weights,
+    check_cell,
     dense_range,
     make_icell,
     make_idense,
@@ -86,12 +87,6 @@ class SeqIPlan:
         return any(i["dtype"] == "int32" for i in self.inputs)
 
     @property
-    def x_scale(self) -> np.ndarray:
-        """The float inputs' scales per feature, in order."""
-        return np.concatenate([i["scale"] for i in self.inputs if i["dtype"] == "float32"]
-                              or [np.zeros(0)])
-
-    @property
     def y_scale(self) -> np.ndarray:
         return self.output.scale
 
@@ -126,10 +121,10 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
     for spec in sp.inputs:
         item = {k: spec[k] for k in ("name", "param", "dtype", "shape", "steps", "features")}
         if spec["dtype"] == "int32":
-            feeds[spec["param"]] = _id_calibration(subject, spec["name"])
+            feeds[spec["param"]] = calibration(subject, spec["name"])
             item["vocabulary"] = spec.get("vocabulary")
         else:
-            x = _calibration(subject, spec["name"])
+            x = calibration(subject, spec["name"])
             xmax = np.abs(x).max(axis=(0, 1))
             item["scale"] = np.where(xmax > 0, xmax * INPUT_MARGIN, 1.0) / 32767.0
             feeds[spec["param"]] = x
@@ -194,35 +189,6 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
     return SeqIPlan(sp, nodes, by_k[sp.output.k], ranges, inputs)
 
 
-def _calibration(subject: Subject, name: str) -> np.ndarray:
-    """One float input's calibration and reference sequences, as (n, steps, features)."""
-    spec = next(i for i in subject.interface.inputs if i.name == name)
-    steps, features = spec.shape
-    arrays = [subject.calibration[name] if isinstance(subject.calibration, dict)
-              else subject.calibration]
-    ref = subject.reference_x
-    if isinstance(ref, dict) and name in ref:
-        arrays.append(ref[name])
-    elif isinstance(ref, np.ndarray) and len(subject.interface.inputs) == 1:
-        arrays.append(ref)
-    x = np.concatenate([np.asarray(a, np.float64).reshape(-1, steps, features) for a in arrays])
-    if not np.all(np.isfinite(x)):
-        raise Unavailable("the calibration sequences hold inf or NaN")
-    return x
-
-
-def _id_calibration(subject: Subject, name: str) -> np.ndarray:
-    """The token-id sequences the ranges are taken over: the calibration set's and the
-    reference inputs', as int64 (n, steps)."""
-    arrays = [subject.calibration[name] if isinstance(subject.calibration, dict)
-              else subject.calibration]
-    ref = subject.reference_x
-    if isinstance(ref, dict) and name in ref:
-        arrays.append(ref[name])
-    steps = subject.interface.inputs[0].shape[0]
-    return np.concatenate([np.asarray(a).reshape(-1, steps) for a in arrays]).astype(np.int64)
-
-
 def _embedding(table: np.ndarray) -> tuple[float, tuple]:
     """An Embedding's table as int8 rows, each with a multiplier that turns it into the layer's
     one output scale (its largest |value| over 32767): out = (q x m + 2^(s-1)) >> s."""
@@ -259,10 +225,7 @@ def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict, mask: np.ndarray | No
     merge = layer.merge_mode if bi else None
     halves, outs = [], []
     for half, (cell_k, cell) in enumerate(s.cells):
-        if cell.kind in ("lstm", "gru") and (cell.recurrent_activation, cell.activation) != \
-                ("sigmoid", "tanh"):
-            raise _refuse(f"layer '{name}': {cell.kind.upper()} with sigmoid gates and tanh "
-                          f"only, not {cell.recurrent_activation} and {cell.activation}")
+        check_cell(cell)
         backwards = half == 1 if bi else bool(layer.go_backwards)
         weights = cell_weights(cell)
         final: dict = {}
@@ -378,14 +341,7 @@ def _dense_code(n: QNode, src: QNode) -> list[str]:
     else:
         lines.append(_mv("out", f"D{k}", d.op, f"{src.buf} + t * {src.stride}")
                      .replace("    ", "        ", 1))
-        if d.activation in BOUNDED:
-            fn = "ee_sigmoid(" if d.activation == "sigmoid" else "ee_lut(EE_TANH, "
-            lines.append(f"        for (j = 0; j < {d.units}; j++) out[j] = (int16_t){fn}out[j]);")
-        elif d.activation == "relu":
-            lines.append(f"        for (j = 0; j < {d.units}; j++) if (out[j] < 0) out[j] = 0;")
-        elif d.activation in TABLED:
-            lines.append(f"        for (j = 0; j < {d.units}; j++) "
-                         f"out[j] = (int16_t)ee_lut(A_D{k}, out[j]);")
+        lines += dense_activation(d, f"A_D{k}", "out", "        ")
     lines += ["        (void)j;", "    }"]
     return lines
 

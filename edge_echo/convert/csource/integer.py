@@ -1,4 +1,5 @@
-"""Integer C (NAME.int8.c / NAME.int8.h): the step models of plan.py in exact integer arithmetic.
+"""Integer C (NAME.int8.c / NAME.int8.h): the step models of plan.py in exact integer arithmetic
+(the whole-sequence ones are int8seq.py's, from the same layers here).
 
 int8 weights, each output row with its own scale; int16 activations and state; int32 sums;
 requantization by an integer multiplier and shift (EE_RQ); sigmoid, tanh and softmax's e^-d
@@ -25,7 +26,6 @@ The emitter is int8emit.py; the C helpers it copies are templates/int8.c, a C fi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ...forms import Subject, Unavailable
-from .cmath import ACTIVATIONS
+from .cmath import ACTIVATIONS, template_parts
 from .plan import Cell, Dense, Norm, Plan, plan
 
 TEMPLATE = Path(__file__).with_name("templates") / "int8.c"
@@ -52,9 +52,7 @@ SCHEME = ("int8 weights (per output row scale), int16 activations and state, int
 @cache
 def parts() -> dict[str, str]:
     """templates/int8.c's parts by name."""
-    text = TEMPLATE.read_text()
-    found = re.findall(r"/\* @part (\w+) \*/\n(.*?)/\* @end \*/\n", text, re.S)
-    return {name: body for name, body in found}
+    return {name: body for name, (_, body) in template_parts(TEMPLATE).items()}
 
 
 def _pad4(n: int) -> int:
@@ -64,7 +62,6 @@ def _pad4(n: int) -> int:
 @dataclass
 class Op:
     """One matrix-vector product in the file: rows over a padded int16 vector."""
-    label: str
     words: np.ndarray      # uint32, blocked as ee_mv reads them
     bias: np.ndarray       # int32 per row (with half a step for rounding)
     mult: np.ndarray       # int16 per row, below 2^15
@@ -81,7 +78,6 @@ class ICell:
     kind: str
     name: str
     units: int
-    inputs: int
     activation: str
     off: int               # where its input segment starts in the state's v (its h at off + nxp)
     nxp: int
@@ -96,7 +92,6 @@ class ICell:
 @dataclass
 class IDense:
     name: str
-    inputs: int
     units: int
     activation: str
     op: Op | None = None
@@ -190,11 +185,16 @@ def _affine(n: Norm) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def check_cell(c: Cell) -> None:
+    """An LSTM or GRU's integer form is Keras's default: sigmoid gates and tanh."""
+    if c.kind in ("lstm", "gru") and (c.recurrent_activation, c.activation) != ("sigmoid", "tanh"):
+        raise Unavailable(f"layer '{c.name}': integer C takes {c.kind.upper()} with sigmoid "
+                          f"gates and tanh, not {c.recurrent_activation} and {c.activation}")
+
+
 def _check_activations(p: Plan) -> None:
     for c in p.cells:
-        if c.kind in ("lstm", "gru") and (c.recurrent_activation, c.activation) != ("sigmoid", "tanh"):
-            raise Unavailable(f"layer '{c.name}': integer C takes {c.kind.upper()} with sigmoid "
-                                  f"gates and tanh, not {c.recurrent_activation} and {c.activation}")
+        check_cell(c)
     for k, d in enumerate(p.head):
         last = k == len(p.head) - 1 or all(isinstance(n, Norm) for n in p.head[k + 1:])
         if isinstance(d, Dense) and (d.activation == "log_softmax"
@@ -345,7 +345,7 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
         raise Unavailable(f"{label}: a row's integer sum could pass 2^31 "
                           f"({sum(q.shape[0] for q in qs)} inputs); no integer form here")
     groups = [q.shape[0] // 4 for q in qs]
-    return Op(label, _blocked(qs), b.astype(np.int64), mult, shift, groups[0], rows,
+    return Op(_blocked(qs), b.astype(np.int64), mult, shift, groups[0], rows,
               groups[1] if len(qs) > 1 else 0, tuple(shifts) + (0,) * (2 - len(shifts)))
 
 
@@ -382,7 +382,7 @@ def make_icell(c: Cell, weights: list[np.ndarray], in_scale: np.ndarray, width: 
     kernel, recurrent, bias = weights
     u = c.units
     nx, nh = _pad4(width), _pad4(u)
-    ic = ICell(c.kind, c.name, u, width, c.activation, off, nx, nh)
+    ic = ICell(c.kind, c.name, u, c.activation, off, nx, nh)
     if c.kind == "rnn" and c.activation in SCALED:
         ic.h_scale = max(r["h"], 1e-6) * MARGIN / 32767.0
     elif c.kind == "rnn" and c.activation in TABLED:
@@ -424,7 +424,7 @@ def make_idense(d: Dense, pre, last: bool, in_scale: np.ndarray, width: int) -> 
     """A Dense layer as integers over width values at in_scale: its output scale per unit (its
     own for the model's output, one for the layer otherwise) from its pre-activation's range."""
     pre = np.asarray(pre, np.float64)
-    idn = IDense(d.name, d.inputs, d.units, d.activation)
+    idn = IDense(d.name, d.units, d.activation)
     if d.activation in BOUNDED:
         out, idn.out_scale = Q12, np.full(d.units, Q15)
     elif d.activation in TABLED:  # one scale for the layer, in and out: one table
@@ -447,7 +447,8 @@ def make_idense(d: Dense, pre, last: bool, in_scale: np.ndarray, width: int) -> 
 
 
 def int8_plan(subject: Subject):
-    """The model as integer cells and a head with their scales, or why not, in one line."""
+    """The model as integer cells and a head with their scales (IPlan), or as whole-sequence
+    layers (int8seq.SeqIPlan) where the C computes it whole, or why not, in one line."""
     if "c_int8" in subject.cache:
         return subject.cache["c_int8"]
     try:
@@ -461,7 +462,7 @@ def int8_plan(subject: Subject):
         return whole
     _check_activations(p)
     cells, head = _folded(p)
-    x = _calibration(subject)
+    x = calibration(subject, subject.interface.input_name)
     ranges = _forward(cells, head, x)
     xmax = np.abs(x).max(axis=(0, 1))
     x_scale = np.where(xmax > 0, xmax * INPUT_MARGIN, 1.0) / 32767.0
@@ -493,14 +494,20 @@ def int8_plan(subject: Subject):
     return ip
 
 
-def _calibration(subject: Subject) -> np.ndarray:
-    """The sequences the ranges are taken over: the int8 calibration set and the reference
-    inputs, as (n, steps, features)."""
-    steps, features = subject.interface.input_shape
-    arrays = [np.asarray(subject.calibration, np.float64).reshape(-1, steps, features)]
-    if isinstance(subject.reference_x, np.ndarray) and subject.reference_x.size % (steps * features) == 0:
-        arrays.append(np.asarray(subject.reference_x, np.float64).reshape(-1, steps, features))
-    x = np.concatenate(arrays)
+def calibration(subject: Subject, name: str) -> np.ndarray:
+    """One input's sequences the ranges are taken over: the int8 calibration set's and the
+    reference inputs', as float64 (n, steps, features), or int64 token ids (n, steps)."""
+    spec = next(i for i in subject.interface.inputs if i.name == name)
+    cal, ref = subject.calibration, subject.reference_x
+    arrays = [cal[name] if isinstance(cal, dict) else cal]
+    if isinstance(ref, dict) and name in ref:
+        arrays.append(ref[name])
+    elif isinstance(ref, np.ndarray) and len(subject.interface.inputs) == 1:
+        arrays.append(ref)
+    if spec.integer:
+        return np.concatenate([np.asarray(a).reshape(-1, spec.shape[0]) for a in arrays]
+                              ).astype(np.int64)
+    x = np.concatenate([np.asarray(a, np.float64).reshape(-1, *spec.shape) for a in arrays])
     if not np.all(np.isfinite(x)):
         raise Unavailable("the calibration sequences hold inf or NaN")
     return x
