@@ -414,3 +414,31 @@ def test_a_whole_sequence_model_has_the_same_bits_everywhere_and_no_float(tmp_pa
                     *STRICT, "-Os", "-DEE_NO_FLOAT", "-c", str(source), "-o", str(obj)], check=True)
     out = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True)
     assert set(out.stdout.split()) - {"U"} <= {"memcpy", "memset"}
+
+
+@pytest.mark.skipif(targets.unavailable("cortex-m0") is not None,
+                    reason=targets.unavailable("cortex-m0") or "")
+def test_the_report_names_the_integer_c_for_a_core_without_an_fpu(int8_export, tmp_path, cli):
+    """'Which file where' picks the passing C file with the fewest Cortex-M0 instructions: the
+    integer C, and the float C once the integer C fails."""
+    from test_report import _choices
+
+    directory = tmp_path / "exported"
+    shutil.copytree(int8_export, directory)
+    checked = verify(directory, keras=False, latency_runs=0, models=["many-to-many"],
+                     cores=("cortex-m0",)).to_dict()
+
+    def choice() -> dict:
+        (directory / "verify.json").write_text(json.dumps(checked))
+        result = cli("report", directory)
+        assert result.exit_code == 0, result.output
+        page = (directory / "report.html").read_text(encoding="utf-8")
+        return _choices(page)["many-to-many"]["core without an FPU"]
+
+    picked = choice()
+    assert picked["data-runtime"] == "c@cortex-m0:int8"
+    assert picked["data-file"] == "many-to-many.int8.c"
+    for r in checked["results"]:
+        if r["runtime"] == "c@cortex-m0:int8":
+            r["passed"] = False
+    assert choice()["data-runtime"] == "c@cortex-m0"
