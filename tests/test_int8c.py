@@ -200,11 +200,11 @@ int ee_use(const int16_t *v, int16_t *z, int16_t *c);
 int ee_use(const int16_t *v, int16_t *z, int16_t *c)
 {
     static const uint32_t w[8] = {0x01020304u, 0xfffefdfcu, 3u, 4u, 5u, 6u, 7u, 8u};
-    static const int32_t b[4] = {1, 2, 3, 4};
+    static const int16_t b[4] = {1, 2, 3, 4};
     static const int16_t m[4] = {1000, 2000, 3000, 4000};
-    ee_mv(z, w, b, m, 20, v, 2, 3, 0, 0, 0);
-    ee_mv(z, w, b, m, 20, v, 1, 3, 1, 0, 4);
-    ee_lstm(z + 4, c, w, b, m, 20, v, 2, 1, 15, 1, 3, 0, 0, 0);
+    ee_mv(z, w, b, 0, m, 20, v, 2, 3, 0, 0, 0);
+    ee_mv(z, w, b, 3, m, 20, v, 1, 3, 1, 0, 4);
+    ee_lstm(z + 4, c, w, b, 2, m, 20, v, 2, 1, 15, 1, 3, 0, 0, 0);
     ee_softmax(z, z + 8, 3, 1000, 16);
     return ee_sigmoid(z[0]) + ee_quantize(0.5f, 2.0f);
 }

@@ -63,7 +63,7 @@ def _pad4(n: int) -> int:
 class Op:
     """One matrix-vector product in the file: rows over a padded int16 vector."""
     words: np.ndarray      # uint32, blocked as ee_mv reads them
-    bias: np.ndarray       # int32 per row (with half a step for rounding)
+    bias: np.ndarray       # int16 per row: its bias (with half a step for rounding) / 2^bias_shift
     mult: np.ndarray       # int16 per row, below 2^15
     shift: int
     groups: int
@@ -71,6 +71,10 @@ class Op:
     # A second segment with its own finer weights (_op): its groups, and each segment's shift.
     groups2: int = 0
     shifts: tuple[int, int] = (0, 0)
+    # The biases' scale: a row's sum starts from bias x 2^bias_shift (int16 biases, not int32:
+    # two bytes a row of flash; at most half of 2^bias_shift from the exact bias, which is
+    # below an output step unless the bias is thousands of output steps).
+    bias_shift: int = 0
 
 
 @dataclass
@@ -339,14 +343,18 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
     mult = np.round(m * 2.0 ** shift).astype(np.int64)
     half = np.where(mult > 0, np.round(2.0 ** (shift - 1) / np.maximum(mult, 1)), 0)
     b = np.round(np.asarray(bias, np.float64) / sw) + half
+    bias_shift = 0
+    while np.abs(np.round(b / 2.0 ** bias_shift)).max(initial=0) > 32767:
+        bias_shift += 1
+    b = np.round(b / 2.0 ** bias_shift)
     sums = [np.abs(q).sum(axis=0) * 32768 for q in qs]
-    total = sum(s / 2 ** k for s, k in zip(sums, shifts, strict=True)) + np.abs(b)
+    total = sum(s / 2 ** k for s, k in zip(sums, shifts, strict=True)) + np.abs(b) * 2.0 ** bias_shift
     if max(float(s.max()) for s in sums) >= 2 ** 31 or total.max() >= 2 ** 31:
         raise Unavailable(f"{label}: a row's integer sum could pass 2^31 "
                           f"({sum(q.shape[0] for q in qs)} inputs); no integer form here")
     groups = [q.shape[0] // 4 for q in qs]
     return Op(_blocked(qs), b.astype(np.int64), mult, shift, groups[0], rows,
-              groups[1] if len(qs) > 1 else 0, tuple(shifts) + (0,) * (2 - len(shifts)))
+              groups[1] if len(qs) > 1 else 0, tuple(shifts) + (0,) * (2 - len(shifts)), bias_shift)
 
 
 def _blocked(qs: list[np.ndarray]) -> np.ndarray:

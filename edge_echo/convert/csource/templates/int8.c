@@ -54,6 +54,9 @@
 #define EE_RQ(a, m, s) ((s) >= 16 ? EE_MULW((int32_t)(a), (int32_t)(m)) >> ((s) >= 16 ? (s) - 16 : 0) \
                         : (int32_t)(((int64_t)(a) * (int32_t)(m)) >> (s)))
 
+/* A row's int16 bias in its sum's units: b 2^bs (integer.py's Op.bias_shift), a shift. */
+#define EE_BIAS(b, bs) ((int32_t)(b) * (int32_t)(1L << (bs)))
+
 EE_INLINE int32_t ee_sat16(int32_t v)
 {
 #if defined(__ARM_FEATURE_SAT) && !defined(EE_SCALAR)
@@ -184,25 +187,25 @@ EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+/* z[r] = sat16(EE_RQ(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
  * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
  * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
  * row count has a zero row after the last, computed and not stored. */
-EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int32_t *b, const int16_t *m, int s,
-                     const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
+EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const int16_t *m,
+                     int s, const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
-        z[2] = (int16_t)ee_sat16(EE_RQ(b[2] + sum[2], m[2], s));
-        z[3] = (int16_t)ee_sat16(EE_RQ(b[3] + sum[3], m[3], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        z[1] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[2] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[2], bs) + sum[2], m[2], s));
+        z[3] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
         w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s));
     }
 }
 /* @end */
@@ -260,7 +263,7 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
  * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
  * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
-EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t *b,
+EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
                        const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
 {
@@ -268,10 +271,10 @@ EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = ee_sigmoid(ee_sat16(EE_RQ(b[0] + sum[0], m[0], s)));
-        fg = ee_sigmoid(ee_sat16(EE_RQ(b[1] + sum[1], m[1], s)));
-        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(b[2] + sum[2], m[2], s)));
-        og = ee_sigmoid(ee_sat16(EE_RQ(b[3] + sum[3], m[3], s)));
+        ig = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s)));
+        fg = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s)));
+        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
+        og = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s)));
         cn = ee_sat16(((fg * c[j] + 16384) >> 15) + ((ig * gg + (1 << (cs - 1))) >> cs));
         c[j] = (int16_t)cn;
         hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 16384) >> 15);
