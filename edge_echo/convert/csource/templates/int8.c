@@ -244,9 +244,9 @@ static const int16_t EE_TANH[257] = {
  * (integer.py's _table) at its layer's scales. */
 EE_INLINE int32_t ee_lut(const int16_t *t, int32_t z)
 {
-    const uint32_t u = (uint32_t)(z + 32768);
-    const int32_t lo = t[u >> 8];
-    return lo + (((t[(u >> 8) + 1u] - lo) * (int32_t)(u & 255u)) >> 8);
+    const int16_t *tc = t + 128;   /* tc[z >> 8] is t[(z + 32768) >> 8], in fewer instructions */
+    const int32_t i = z >> 8, lo = tc[i];
+    return lo + (((tc[i + 1] - lo) * (z & 255)) >> 8);
 }
 /* @end */
 
@@ -261,8 +261,11 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
 /* @part ee_lstm */
 /* One step of an LSTM layer (Keras's sigmoid gates and tanh): its rows stored unit by unit (the
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
- * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
- * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
+ * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h
+ * (Q15, into hn: h is still read by the later units' sums) in place; cm, cr turn c into Q3.12
+ * as (c x cm) >> cr. A sigmoid gate's sum is requantized at half its argument (shift s + 1),
+ * straight into tanh's table, and kept as 1 + tanh(z / 2) = 2 sigmoid(z) in Q15 (0 ... 65535):
+ * no halving, and the products below shift by 16. */
 EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
                        const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
@@ -271,13 +274,14 @@ EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s)));
-        fg = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s)));
+        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
+        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
         gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
-        og = ee_sigmoid(ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s)));
-        cn = ee_sat16(((fg * c[j] + 16384) >> 15) + ((ig * gg + (1 << (cs - 1))) >> cs));
+        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
+        /* |fg c| + 2^15 and |ig gg| stay below 2^31; (ig gg / 2^cs + 1) / 2 rounds it */
+        cn = ee_sat16(((fg * c[j] + 32768) >> 16) + (((ig * gg >> cs) + 1) >> 1));
         c[j] = (int16_t)cn;
-        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 16384) >> 15);
+        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 32768) >> 16);
     }
 }
 /* @end */
