@@ -57,7 +57,7 @@ class QNode:
     dense: IDense | None = None
     mask: str | None = None          # the C array of the mask it carries (an Embedding's own)
     reads_mask: str | None = None    # recurrent layers: the mask whose steps they keep h over
-    table: tuple | None = None       # an Embedding's (int8 rows, int16 multiplier per row, shift)
+    table: np.ndarray | None = None  # an Embedding's int8 rows (its scale per column: scale)
     # A layer started from another's last state: (that layer, "h" or "c"), and how far right
     # c is shifted to this layer's c scale.
     initial: list = field(default_factory=list)
@@ -157,8 +157,8 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
                 masks[s.mask] = (values[src.k] != 0).astype(np.int64)
             scale, rows = _embedding(table)
             ranges[name] = {"max_abs": float(np.abs(table).max())}
-            q = QNode(s.k, kind, name, src.k, s.steps, dim, np.full(dim, scale), f"b{s.k}",
-                      mask=s.mask, table=rows)
+            q = QNode(s.k, kind, name, src.k, s.steps, dim, scale, f"b{s.k}", mask=s.mask,
+                      table=rows)
         else:
             src = by_k[s.node.inputs[0][0]]
             v = values[src.k]
@@ -190,17 +190,16 @@ def seq_int8_plan(subject: Subject) -> SeqIPlan:
     return SeqIPlan(sp, nodes, by_k[sp.output.k], ranges, inputs)
 
 
-def _embedding(table: np.ndarray) -> tuple[float, tuple]:
-    """An Embedding's table as int8 rows, each with a multiplier that turns it into the layer's
-    one output scale (its largest |value| over 32767): out = (q x m + 2^(s-1)) >> s."""
+def _embedding(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An Embedding's table as int8 with one scale per column (output feature: its largest
+    |value| over 127), and the scales. A lookup widens the token's row to int16 as it is; the
+    scales go into the next layer's weights (every consumer of an Embedding here has weights),
+    so the file holds the table and nothing per token: a vocabulary of 20,000 costs no 40 KB
+    of multipliers."""
     table = np.asarray(table, np.float64)
-    out = max(float(np.abs(table).max()), 1e-6) / 32767.0
-    amax = np.abs(table).max(axis=1)
-    sw = np.where(amax > 0, amax / 127.0, 1.0)
-    q = np.clip(np.round(table / sw[:, None]), -127, 127).astype(np.int64)
-    m = sw / out
-    shift = int(min(30, np.floor(np.log2(32767.0 / float(m.max())))))
-    return out, (q, np.round(m * 2.0 ** shift).astype(np.int64), shift)
+    amax = np.abs(table).max(axis=0)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    return scale, np.clip(np.round(table / scale), -127, 127).astype(np.int64)
 
 
 def _recurrent(s, src: QNode, v: np.ndarray, ranges: dict, mask: np.ndarray | None,
@@ -356,14 +355,11 @@ def _code(ip: SeqIPlan) -> list[str]:
             continue
         src = by_k[n.src]
         if n.kind == "embedding":
-            _, _, shift = n.table
-            lines += [f"    /* layer '{n.name}': Embedding({n.width}), int8 rows */",
+            lines += [f"    /* layer '{n.name}': Embedding({n.width}), int8 rows, a scale per column */",
                       f"    for (t = 0; t < {n.steps}; t++) {{",
                       f"        const int8_t *row = E{n.k} + (long){src.buf}[t] * {n.width};",
-                      f"        const int32_t m = EM{n.k}[{src.buf}[t]];",
                       "        int j;",
-                      f"        for (j = 0; j < {n.width}; j++) {n.buf}[t * {n.stride} + j] = "
-                      f"(int16_t)((row[j] * m + {1 << (shift - 1)}) >> {shift});",
+                      f"        for (j = 0; j < {n.width}; j++) {n.buf}[t * {n.stride} + j] = row[j];",
                       *([f"        {n.mask}[t] = (unsigned char)({src.buf}[t] != 0);"]
                         if n.mask else []),
                       "    }"]
@@ -469,10 +465,9 @@ def seq_int8_source(name: str, ip: SeqIPlan) -> str:
                 arrays.append(f"/* {c.activation}, layer '{c.name}' */\n"
                               + _ints("int16_t", f"A_L{cell_k}", c.table))
         if node.table is not None:
-            rows, mult, _ = node.table
-            arrays.append(f"/* layer '{node.name}': Embedding rows, int8 */\n"
-                          + _ints("int8_t", f"E{node.k}", rows, 16)
-                          + _ints("int16_t", f"EM{node.k}", mult))
+            arrays.append(f"/* layer '{node.name}': Embedding rows, int8 (a scale per column, in "
+                          "the next layer's weights) */\n"
+                          + _ints("int8_t", f"E{node.k}", node.table, 16))
         if node.dense is not None:
             arrays.append(_op_arrays(f"D{node.k}", node.dense.op))
             if node.dense.table is not None:
