@@ -20,7 +20,7 @@ def _ints(ctype: str, name: str, values, per_line: int = 12, fmt=str) -> str:
 def _op_arrays(prefix: str, op: Op) -> str:
     return (_ints("uint32_t", f"{prefix}_W", op.words, 6, lambda v: f"0x{v:08x}u")
             + _ints("int16_t", f"{prefix}_B", op.bias)
-            + _ints("int16_t", f"{prefix}_M", op.mult))
+            + _ints("uint8_t", f"{prefix}_M", op.mult, 16))
 
 
 def _split(op: Op) -> str:

@@ -2,10 +2,10 @@
 (the whole-sequence ones are int8seq.py's, from the same layers here).
 
 int8 weights, each output row with its own scale; int16 activations and state; int32 sums;
-requantization by an integer multiplier and shift (EE_RQ); sigmoid, tanh and softmax's e^-d
-from 257-sample tables interpolated. Float appears only at the edges (NAME_int8_step and
-NAME_int8_predict quantize x and scale y), which -DEE_NO_FLOAT compiles out, leaving the
-integer entry points NAME_int8_step_q and NAME_int8_predict_q.
+requantization by an integer multiplier and shift (EE_RQ); sigmoid and tanh from a 257-sample
+table interpolated, softmax's e^-d as 2^-d from a 33-sample one. Float appears only at the
+edges (NAME_int8_step and NAME_int8_predict quantize x and scale y), which -DEE_NO_FLOAT
+compiles out, leaving the integer entry points NAME_int8_step_q and NAME_int8_predict_q.
 
 How each tensor is scaled (real = integer x scale):
 - the input: per feature, max |x| over the calibration sequences x 1.25, over 32767;
@@ -16,7 +16,8 @@ How each tensor is scaled (real = integer x scale):
   cell update is shifts;
 - what a linear or relu layer gives (a SimpleRNN's h, a Dense output): 2 max |v| / 32767,
   per unit for the model's output;
-- a weight row: its largest |w x input scale| over 127, folded into the row's multiplier.
+- a weight row: its largest |w x input scale| over 127, rounded up to where the row's
+  multiplier (one byte, its scale over the output's x 2^shift) is exact.
 The ranges come from the float model run over the calibration sequences (plan.py's weights,
 BatchNormalization folded into the next layer's weights). The scales sit in the header; the
 ranges and the scheme in the manifest.
@@ -45,8 +46,9 @@ SCALED = ("linear", "relu")          # the same scale in and out
 # of its own over the pre-activation's calibrated int16 range, interpolated as sigmoid's is.
 TABLED = tuple(a for a in ACTIVATIONS if a not in (*BOUNDED, *SCALED))
 SCHEME = ("int8 weights (per output row scale), int16 activations and state, int32 sums; "
-          "requantization by integer multiplier and shift; sigmoid, tanh and softmax's exp from "
-          "257-entry Q15 tables, interpolated; no float arithmetic between the float edges")
+          "requantization by integer multiplier and shift; sigmoid and tanh from a 257-entry Q15 "
+          "table, softmax's exp as 2^-x from a 33-entry one, interpolated; no float arithmetic "
+          "between the float edges")
 
 
 @cache
@@ -64,7 +66,7 @@ class Op:
     """One matrix-vector product in the file: rows over a padded int16 vector."""
     words: np.ndarray      # uint32, blocked as ee_mv reads them
     bias: np.ndarray       # int16 per row: its bias (with half a step for rounding) / 2^bias_shift
-    mult: np.ndarray       # int16 per row, below 2^15
+    mult: np.ndarray       # one byte per row (1 ... 255): the row's scale over the output's x 2^shift
     shift: int
     groups: int
     rows: int
@@ -306,7 +308,7 @@ def _forward(cells, head, x: np.ndarray) -> dict:
 
 
 def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np.ndarray,
-        out_scale: np.ndarray) -> Op:
+        out_scale: np.ndarray, halved: np.ndarray | None = None) -> Op:
     """Rows over the concatenated segments, each (weights (n, rows), the input's scale per
     value, its padded length), quantized: int8 weights per row, the multiplier and shift that
     turn a row's sum into out_scale, the bias (plus half a step) in the sum's units.
@@ -315,7 +317,9 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
     contributions are far smaller than the other's (an input of range 1000 beside an h of
     range 1: its h weights would round to 0 or 1), that segment's weights are stored 2^k finer
     and its sum shifted right by k before the two are added: the sum loses one step at most,
-    not each weight its bits. k is per segment, the same for every row (ee_mv's k1, k2)."""
+    not each weight its bits. k is per segment, the same for every row (ee_mv's k1, k2).
+    halved: 1 for the rows the C requantizes at shift + 1 (an LSTM's sigmoid gates, ee_lstm),
+    whose half step is twice the others'."""
     rows = segments[0][0].shape[1]
     parts = []
     for weights, scales, padded in segments:
@@ -323,7 +327,20 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
         part[:weights.shape[0]] = weights * np.asarray(scales, np.float64).reshape(-1, 1)
         parts.append(part)
     amax = np.max([np.abs(part).max(axis=0) for part in parts], axis=0)
-    sw = np.where(amax > 0, amax / 127.0, 1.0)
+    out = np.broadcast_to(np.asarray(out_scale, np.float64), (rows,))
+    # Each row's multiplier is one byte, exact: the row's scale is rounded up to mult x out /
+    # 2^shift (mult below 2^8) and its weights quantized at that scale, so the requantization
+    # adds no error, and a row costs a byte, not two. An all-zero row takes the largest scale
+    # (its bias then needs no coarser bias_shift than the others'); all-zero weights, the output's.
+    m = amax / 127.0 / out
+    top = float(m.max()) if float(m.max()) > 0 else 1.0
+    m = np.where(amax > 0, m, top)
+    shift = int(min(30, np.floor(np.log2(255.0 / top))))
+    if shift < 0:
+        raise Unavailable(f"{label}: its outputs' scale is too fine for its inputs' (a "
+                          "multiplier above 2^8)")
+    mult = np.clip(np.ceil(m * 2.0 ** shift * (1 - 1e-12)), 1, 255).astype(np.int64)
+    sw = mult * out / 2.0 ** shift
     shifts, qs = [], []
     for part in parts:
         seg = np.abs(part).max(axis=0)
@@ -334,14 +351,8 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
         qs.append(np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127).astype(np.int64))
     if not any(shifts):  # one sum over the whole vector
         shifts, qs = [0], [np.concatenate(qs)]
-    m = sw / np.broadcast_to(np.asarray(out_scale, np.float64), (rows,))
-    top = float(m.max())
-    shift = int(min(62, np.floor(np.log2(32767.0 / top)))) if top > 0 else 32
-    if shift < 1:
-        raise Unavailable(f"{label}: its outputs' scale is too fine for its inputs' (a "
-                          "multiplier above 2^15)")
-    mult = np.round(m * 2.0 ** shift).astype(np.int64)
-    half = np.where(mult > 0, np.round(2.0 ** (shift - 1) / np.maximum(mult, 1)), 0)
+    up = np.zeros(rows) if halved is None else np.asarray(halved, np.float64)
+    half = np.where(shift + up > 0, np.round(2.0 ** (shift - 1 + up) / mult), 0)
     b = np.round(np.asarray(bias, np.float64) / sw) + half
     bias_shift = 0
     while np.abs(np.round(b / 2.0 ** bias_shift)).max(initial=0) > 32767:
@@ -405,7 +416,7 @@ def make_icell(c: Cell, weights: list[np.ndarray], in_scale: np.ndarray, width: 
         order = np.arange(4 * u).reshape(4, u).T.ravel()
         ic.ops["k"] = _op(f"layer '{c.name}'", [(kernel[:, order], in_scale, nx),
                                                (recurrent[:, order], h_scales, nh)],
-                          bias[order], Q12)
+                          bias[order], Q12, halved=np.tile([1, 1, 0, 1], u))
     elif c.kind == "rnn":
         out = Q12 if c.activation in BOUNDED else ic.pre_scale or ic.h_scale
         ic.ops["k"] = _op(f"layer '{c.name}'", [xs, (recurrent, h_scales, nh)], bias, out)
@@ -442,8 +453,8 @@ def make_idense(d: Dense, pre, last: bool, in_scale: np.ndarray, width: int) -> 
     elif d.activation == "softmax":
         logit = max(float(pre.max()), 1e-6) * MARGIN / 32767.0
         out, idn.out_scale = np.full(d.units, logit), np.full(d.units, Q15)
-        # d = max - z (up to twice the logits' range) into Q4.11.
-        m = logit * 2048.0
+        # d = (max - z) log2(e) (up to twice the logits' range) into Q4.11: ee_softmax's 2^-d.
+        m = logit * 2048.0 / np.log(2.0)
         shift = int(min(62, np.floor(np.log2(32767.0 / m))))
         idn.softmax = (int(round(m * 2.0 ** shift)), shift)
     else:

@@ -53,6 +53,11 @@
 #endif
 #define EE_RQ(a, m, s) ((s) >= 16 ? EE_MULW((int32_t)(a), (int32_t)(m)) >> ((s) >= 16 ? (s) - 16 : 0) \
                         : (int32_t)(((int64_t)(a) * (int32_t)(m)) >> (s)))
+/* The same for a row's one-byte multiplier (m < 2^8), which also takes SMLAWB (or 32 bits) for
+ * 9 <= s < 16: a m / 2^s = a (m 2^(16 - s)) / 2^16, with m 2^(16 - s) below 2^15. */
+#define EE_RQ8(a, m, s) ((s) >= 9 && (s) < 16 \
+                         ? EE_MULW((int32_t)(a), (int32_t)(m) << ((s) < 16 ? 16 - (s) : 0)) \
+                         : EE_RQ(a, m, s))
 
 /* A row's int16 bias in its sum's units: b 2^bs (integer.py's Op.bias_shift), a shift. */
 #define EE_BIAS(b, bs) ((int32_t)(b) * (int32_t)(1L << (bs)))
@@ -187,25 +192,25 @@ EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+/* z[r] = sat16(EE_RQ8(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
  * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
  * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
  * row count has a zero row after the last, computed and not stored. */
-EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const int16_t *m,
+EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const uint8_t *m,
                      int s, const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s));
-        z[1] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s));
-        z[2] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[2], bs) + sum[2], m[2], s));
-        z[3] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[2] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s));
+        z[3] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
         w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s));
-        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
     }
 }
 /* @end */
@@ -267,17 +272,17 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
  * straight into tanh's table, and kept as 1 + tanh(z / 2) = 2 sigmoid(z) in Q15 (0 ... 65535):
  * no halving, and the products below shift by 16. */
 EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
-                       const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
+                       const uint8_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
 {
     int j;
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
-        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
-        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
-        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
+        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
+        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
+        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
+        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
         /* |fg c| + 2^15 and |ig gg| stay below 2^31; (ig gg / 2^cs + 1) / 2 rounds it */
         cn = ee_sat16(((fg * c[j] + 32768) >> 16) + (((ig * gg >> cs) + 1) >> 1));
         c[j] = (int16_t)cn;
@@ -287,35 +292,18 @@ EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t
 /* @end */
 
 /* @part ee_softmax */
-/* e^-d in Q15 for d = i / 16, i = 0 ... 256 */
-static const int16_t EE_EXP[257] = {
-    32767, 30783, 28918, 27166, 25520, 23974, 22521, 21157, 19875, 18671, 17539, 16477,
-    15479, 14541, 13660, 12832, 12055, 11324, 10638, 9994, 9388, 8819, 8285, 7783,
-    7312, 6869, 6452, 6061, 5694, 5349, 5025, 4721, 4435, 4166, 3914, 3676,
-    3454, 3244, 3048, 2863, 2690, 2527, 2374, 2230, 2095, 1968, 1849, 1737,
-    1631, 1533, 1440, 1352, 1271, 1194, 1121, 1053, 990, 930, 873, 820,
-    771, 724, 680, 639, 600, 564, 530, 498, 467, 439, 412, 387,
-    364, 342, 321, 302, 283, 266, 250, 235, 221, 207, 195, 183,
-    172, 162, 152, 143, 134, 126, 118, 111, 104, 98, 92, 86,
-    81, 76, 72, 67, 63, 59, 56, 52, 49, 46, 43, 41,
-    38, 36, 34, 32, 30, 28, 26, 25, 23, 22, 21, 19,
-    18, 17, 16, 15, 14, 13, 12, 12, 11, 10, 10, 9,
-    9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
-    4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
-    2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0
+/* 2^-f in Q15 for f = i / 32, i = 0 ... 32 */
+static const int16_t EE_EXP2[33] = {
+    32767, 32066, 31379, 30706, 30048, 29405, 28774, 28158, 27554, 26964, 26386, 25821,
+    25268, 24726, 24196, 23678, 23170, 22674, 22188, 21713, 21247, 20792, 20347, 19911,
+    19484, 19066, 18658, 18258, 17867, 17484, 17109, 16743, 16384
 };
 
-/* softmax over z[0..n) (logits, any one scale) into p (Q15): d = max - z[j] turned into
- * Q4.11 by (m, s), saturated at 16 (e^-16 is below Q15's step), e^-d from EE_EXP
- * interpolated, then each divided by the sum through one reciprocal. */
+/* softmax over z[0..n) (logits, any one scale) into p (Q15). e^-(max - z[j]) is 2^-d, d = (max
+ * - z[j]) log2(e) turned into Q4.11 by (m, s) and saturated at 16 (2^-16 is half a Q15 step):
+ * 2^-(d's fraction) from EE_EXP2 interpolated (66 bytes, not a 257-entry e^-x table: within 2
+ * Q15 steps), shifted right by d's integer part, rounded. Then each is divided by the sum
+ * through one reciprocal. */
 EE_INLINE void ee_softmax(const int16_t *z, int16_t *p, int n, int32_t m, int s)
 {
     int32_t top = z[0], sum = 0, inv;
@@ -323,13 +311,16 @@ EE_INLINE void ee_softmax(const int16_t *z, int16_t *p, int n, int32_t m, int s)
     for (j = 1; j < n; j++) if (z[j] > top) top = z[j];
     for (j = 0; j < n; j++) {
         int32_t d = EE_RQ(top - z[j], m, s);
-        int32_t lo;
+        int32_t i, lo, e, k;
         if (d > 32767) d = 32767;
-        lo = EE_EXP[d >> 7];
-        p[j] = (int16_t)(lo + (((EE_EXP[(d >> 7) + 1] - lo) * (d & 127) + 64) >> 7));
+        i = (d >> 6) & 31;
+        k = d >> 11;
+        lo = EE_EXP2[i];
+        e = lo + (((EE_EXP2[i + 1] - lo) * (d & 63) + 32) >> 6);
+        p[j] = (int16_t)(k ? (e + (1 << (k - 1))) >> k : e);
         sum += p[j];
     }
-    inv = (int32_t)((1u << 30) / (uint32_t)sum); /* sum >= 32767: the largest logit's e^0 */
+    inv = (int32_t)((1u << 30) / (uint32_t)sum); /* sum >= 32767: the largest logit's 2^0 */
     for (j = 0; j < n; j++) p[j] = (int16_t)ee_sat16((p[j] * inv + 16384) >> 15);
 }
 /* @end */
