@@ -339,16 +339,28 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
     if shift < 0:
         raise Unavailable(f"{label}: its outputs' scale is too fine for its inputs' (a "
                           "multiplier above 2^8)")
-    mult = np.clip(np.ceil(m * 2.0 ** shift * (1 - 1e-12)), 1, 255).astype(np.int64)
-    sw = mult * out / 2.0 ** shift
-    shifts, qs = [], []
+    shifts = []
     for part in parts:
         seg = np.abs(part).max(axis=0)
         used = seg > 0
-        k = int(np.clip(np.floor(np.log2((amax[used] / seg[used]).min())), 0, 15)) \
-            if len(parts) > 1 and used.any() else 0
-        shifts.append(k)
-        qs.append(np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127).astype(np.int64))
+        shifts.append(int(np.clip(np.floor(np.log2((amax[used] / seg[used]).min())), 0, 15))
+                      if len(parts) > 1 and used.any() else 0)
+    # The smallest exact scale that holds the row's weights, or one up to 8 steps coarser where
+    # that rounds the row's weights (times their inputs' ranges) closer: a row of a few weights
+    # can otherwise lose a few percent to rounding that all goes one way.
+    low = np.clip(np.ceil(m * 2.0 ** shift * (1 - 1e-12)), 1, 255)
+    best, mult = np.full(rows, np.inf), low.copy()
+    for step in range(9):
+        cand = np.minimum(low + step, 255)
+        sw = cand * out / 2.0 ** shift
+        err = sum(((np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127) * (sw / 2.0 ** k) - part) ** 2)
+                  .sum(axis=0) for part, k in zip(parts, shifts, strict=True))
+        better = err < best * (1 - 1e-9)
+        best, mult = np.where(better, err, best), np.where(better, cand, mult)
+    mult = mult.astype(np.int64)
+    sw = mult * out / 2.0 ** shift
+    qs = [np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127).astype(np.int64)
+          for part, k in zip(parts, shifts, strict=True)]
     if not any(shifts):  # one sum over the whole vector
         shifts, qs = [0], [np.concatenate(qs)]
     up = np.zeros(rows) if halved is None else np.asarray(halved, np.float64)
