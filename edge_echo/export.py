@@ -664,8 +664,9 @@ void on_sample_q(const int16_t x_q[{upper}_FEATURES])  /* x / {upper}_X_SCALE[k]
 
 The model again in integers alone (a whole-sequence model has `NAME_int8_predict` and
 `NAME_int8_predict_q` alone, as its float C has `NAME_predict` alone): int8 weights with a
-scale per output row, int16 activations and state, int32 sums, requantization by an integer
-multiplier and shift, and sigmoid, tanh and softmax's exponential from 257-entry Q15 tables.
+scale per output row (a one-byte multiplier each), int16 biases, activations and state, int32
+sums, requantization by the multiplier and a shift, sigmoid and tanh from a 257-entry Q15
+table and softmax's exponential as 2^-x from a 33-entry one.
 Float appears only at the edges (quantizing x, scaling y), which `-DEE_NO_FLOAT` compiles out;
 then a Cortex-M0 object calls no soft-float routine. The arithmetic is exact, so every core
 gives the same bits (tested), and the DSP cores (Cortex-M4, M7, M33, M55) run the same sums
