@@ -49,6 +49,14 @@
 #endif
 #define EE_RQ(a, m, s) ((s) >= 16 ? EE_MULW((int32_t)(a), (int32_t)(m)) >> ((s) >= 16 ? (s) - 16 : 0) \
                         : (int32_t)(((int64_t)(a) * (int32_t)(m)) >> (s)))
+/* The same for a row's one-byte multiplier (m < 2^8), which also takes SMLAWB (or 32 bits) for
+ * 9 <= s < 16: a m / 2^s = a (m 2^(16 - s)) / 2^16, with m 2^(16 - s) below 2^15. */
+#define EE_RQ8(a, m, s) ((s) >= 9 && (s) < 16 \
+                         ? EE_MULW((int32_t)(a), (int32_t)(m) << ((s) < 16 ? 16 - (s) : 0)) \
+                         : EE_RQ(a, m, s))
+
+/* A row's int16 bias in its sum's units: b 2^bs (integer.py's Op.bias_shift), a shift. */
+#define EE_BIAS(b, bs) ((int32_t)(b) * (int32_t)(1L << (bs)))
 
 EE_INLINE int32_t ee_sat16(int32_t v)
 {
@@ -178,25 +186,25 @@ EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+/* z[r] = sat16(EE_RQ8(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
  * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
  * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
  * row count has a zero row after the last, computed and not stored. */
-EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int32_t *b, const int16_t *m, int s,
-                     const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
+EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const uint8_t *m,
+                     int s, const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
-        z[2] = (int16_t)ee_sat16(EE_RQ(b[2] + sum[2], m[2], s));
-        z[3] = (int16_t)ee_sat16(EE_RQ(b[3] + sum[3], m[3], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[2] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s));
+        z[3] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
         w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
     }
 }
 
@@ -231,9 +239,9 @@ static const int16_t EE_TANH[257] = {
  * (integer.py's _table) at its layer's scales. */
 EE_INLINE int32_t ee_lut(const int16_t *t, int32_t z)
 {
-    const uint32_t u = (uint32_t)(z + 32768);
-    const int32_t lo = t[u >> 8];
-    return lo + (((t[(u >> 8) + 1u] - lo) * (int32_t)(u & 255u)) >> 8);
+    const int16_t *tc = t + 128;   /* tc[z >> 8] is t[(z + 32768) >> 8], in fewer instructions */
+    const int32_t i = z >> 8, lo = tc[i];
+    return lo + (((tc[i + 1] - lo) * (z & 255)) >> 8);
 }
 
 /* sigmoid(z) = (1 + tanh(z / 2)) / 2, z in Q3.12, in Q15 (at most 32767): one table for both. */
@@ -244,69 +252,73 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
 
 /* One step of an LSTM layer (Keras's sigmoid gates and tanh): its rows stored unit by unit (the
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
- * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
- * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
-EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t *b,
-                       const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
+ * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h
+ * (Q15, into hn: h is still read by the later units' sums) in place; cm, cr turn c into Q3.12
+ * as (c x cm) >> cr. A sigmoid gate's sum is requantized at half its argument (shift s + 1),
+ * straight into tanh's table, and kept as 1 + tanh(z / 2) = 2 sigmoid(z) in Q15 (0 ... 65535):
+ * no halving, and the products below shift by 16. */
+EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
+                       const uint8_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
 {
     int j;
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = ee_sigmoid(ee_sat16(EE_RQ(b[0] + sum[0], m[0], s)));
-        fg = ee_sigmoid(ee_sat16(EE_RQ(b[1] + sum[1], m[1], s)));
-        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(b[2] + sum[2], m[2], s)));
-        og = ee_sigmoid(ee_sat16(EE_RQ(b[3] + sum[3], m[3], s)));
-        cn = ee_sat16(((fg * c[j] + 16384) >> 15) + ((ig * gg + (1 << (cs - 1))) >> cs));
+        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
+        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
+        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
+        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
+        /* |fg c| + 2^15 and |ig gg| stay below 2^31; (ig gg / 2^cs + 1) / 2 rounds it */
+        cn = ee_sat16(((fg * c[j] + 32768) >> 16) + (((ig * gg >> cs) + 1) >> 1));
         c[j] = (int16_t)cn;
-        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 16384) >> 15);
+        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 32768) >> 16);
     }
 }
 
 static const uint32_t L0_W[60] = {
-    0x00008781u, 0x00000000u, 0x00001e81u, 0x00000000u, 0x16287f76u, 0xa7082566u,
-    0x8152c5fcu, 0x0ec7d142u, 0x00001a25u, 0x00000000u, 0x000007fbu, 0x00000000u,
-    0x00006f4au, 0x00000000u, 0x000080edu, 0x00000000u, 0xcbf48081u, 0x4a3d1f04u,
-    0x1dc27481u, 0x0a21088bu, 0x0000e8e1u, 0x00000000u, 0x00002fdfu, 0x00000000u,
-    0x00007581u, 0x00000000u, 0x0000ff2bu, 0x00000000u, 0x15e880cbu, 0x425dbae5u,
-    0x3002268bu, 0x44525a81u, 0x0000c19cu, 0x00000000u, 0x00007eeau, 0x00000000u,
-    0x0000de7fu, 0x00000000u, 0x0000f47fu, 0x00000000u, 0xafc180a6u, 0xf66ef89du,
-    0x810ea9d2u, 0xbf010c0eu, 0x000085fbu, 0x00000000u, 0x0000220au, 0x00000000u,
-    0x000080f6u, 0x00000000u, 0x0000dbecu, 0x00000000u, 0xecd08df5u, 0x191be2d4u,
-    0x44fe4a81u, 0xd0627e9du, 0x0000b081u, 0x00000000u, 0x00005cefu, 0x00000000u
+    0x00008a86u, 0x00000000u, 0x00001e86u, 0x00000000u, 0x15277b72u, 0xaa082462u,
+    0x814fc5fdu, 0x0ec9d13fu, 0x00001924u, 0x00000000u, 0x000007fbu, 0x00000000u,
+    0x00006e46u, 0x00000000u, 0x000085efu, 0x00000000u, 0xccf58287u, 0x493a1e04u,
+    0x1cc76f8cu, 0x0a1e0895u, 0x0000e8e3u, 0x00000000u, 0x00002de2u, 0x00000000u,
+    0x0000718au, 0x00000000u, 0x0000ff28u, 0x00000000u, 0x14ea84cfu, 0x4056bce7u,
+    0x2a022194u, 0x3c4c4f8bu, 0x0000c2a3u, 0x00000000u, 0x00006eecu, 0x00000000u,
+    0x0000e076u, 0x00000000u, 0x0000f577u, 0x00000000u, 0xb5c589adu, 0xf766f9a4u,
+    0x850dacd5u, 0xc1010c0du, 0x00008efbu, 0x00000000u, 0x00002109u, 0x00000000u,
+    0x000088f6u, 0x00000000u, 0x0000dfedu, 0x00000000u, 0xedd394f6u, 0x1719e4d7u,
+    0x3dfe4283u, 0xd561719fu, 0x0000b58au, 0x00000000u, 0x000052efu, 0x00000000u
 };
-static const int32_t L0_B[20] = {
-    5291071, 2450197, -1374724, 3302764, 801937, 11854525, -553239, 1116653, 206301, 9439885, -1001763, 437949,
-    -323601, 9226158, 612797, -412944, 2293842, 8053787, -829315, 1996129
+static const int16_t L0_B[20] = {
+    10021, 4606, -2683, 6183, 1544, 22070, -1038, 1995, 392, 17102, -1713, 792,
+    -585, 16749, 1156, -753, 4206, 14616, -1452, 3840
 };
-static const int16_t L0_M[20] = {
-    8439, 18352, 13684, 13003, 12610, 6710, 11069, 9007, 12277, 8429, 6501, 6377,
-    9499, 8446, 8036, 11858, 6004, 10465, 9985, 6678
+static const uint8_t L0_M[20] = {
+    68, 149, 107, 106, 100, 55, 90, 77, 99, 71, 58, 54, 80, 71, 65, 99,
+    50, 88, 87, 53
 };
 
 static const uint32_t D0_W[4] = {
-    0x81001400u, 0x5100bf00u, 0x0000cf00u, 0x00000000u
+    0x86001300u, 0x4e00c200u, 0x0000d100u, 0x00000000u
 };
-static const int32_t D0_B[1] = {
-    -74500
+static const int16_t D0_B[1] = {
+    -17910
 };
-static const int16_t D0_M[1] = {
-    18956
+static const uint8_t D0_M[1] = {
+    154
 };
 
 EE_HOT static void many_to_many_int8_cells(many_to_many_int8_state *s)
 {
     { /* layer 0: LSTM(5), 'lstm' */
         int16_t hn[5];
-        ee_lstm(hn, s->c0, L0_W, L0_B, L0_M, 24, s->v + 0, 3, 5, 17, 1, 1, 0, 0, 0);
+        ee_lstm(hn, s->c0, L0_W, L0_B, 9, L0_M, 17, s->v + 0, 3, 5, 17, 1, 1, 0, 0, 0);
         memcpy(s->v + 0 + 4, hn, sizeof hn);
     }
 }
 
 EE_HOT static void many_to_many_int8_head(const many_to_many_int8_state *s, int16_t *y)
 {
-    ee_mv(y, D0_W, D0_B, D0_M, 22, s->v + 4, 2, 1, 0, 0, 0);
+    ee_mv(y, D0_W, D0_B, 2, D0_M, 15, s->v + 4, 2, 1, 0, 0, 0);
 }
 
 void many_to_many_int8_reset(many_to_many_int8_state *s)
@@ -350,13 +362,13 @@ EE_INLINE int16_t ee_quantize(float v, float inv)
     return (int16_t)ee_sat16(r);
 }
 
-static const float X_INV[1] = {26213.6f};
-static const float Y_SCALE[1] = {5.99666968e-05f};
+static const float X_INV = 26213.6f;
+static const float Y_SCALE = 5.99666968e-05f;
 
 static void many_to_many_int8_in(many_to_many_int8_state *s, const float *x_t)
 {
     int k;
-    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV[k]);
+    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV);
 }
 
 void many_to_many_int8_step(many_to_many_int8_state *s, const float *x_t, float *y_t)
@@ -366,7 +378,7 @@ void many_to_many_int8_step(many_to_many_int8_state *s, const float *x_t, float 
     many_to_many_int8_in(s, x_t);
     many_to_many_int8_cells(s);
     many_to_many_int8_head(s, yq);
-    for (j = 0; j < 1; j++) y_t[j] = (float)yq[j] * Y_SCALE[j];
+    for (j = 0; j < 1; j++) y_t[j] = (float)yq[j] * Y_SCALE;
 }
 
 void many_to_many_int8_predict(const float *x, float *y)
@@ -380,7 +392,7 @@ void many_to_many_int8_predict(const float *x, float *y)
         many_to_many_int8_cells(&s);
         many_to_many_int8_head(&s, yq);
         for (j = 0; j < MANY_TO_MANY_INT8_OUTPUTS; j++)
-            y[t * MANY_TO_MANY_INT8_OUTPUTS + j] = (float)yq[j] * Y_SCALE[j];
+            y[t * MANY_TO_MANY_INT8_OUTPUTS + j] = (float)yq[j] * Y_SCALE;
     }
 }
 #endif

@@ -49,6 +49,14 @@
 #endif
 #define EE_RQ(a, m, s) ((s) >= 16 ? EE_MULW((int32_t)(a), (int32_t)(m)) >> ((s) >= 16 ? (s) - 16 : 0) \
                         : (int32_t)(((int64_t)(a) * (int32_t)(m)) >> (s)))
+/* The same for a row's one-byte multiplier (m < 2^8), which also takes SMLAWB (or 32 bits) for
+ * 9 <= s < 16: a m / 2^s = a (m 2^(16 - s)) / 2^16, with m 2^(16 - s) below 2^15. */
+#define EE_RQ8(a, m, s) ((s) >= 9 && (s) < 16 \
+                         ? EE_MULW((int32_t)(a), (int32_t)(m) << ((s) < 16 ? 16 - (s) : 0)) \
+                         : EE_RQ(a, m, s))
+
+/* A row's int16 bias in its sum's units: b 2^bs (integer.py's Op.bias_shift), a shift. */
+#define EE_BIAS(b, bs) ((int32_t)(b) * (int32_t)(1L << (bs)))
 
 EE_INLINE int32_t ee_sat16(int32_t v)
 {
@@ -178,25 +186,25 @@ EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+/* z[r] = sat16(EE_RQ8(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
  * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
  * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
  * row count has a zero row after the last, computed and not stored. */
-EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int32_t *b, const int16_t *m, int s,
-                     const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
+EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const uint8_t *m,
+                     int s, const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
-        z[2] = (int16_t)ee_sat16(EE_RQ(b[2] + sum[2], m[2], s));
-        z[3] = (int16_t)ee_sat16(EE_RQ(b[3] + sum[3], m[3], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[2] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s));
+        z[3] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
         w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
     }
 }
 
@@ -231,9 +239,9 @@ static const int16_t EE_TANH[257] = {
  * (integer.py's _table) at its layer's scales. */
 EE_INLINE int32_t ee_lut(const int16_t *t, int32_t z)
 {
-    const uint32_t u = (uint32_t)(z + 32768);
-    const int32_t lo = t[u >> 8];
-    return lo + (((t[(u >> 8) + 1u] - lo) * (int32_t)(u & 255u)) >> 8);
+    const int16_t *tc = t + 128;   /* tc[z >> 8] is t[(z + 32768) >> 8], in fewer instructions */
+    const int32_t i = z >> 8, lo = tc[i];
+    return lo + (((tc[i + 1] - lo) * (z & 255)) >> 8);
 }
 
 /* sigmoid(z) = (1 + tanh(z / 2)) / 2, z in Q3.12, in Q15 (at most 32767): one table for both. */
@@ -244,70 +252,74 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
 
 /* One step of an LSTM layer (Keras's sigmoid gates and tanh): its rows stored unit by unit (the
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
- * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
- * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
-EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t *b,
-                       const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
+ * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h
+ * (Q15, into hn: h is still read by the later units' sums) in place; cm, cr turn c into Q3.12
+ * as (c x cm) >> cr. A sigmoid gate's sum is requantized at half its argument (shift s + 1),
+ * straight into tanh's table, and kept as 1 + tanh(z / 2) = 2 sigmoid(z) in Q15 (0 ... 65535):
+ * no halving, and the products below shift by 16. */
+EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
+                       const uint8_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
 {
     int j;
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = ee_sigmoid(ee_sat16(EE_RQ(b[0] + sum[0], m[0], s)));
-        fg = ee_sigmoid(ee_sat16(EE_RQ(b[1] + sum[1], m[1], s)));
-        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(b[2] + sum[2], m[2], s)));
-        og = ee_sigmoid(ee_sat16(EE_RQ(b[3] + sum[3], m[3], s)));
-        cn = ee_sat16(((fg * c[j] + 16384) >> 15) + ((ig * gg + (1 << (cs - 1))) >> cs));
+        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
+        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
+        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
+        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
+        /* |fg c| + 2^15 and |ig gg| stay below 2^31; (ig gg / 2^cs + 1) / 2 rounds it */
+        cn = ee_sat16(((fg * c[j] + 32768) >> 16) + (((ig * gg >> cs) + 1) >> 1));
         c[j] = (int16_t)cn;
-        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 16384) >> 15);
+        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 32768) >> 16);
     }
 }
 
 static const uint32_t L0_W[60] = {
-    0x0000acb3u, 0x00000000u, 0x00002390u, 0x00000000u, 0x80ba5d4cu, 0x177f2360u,
-    0x80f40bcau, 0x251af550u, 0x000084bau, 0x00000000u, 0x00001381u, 0x00000000u,
-    0x00007f60u, 0x00000000u, 0x000080feu, 0x00000000u, 0xbedabecfu, 0x585f6d7fu,
-    0x228129deu, 0x0659bbdcu, 0x0000e8d5u, 0x00000000u, 0x000027c2u, 0x00000000u,
-    0x00007e84u, 0x00000000u, 0x0000505au, 0x00000000u, 0xfcc1d72bu, 0x3e740457u,
-    0xd3ccd57fu, 0x7f6a4d0fu, 0x0000be81u, 0x00000000u, 0x0000fdd5u, 0x00000000u,
-    0x0000ef7fu, 0x00000000u, 0x0000f47fu, 0x00000000u, 0x9fb5cfe5u, 0x047340f8u,
-    0x8100f130u, 0xc70b654au, 0x000080f2u, 0x00000000u, 0x00002302u, 0x00000000u,
-    0x000080b3u, 0x00000000u, 0x0000fd81u, 0x00000000u, 0x1df2f609u, 0xd7df1ff4u,
-    0x2c4c03fdu, 0x1d1c7ecdu, 0x0000fb81u, 0x00000000u, 0x00004639u, 0x00000000u
+    0x0000afb5u, 0x00000000u, 0x00002290u, 0x00000000u, 0x85bc594au, 0x167c215du,
+    0x85f40bcau, 0x241af650u, 0x000089bbu, 0x00000000u, 0x00001281u, 0x00000000u,
+    0x00007d5eu, 0x00000000u, 0x000083ffu, 0x00000000u, 0xbfdbbfd0u, 0x575d6c7cu,
+    0x218928e0u, 0x0653bddeu, 0x0000e8d6u, 0x00000000u, 0x000026c6u, 0x00000000u,
+    0x00007988u, 0x00000000u, 0x00004e54u, 0x00000000u, 0xfcc3d92au, 0x3c700454u,
+    0xd4cfd677u, 0x7c634b0eu, 0x0000c185u, 0x00000000u, 0x0000fdd8u, 0x00000000u,
+    0x0000ef7cu, 0x00000000u, 0x0000f47bu, 0x00000000u, 0x9fb7cfe6u, 0x047040f8u,
+    0x8100f12fu, 0xc70b6548u, 0x000080f2u, 0x00000000u, 0x00002302u, 0x00000000u,
+    0x000084b4u, 0x00000000u, 0x0000fd84u, 0x00000000u, 0x1cf2f709u, 0xd8df1ef4u,
+    0x2b4a03fdu, 0x1c1c7cceu, 0x0000fb82u, 0x00000000u, 0x00004538u, 0x00000000u
 };
-static const int32_t L0_B[20] = {
-    827034, 5910816, -141081, 584167, 1110018, 12747172, -995693, 2416444, 968966, 11271143, 1139168, 2351412,
-    888976, 8666185, 1102718, 749444, 234750, 9559282, -547967, 477001
+static const int16_t L0_B[20] = {
+    1553, 11248, -265, 1143, 2137, 24295, -1897, 4415, 1816, 21365, 2173, 4303,
+    1737, 16516, 2153, 1418, 445, 18544, -1053, 915
 };
-static const int16_t L0_M[20] = {
-    11918, 24690, 24839, 17534, 23325, 12864, 22979, 11847, 26510, 14409, 16749, 11266,
-    20337, 18108, 16758, 25276, 20049, 14745, 13097, 9896
+static const uint8_t L0_M[20] = {
+    97, 198, 202, 137, 185, 103, 184, 99, 216, 116, 134, 94, 159, 145, 131, 204,
+    162, 116, 104, 79
 };
 
 static const uint32_t D0_W[12] = {
-    0x3a1e0b8eu, 0x7eefa87fu, 0xf181c67eu, 0x090a7eddu, 0x0000bad2u, 0x00000000u,
-    0x0000d849u, 0x00000000u, 0x9d00eb00u, 0x5a005a00u, 0x00008100u, 0x00000000u
+    0x3a1d0a93u, 0x7df0a87au, 0xf29bc864u, 0x09087ae4u, 0x0000bad4u, 0x00000000u,
+    0x0000d93au, 0x00000000u, 0xab00ee00u, 0x4e004d00u, 0x00009300u, 0x00000000u
 };
-static const int32_t D0_B[5] = {
-    707933, 786083, 805862, 942551, 568406
+static const int16_t D0_B[5] = {
+    21959, 23595, 24386, 23457, 15260
 };
-static const int16_t D0_M[5] = {
-    25283, 13155, 5826, 4078, 3299
+static const uint8_t D0_M[5] = {
+    199, 107, 47, 40, 30
 };
 
 EE_HOT static void many_to_one_int8_cells(many_to_one_int8_state *s)
 {
     { /* layer 0: LSTM(5), 'lstm' */
         int16_t hn[5];
-        ee_lstm(hn, s->c0, L0_W, L0_B, L0_M, 25, s->v + 0, 3, 5, 17, 1, 1, 0, 0, 0);
+        ee_lstm(hn, s->c0, L0_W, L0_B, 9, L0_M, 18, s->v + 0, 3, 5, 17, 1, 1, 0, 0, 0);
         memcpy(s->v + 0 + 4, hn, sizeof hn);
     }
 }
 
 EE_HOT static void many_to_one_int8_head(const many_to_one_int8_state *s, int16_t *y)
 {
-    ee_mv(y, D0_W, D0_B, D0_M, 20, s->v + 4, 2, 5, 0, 0, 0);
+    ee_mv(y, D0_W, D0_B, 5, D0_M, 13, s->v + 4, 2, 5, 0, 0, 0);
 }
 
 void many_to_one_int8_reset(many_to_one_int8_state *s)
@@ -351,13 +363,13 @@ EE_INLINE int16_t ee_quantize(float v, float inv)
     return (int16_t)ee_sat16(r);
 }
 
-static const float X_INV[1] = {26213.6f};
+static const float X_INV = 26213.6f;
 static const float Y_SCALE[5] = {4.70689692e-06f, 1.32413642e-05f, 2.9024669e-05f, 4.76989468e-05f, 6.19599365e-05f};
 
 static void many_to_one_int8_in(many_to_one_int8_state *s, const float *x_t)
 {
     int k;
-    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV[k]);
+    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV);
 }
 
 void many_to_one_int8_step(many_to_one_int8_state *s, const float *x_t, float *y_t)

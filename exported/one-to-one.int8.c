@@ -49,6 +49,14 @@
 #endif
 #define EE_RQ(a, m, s) ((s) >= 16 ? EE_MULW((int32_t)(a), (int32_t)(m)) >> ((s) >= 16 ? (s) - 16 : 0) \
                         : (int32_t)(((int64_t)(a) * (int32_t)(m)) >> (s)))
+/* The same for a row's one-byte multiplier (m < 2^8), which also takes SMLAWB (or 32 bits) for
+ * 9 <= s < 16: a m / 2^s = a (m 2^(16 - s)) / 2^16, with m 2^(16 - s) below 2^15. */
+#define EE_RQ8(a, m, s) ((s) >= 9 && (s) < 16 \
+                         ? EE_MULW((int32_t)(a), (int32_t)(m) << ((s) < 16 ? 16 - (s) : 0)) \
+                         : EE_RQ(a, m, s))
+
+/* A row's int16 bias in its sum's units: b 2^bs (integer.py's Op.bias_shift), a shift. */
+#define EE_BIAS(b, bs) ((int32_t)(b) * (int32_t)(1L << (bs)))
 
 EE_INLINE int32_t ee_sat16(int32_t v)
 {
@@ -178,25 +186,25 @@ EE_INLINE const uint32_t *ee_sums2(int32_t *sum, const uint32_t *w, const int16_
     return w;
 }
 
-/* z[r] = sat16(EE_RQ(b[r] + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
+/* z[r] = sat16(EE_RQ8(b[r] 2^bs + (row r of W) . v, m[r], S)) for r < rows, v of 4 x (groups +
  * groups2) int16 values. The rows go in pairs, two pairs at a time (then a last pair), group
  * by group: for each pair its word for inputs 0 and 1 of the group, then for 2 and 3. An odd
  * row count has a zero row after the last, computed and not stored. */
-EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int32_t *b, const int16_t *m, int s,
-                     const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
+EE_INLINE void ee_mv(int16_t *z, const uint32_t *w, const int16_t *b, int bs, const uint8_t *m,
+                     int s, const int16_t *v, int groups, int rows, int groups2, int k1, int k2)
 {
     int32_t sum[4];
     for (; rows >= 4; rows -= 4, z += 4, b += 4, m += 4) {
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
-        z[2] = (int16_t)ee_sat16(EE_RQ(b[2] + sum[2], m[2], s));
-        z[3] = (int16_t)ee_sat16(EE_RQ(b[3] + sum[3], m[3], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
+        z[2] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s));
+        z[3] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s));
     }
     for (; rows > 0; rows -= 2, z += 2, b += 2, m += 2) {
         w = ee_sums2(sum, w, v, groups, groups2, k1, k2);
-        z[0] = (int16_t)ee_sat16(EE_RQ(b[0] + sum[0], m[0], s));
-        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ(b[1] + sum[1], m[1], s));
+        z[0] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s));
+        if (rows > 1) z[1] = (int16_t)ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s));
     }
 }
 
@@ -231,9 +239,9 @@ static const int16_t EE_TANH[257] = {
  * (integer.py's _table) at its layer's scales. */
 EE_INLINE int32_t ee_lut(const int16_t *t, int32_t z)
 {
-    const uint32_t u = (uint32_t)(z + 32768);
-    const int32_t lo = t[u >> 8];
-    return lo + (((t[(u >> 8) + 1u] - lo) * (int32_t)(u & 255u)) >> 8);
+    const int16_t *tc = t + 128;   /* tc[z >> 8] is t[(z + 32768) >> 8], in fewer instructions */
+    const int32_t i = z >> 8, lo = tc[i];
+    return lo + (((tc[i + 1] - lo) * (z & 255)) >> 8);
 }
 
 /* sigmoid(z) = (1 + tanh(z / 2)) / 2, z in Q3.12, in Q15 (at most 32767): one table for both. */
@@ -244,69 +252,73 @@ EE_INLINE int32_t ee_sigmoid(int32_t z)
 
 /* One step of an LSTM layer (Keras's sigmoid gates and tanh): its rows stored unit by unit (the
  * i, f, c and o rows of unit j side by side, two pairs), so that each unit's four sums go
- * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h (Q15, into hn: h is still read
- * by the later units' sums) in place; cm, cr turn c into Q3.12 as (c x cm) >> cr. */
-EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int32_t *b,
-                       const int16_t *m, int s, const int16_t *v, int groups, int units, int cs,
+ * straight into its gates (groups2, k1, k2 as ee_mv's). c (scale 2^(cs - 30)) and the new h
+ * (Q15, into hn: h is still read by the later units' sums) in place; cm, cr turn c into Q3.12
+ * as (c x cm) >> cr. A sigmoid gate's sum is requantized at half its argument (shift s + 1),
+ * straight into tanh's table, and kept as 1 + tanh(z / 2) = 2 sigmoid(z) in Q15 (0 ... 65535):
+ * no halving, and the products below shift by 16. */
+EE_INLINE void ee_lstm(int16_t *hn, int16_t *c, const uint32_t *w, const int16_t *b, int bs,
+                       const uint8_t *m, int s, const int16_t *v, int groups, int units, int cs,
                        int32_t cm, int cr, int groups2, int k1, int k2)
 {
     int j;
     for (j = 0; j < units; j++, b += 4, m += 4) {
         int32_t sum[4], ig, fg, gg, og, cn;
         w = ee_sums4(sum, w, v, groups, groups2, k1, k2);
-        ig = ee_sigmoid(ee_sat16(EE_RQ(b[0] + sum[0], m[0], s)));
-        fg = ee_sigmoid(ee_sat16(EE_RQ(b[1] + sum[1], m[1], s)));
-        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ(b[2] + sum[2], m[2], s)));
-        og = ee_sigmoid(ee_sat16(EE_RQ(b[3] + sum[3], m[3], s)));
-        cn = ee_sat16(((fg * c[j] + 16384) >> 15) + ((ig * gg + (1 << (cs - 1))) >> cs));
+        ig = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[0], bs) + sum[0], m[0], s + 1)));
+        fg = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[1], bs) + sum[1], m[1], s + 1)));
+        gg = ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[2], bs) + sum[2], m[2], s)));
+        og = 32768 + ee_lut(EE_TANH, ee_sat16(EE_RQ8(EE_BIAS(b[3], bs) + sum[3], m[3], s + 1)));
+        /* |fg c| + 2^15 and |ig gg| stay below 2^31; (ig gg / 2^cs + 1) / 2 rounds it */
+        cn = ee_sat16(((fg * c[j] + 32768) >> 16) + (((ig * gg >> cs) + 1) >> 1));
         c[j] = (int16_t)cn;
-        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 16384) >> 15);
+        hn[j] = (int16_t)((og * ee_lut(EE_TANH, ee_sat16((cn * cm) >> cr)) + 32768) >> 16);
     }
 }
 
 static const uint32_t L0_W[60] = {
-    0x00007e81u, 0x00000000u, 0x00007f7au, 0x00000000u, 0xcebc2458u, 0xd37cf060u,
-    0xb825fe83u, 0x01c5ee39u, 0x0000d5cdu, 0x00000000u, 0x00001581u, 0x00000000u,
-    0x00007f1eu, 0x00000000u, 0x00008154u, 0x00000000u, 0xee39ca81u, 0x262a3045u,
-    0xfedb209cu, 0x200aea81u, 0x00000c2cu, 0x00000000u, 0x00000213u, 0x00000000u,
-    0x00007e81u, 0x00000000u, 0x0000987fu, 0x00000000u, 0x1500e10cu, 0x1527ea0du,
-    0xfd12c025u, 0x7f1029d6u, 0x0000e9d2u, 0x00000000u, 0x00003f14u, 0x00000000u,
-    0x0000467fu, 0x00000000u, 0x00003f7fu, 0x00000000u, 0x9ecccbeeu, 0xc1562cbbu,
-    0x8f13ed21u, 0x80ec4420u, 0x00008132u, 0x00000000u, 0x0000731cu, 0x00000000u,
-    0x000072a8u, 0x00000000u, 0x0000817fu, 0x00000000u, 0x6aed6e45u, 0x80f07cf8u,
-    0x1f31f12au, 0xf72259e0u, 0x00000f81u, 0x00000000u, 0x00002b32u, 0x00000000u
+    0x0000768au, 0x00000000u, 0x00007e71u, 0x00000000u, 0xd1c02252u, 0xd674f15au,
+    0xb822fe8cu, 0x01c9ee35u, 0x0000d8d1u, 0x00000000u, 0x0000158au, 0x00000000u,
+    0x00007f1eu, 0x00000000u, 0x0000874cu, 0x00000000u, 0xee39ca81u, 0x262a3045u,
+    0xfede1ea6u, 0x1e09eb8du, 0x00000c2cu, 0x00000000u, 0x00000211u, 0x00000000u,
+    0x00007989u, 0x00000000u, 0x0000997au, 0x00000000u, 0x1400e20bu, 0x1425eb0cu,
+    0xfd11c124u, 0x7e0f29d8u, 0x0000ead5u, 0x00000000u, 0x00003e13u, 0x00000000u,
+    0x00004176u, 0x00000000u, 0x00003b7eu, 0x00000000u, 0xa4d0ceefu, 0xc55029c0u,
+    0x9613ee21u, 0x88ec4020u, 0x0000892eu, 0x00000000u, 0x00006c1cu, 0x00000000u,
+    0x000070abu, 0x00000000u, 0x0000857cu, 0x00000000u, 0x69ee6c43u, 0x82f17af8u,
+    0x1e30f229u, 0xf72156e1u, 0x00000f85u, 0x00000000u, 0x00002a31u, 0x00000000u
 };
-static const int32_t L0_B[20] = {
-    6679722, 7992854, -1288137, 10749565, 1322459, 16300192, -75228, 3848889, 447352, 6441266, -1336751, 1668957,
-    814584, 10504245, 1171037, -160893, 14376419, 9927590, 307518, 5038774
+static const int16_t L0_B[20] = {
+    12239, 14567, -2494, 19493, 2584, 31783, -140, 6796, 839, 11785, -2581, 3127,
+    1489, 19070, 2147, -311, 27639, 18729, 581, 9647
 };
-static const int16_t L0_M[20] = {
-    9245, 8599, 19160, 5704, 15999, 4216, 14759, 6131, 19655, 10670, 5820, 10187,
-    6819, 6543, 6247, 17409, 2645, 6923, 9164, 7401
+static const uint8_t L0_M[20] = {
+    77, 72, 151, 48, 125, 33, 121, 53, 160, 89, 46, 83, 57, 55, 52, 137,
+    21, 56, 74, 59
 };
 
 static const uint32_t D0_W[4] = {
-    0x81003f00u, 0x4e00b000u, 0x0000b500u, 0x00000000u
+    0x82003f00u, 0x4d00b000u, 0x0000b600u, 0x00000000u
 };
-static const int32_t D0_B[1] = {
-    256829
+static const int16_t D0_B[1] = {
+    31889
 };
-static const int16_t D0_M[1] = {
-    21996
+static const uint8_t D0_M[1] = {
+    173
 };
 
 EE_HOT static void one_to_one_int8_cells(one_to_one_int8_state *s)
 {
     { /* layer 0: LSTM(5), 'lstm' */
         int16_t hn[5];
-        ee_lstm(hn, s->c0, L0_W, L0_B, L0_M, 24, s->v + 0, 3, 5, 15, 1, 3, 0, 0, 0);
+        ee_lstm(hn, s->c0, L0_W, L0_B, 9, L0_M, 17, s->v + 0, 3, 5, 15, 1, 3, 0, 0, 0);
         memcpy(s->v + 0 + 4, hn, sizeof hn);
     }
 }
 
 EE_HOT static void one_to_one_int8_head(const one_to_one_int8_state *s, int16_t *y)
 {
-    ee_mv(y, D0_W, D0_B, D0_M, 22, s->v + 4, 2, 1, 0, 0, 0);
+    ee_mv(y, D0_W, D0_B, 3, D0_M, 15, s->v + 4, 2, 1, 0, 0, 0);
 }
 
 void one_to_one_int8_reset(one_to_one_int8_state *s)
@@ -350,13 +362,13 @@ EE_INLINE int16_t ee_quantize(float v, float inv)
     return (int16_t)ee_sat16(r);
 }
 
-static const float X_INV[1] = {26213.6f};
-static const float Y_SCALE[1] = {6.11193679e-05f};
+static const float X_INV = 26213.6f;
+static const float Y_SCALE = 6.11193679e-05f;
 
 static void one_to_one_int8_in(one_to_one_int8_state *s, const float *x_t)
 {
     int k;
-    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV[k]);
+    for (k = 0; k < 1; k++) s->v[k] = ee_quantize(x_t[k], X_INV);
 }
 
 void one_to_one_int8_step(one_to_one_int8_state *s, const float *x_t, float *y_t)
@@ -366,7 +378,7 @@ void one_to_one_int8_step(one_to_one_int8_state *s, const float *x_t, float *y_t
     one_to_one_int8_in(s, x_t);
     one_to_one_int8_cells(s);
     one_to_one_int8_head(s, yq);
-    for (j = 0; j < 1; j++) y_t[j] = (float)yq[j] * Y_SCALE[j];
+    for (j = 0; j < 1; j++) y_t[j] = (float)yq[j] * Y_SCALE;
 }
 
 void one_to_one_int8_predict(const float *x, float *y)
@@ -380,6 +392,6 @@ void one_to_one_int8_predict(const float *x, float *y)
         one_to_one_int8_cells(&s);
     }
     one_to_one_int8_head(&s, yq);
-    for (j = 0; j < ONE_TO_ONE_INT8_OUTPUTS; j++) y[j] = (float)yq[j] * Y_SCALE[j];
+    for (j = 0; j < ONE_TO_ONE_INT8_OUTPUTS; j++) y[j] = (float)yq[j] * Y_SCALE;
 }
 #endif
