@@ -17,7 +17,8 @@ How each tensor is scaled (real = integer x scale):
 - what a linear or relu layer gives (a SimpleRNN's h, a Dense output): 2 max |v| / 32767,
   per unit for the model's output;
 - a weight row: its largest |w x input scale| over 127, rounded up to where the row's
-  multiplier (one byte, its scale over the output's x 2^shift) is exact.
+  multiplier (one byte, its scale over the output's x 2^shift) is exact, or a few steps
+  coarser where its weights round closer there (_multipliers).
 The ranges come from the float model run over the calibration sequences (plan.py's weights,
 BatchNormalization folded into the next layer's weights). The scales sit in the header; the
 ranges and the scheme in the manifest.
@@ -345,22 +346,9 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
         used = seg > 0
         shifts.append(int(np.clip(np.floor(np.log2((amax[used] / seg[used]).min())), 0, 15))
                       if len(parts) > 1 and used.any() else 0)
-    # The smallest exact scale that holds the row's weights, or one up to 8 steps coarser where
-    # that rounds the row's weights (times their inputs' ranges) closer: a row of a few weights
-    # can otherwise lose a few percent to rounding that all goes one way.
-    low = np.clip(np.ceil(m * 2.0 ** shift * (1 - 1e-12)), 1, 255)
-    best, mult = np.full(rows, np.inf), low.copy()
-    for step in range(9):
-        cand = np.minimum(low + step, 255)
-        sw = cand * out / 2.0 ** shift
-        err = sum(((np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127) * (sw / 2.0 ** k) - part) ** 2)
-                  .sum(axis=0) for part, k in zip(parts, shifts, strict=True))
-        better = err < best * (1 - 1e-9)
-        best, mult = np.where(better, err, best), np.where(better, cand, mult)
-    mult = mult.astype(np.int64)
+    mult = _multipliers(parts, shifts, m * 2.0 ** shift, out / 2.0 ** shift)
     sw = mult * out / 2.0 ** shift
-    qs = [np.clip(np.round(part / (sw / 2.0 ** k)), -127, 127).astype(np.int64)
-          for part, k in zip(parts, shifts, strict=True)]
+    qs = [_quantized(part, sw / 2.0 ** k) for part, k in zip(parts, shifts, strict=True)]
     if not any(shifts):  # one sum over the whole vector
         shifts, qs = [0], [np.concatenate(qs)]
     up = np.zeros(rows) if halved is None else np.asarray(halved, np.float64)
@@ -378,6 +366,31 @@ def _op(label: str, segments: list[tuple[np.ndarray, np.ndarray, int]], bias: np
     groups = [q.shape[0] // 4 for q in qs]
     return Op(_blocked(qs), b.astype(np.int64), mult, shift, groups[0], rows,
               groups[1] if len(qs) > 1 else 0, tuple(shifts) + (0,) * (2 - len(shifts)), bias_shift)
+
+
+def _quantized(part: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """int8 weights of part (inputs, rows) at a scale per row."""
+    return np.clip(np.round(part / scale), -127, 127).astype(np.int64)
+
+
+def _multipliers(parts: list[np.ndarray], shifts: list[int], least: np.ndarray,
+                 unit: np.ndarray) -> np.ndarray:
+    """Each row's one-byte multiplier, its weights' scale in units of unit (the output's scale
+    over 2^shift): the smallest integer at or above least (the smallest that holds the row's
+    weights), or up to 8 steps above where that rounds the row's weights (times their inputs'
+    scales; segment k at 2^k finer) closer. A row of a few weights can otherwise lose a few
+    percent to rounding that all goes one way (the echo models' five-weight head did)."""
+    low = np.clip(np.ceil(least * (1 - 1e-12)), 1, 255)
+    best, mult = np.full(low.shape, np.inf), low.copy()
+    for step in range(9):
+        cand = np.minimum(low + step, 255)
+        err = np.zeros(low.shape)
+        for part, k in zip(parts, shifts, strict=True):
+            scale = cand * unit / 2.0 ** k
+            err = err + ((_quantized(part, scale) * scale - part) ** 2).sum(axis=0)
+        better = err < best * (1 - 1e-9)
+        best, mult = np.where(better, err, best), np.where(better, cand, mult)
+    return mult.astype(np.int64)
 
 
 def _blocked(qs: list[np.ndarray]) -> np.ndarray:
