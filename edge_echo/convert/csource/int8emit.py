@@ -30,8 +30,7 @@ def _split(op: Op) -> str:
 
 def _mv(dst: str, prefix: str, op: Op, v: str) -> str:
     return (f"    ee_mv({dst}, {prefix}_W, {prefix}_B, {op.bias_shift}, {prefix}_M, {op.shift}, {v}, "
-            f"{op.groups}, "
-            f"{op.rows}, {_split(op)});")
+            f"{op.groups}, {op.rows}, {_split(op)});")
 
 
 def _float(v: float) -> str:
@@ -75,15 +74,7 @@ def _cell_code(k: int, c: ICell, v: str | None = None, cstate: str | None = None
                   f"{op.groups}, {u}, {15 + p}, {cm}, {cr}, {_split(op)});",
                   f"        memcpy({v} + {c.nxp}, hn, sizeof hn);", "    }"]
     elif c.kind == "rnn":
-        if c.activation in BOUNDED:
-            fn = "ee_sigmoid(" if c.activation == "sigmoid" else "ee_lut(EE_TANH, "
-            step = f"{h} = (int16_t){fn}z[j]);"
-        elif c.activation == "relu":
-            step = f"{h} = z[j] > 0 ? z[j] : 0;"
-        elif c.table is not None:
-            step = f"{h} = (int16_t)ee_lut(A_L{k}, z[j]);"
-        else:
-            step = f"{h} = z[j];"
+        step = f"{h} = {activated(c.activation, c.table is not None, f'A_L{k}', 'z[j]') or 'z[j]'};"
         lines += [f"        int16_t z[{u}];", "        int j;", "    " + _mv("z", f"L{k}", c.ops["k"], v),
                   f"        for (j = 0; j < {u}; j++) {step}", "    }"]
     elif "hx" in c.ops:
@@ -114,19 +105,22 @@ def _cell_code(k: int, c: ICell, v: str | None = None, cstate: str | None = None
     return lines
 
 
+def activated(activation: str, tabled: bool, table: str, x: str) -> str | None:
+    """The C expression of an element-wise activation of the int16 x (table: the array of a
+    TABLED activation's samples, where tabled); None where it is x itself (linear, softmax)."""
+    if activation in BOUNDED:
+        fn = "ee_sigmoid(" if activation == "sigmoid" else "ee_lut(EE_TANH, "
+        return f"(int16_t){fn}{x})"
+    if activation == "relu":
+        return f"({x} > 0 ? {x} : 0)"
+    return f"(int16_t)ee_lut({table}, {x})" if tabled else None
+
+
 def dense_activation(d: IDense, table: str, v: str, indent: str) -> list[str]:
-    """A Dense layer's element-wise activation over v[0..units), in place (table: the array of
-    a TABLED activation's samples); nothing for linear and softmax."""
-    if d.activation in BOUNDED:
-        fn = "ee_sigmoid(" if d.activation == "sigmoid" else "ee_lut(EE_TANH, "
-        step = f"{v}[j] = (int16_t){fn}{v}[j]);"
-    elif d.activation == "relu":
-        step = f"if ({v}[j] < 0) {v}[j] = 0;"
-    elif d.table is not None:
-        step = f"{v}[j] = (int16_t)ee_lut({table}, {v}[j]);"
-    else:
-        return []
-    return [f"{indent}for (j = 0; j < {d.units}; j++) {step}"]
+    """A Dense layer's element-wise activation over v[0..units), in place; nothing for linear
+    and softmax."""
+    expr = activated(d.activation, d.table is not None, table, f"{v}[j]")
+    return [f"{indent}for (j = 0; j < {d.units}; j++) {v}[j] = {expr};"] if expr else []
 
 
 def _head_code(ip: IPlan) -> list[str]:
